@@ -1,0 +1,129 @@
+/*
+ * hypersdk.h - the stable C ABI of libhypersdk.
+ *
+ * Conventions (see docs/c-api.md):
+ *  - every fallible call returns hsdk_status: HSDK_OK (0) or a negative HSDK_E_* code;
+ *    hsdk_last_error() then describes the failure for the calling thread;
+ *  - output parameters come first and are named out; what comes back through **out is
+ *    owned by the caller and freed with the matching hsdk_*_free (all NULL-safe);
+ *  - callbacks take `void *user_data` last; a progress callback returning non-zero cancels;
+ *  - option structs carry struct_size first and have an HSDK_*_INIT initialiser.
+ *
+ * The header is C99 and C++ clean and never mentions a C++ or Boost type.
+ */
+#ifndef HYPERSDK_H
+#define HYPERSDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HSDK_VERSION_MAJOR 0
+#define HSDK_VERSION_MINOR 1
+#define HSDK_VERSION_PATCH 0
+#define HSDK_VERSION_NUMBER (HSDK_VERSION_MAJOR * 10000 + HSDK_VERSION_MINOR * 100 + HSDK_VERSION_PATCH)
+
+#if defined(_WIN32)
+#  define HSDK_API
+#elif defined(HSDK_BUILDING_LIBRARY)
+#  define HSDK_API __attribute__((visibility("default")))
+#else
+#  define HSDK_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Status codes. The numbers are pinned forever: a retired code keeps its number and name.
+ * hsdk_status == -(hypersdk::Errc value).
+ * ------------------------------------------------------------------------------------- */
+typedef int hsdk_status;
+
+#define HSDK_OK 0
+#define HSDK_E_INVALID_ARGUMENT (-1)
+#define HSDK_E_NOT_FOUND (-2)
+#define HSDK_E_UNSUPPORTED (-3)
+#define HSDK_E_CORRUPT_IMAGE (-4)
+#define HSDK_E_IO (-5)
+#define HSDK_E_NO_SPACE (-6)
+#define HSDK_E_NETWORK (-7)
+#define HSDK_E_TLS (-8)
+#define HSDK_E_AUTH_FAILED (-9)
+#define HSDK_E_PERMISSION_DENIED (-10)
+#define HSDK_E_TIMEOUT (-11)
+#define HSDK_E_CANCELLED (-12)
+#define HSDK_E_CHECKSUM_MISMATCH (-13)
+#define HSDK_E_REMOTE (-14)
+#define HSDK_E_CONFLICT (-15)
+#define HSDK_E_INTERNAL (-16)
+#define HSDK_E_NOMEM (-17)
+
+/* Version of the library actually loaded, e.g. "0.1.0". */
+HSDK_API const char *hsdk_version(void);
+/* HSDK_VERSION_NUMBER of the library actually loaded. */
+HSDK_API int hsdk_version_number(void);
+/* Stable lower-case name of a status ("ok", "corrupt_image", ...); "unknown" otherwise. */
+HSDK_API const char *hsdk_status_name(hsdk_status status);
+
+/* The calling thread's last error. Valid until the next failing call on this thread. */
+typedef struct hsdk_error {
+    hsdk_status code;
+    const char *message;
+} hsdk_error;
+HSDK_API const hsdk_error *hsdk_last_error(void);
+/* Forget the calling thread's last error. */
+HSDK_API void hsdk_clear_error(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Logging: silent until the host installs a sink. The sink may be called from any thread.
+ * ------------------------------------------------------------------------------------- */
+typedef enum hsdk_log_level {
+    HSDK_LOG_TRACE = 0,
+    HSDK_LOG_DEBUG = 1,
+    HSDK_LOG_INFO = 2,
+    HSDK_LOG_WARN = 3,
+    HSDK_LOG_ERROR = 4,
+    HSDK_LOG_OFF = 5
+} hsdk_log_level;
+
+typedef void (*hsdk_log_fn)(hsdk_log_level level, const char *message, void *user_data);
+/* Install (fn != NULL) or remove (fn == NULL) the process-wide log sink. */
+HSDK_API hsdk_status hsdk_set_log_sink(hsdk_log_fn fn, hsdk_log_level min_level, void *user_data);
+
+/* ---------------------------------------------------------------------------------------
+ * Cancellation: a token shared between the host and running operations.
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_cancel hsdk_cancel;
+HSDK_API hsdk_status hsdk_cancel_new(hsdk_cancel **out);
+/* Request cancellation; safe from any thread and from signal-free contexts. */
+HSDK_API void hsdk_cancel_request(hsdk_cancel *token);
+HSDK_API int hsdk_cancel_requested(const hsdk_cancel *token);
+HSDK_API void hsdk_cancel_free(hsdk_cancel *token);
+
+/* ---------------------------------------------------------------------------------------
+ * Progress: reported by long operations. Returning non-zero from the callback cancels.
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_progress {
+    size_t struct_size;
+    const char *phase;       /* "converting", "exporting disk 1 of 2", ... */
+    uint64_t bytes_done;
+    uint64_t bytes_total;    /* 0 when unknown */
+    double rate_bytes_per_sec;
+    double eta_seconds;      /* negative when unknown */
+} hsdk_progress;
+
+typedef int (*hsdk_progress_fn)(const hsdk_progress *progress, void *user_data);
+
+/* ---------------------------------------------------------------------------------------
+ * Hashing (SHA-256 via OpenSSL): a convenience the export and manifest code relies on.
+ * ------------------------------------------------------------------------------------- */
+/* Writes 64 lower-case hex digits and a NUL into out_hex (at least 65 bytes). */
+HSDK_API hsdk_status hsdk_sha256_file(char *out_hex, size_t out_hex_size, const char *path,
+                                      hsdk_cancel *cancel);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HYPERSDK_H */

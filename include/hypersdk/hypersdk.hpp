@@ -1,0 +1,10 @@
+// Umbrella header for the C++ API.
+#pragma once
+
+#include <hypersdk/cancel.hpp>
+#include <hypersdk/error.hpp>
+#include <hypersdk/hash.hpp>
+#include <hypersdk/log.hpp>
+#include <hypersdk/progress.hpp>
+#include <hypersdk/thread_pool.hpp>
+#include <hypersdk/version.hpp>

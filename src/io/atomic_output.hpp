@@ -1,0 +1,49 @@
+// Output files that appear under their final names only when complete.
+//
+// Each file is written under a hidden temporary name in its destination folder; commit()
+// flushes every file, renames them in the order they were added (so a descriptor added last
+// appears last) and flushes the folders. Destroying an uncommitted set removes the temporaries:
+// a failed or cancelled job never leaves a file that looks finished.
+#pragma once
+
+#include "io/file.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hypersdk::io {
+
+class AtomicOutputSet {
+public:
+    AtomicOutputSet() = default;
+    ~AtomicOutputSet();
+    AtomicOutputSet(const AtomicOutputSet &) = delete;
+    AtomicOutputSet &operator=(const AtomicOutputSet &) = delete;
+
+    // Creates the temporary for `final_path`. Fails with conflict if `final_path` exists and
+    // overwrite is false. The returned File stays owned by the set.
+    Result<File *> add(const std::string &final_path, bool overwrite = true);
+
+    Result<void> commit();
+    // Removes every temporary now (also done by the destructor).
+    void abandon() noexcept;
+
+    [[nodiscard]] bool committed() const noexcept { return committed_; }
+
+private:
+    struct Entry {
+        std::string final_path;
+        std::string temp_path;
+        std::unique_ptr<File> file;
+    };
+    std::vector<Entry> entries_;
+    bool committed_ = false;
+};
+
+// Folder part of a path ("." for a bare name).
+std::string parent_folder(const std::string &path);
+// Final path component.
+std::string base_name(const std::string &path);
+
+}  // namespace hypersdk::io

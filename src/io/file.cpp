@@ -1,0 +1,140 @@
+#include "io/file.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace hypersdk::io {
+
+Error errno_error(int err, std::string_view what, std::string_view path) {
+    Errc code = Errc::io_error;
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG: code = Errc::no_space; break;
+    case EACCES:
+    case EPERM:
+    case EROFS: code = Errc::permission_denied; break;
+    case ENOENT:
+    case ENOTDIR: code = Errc::not_found; break;
+    case EEXIST: code = Errc::conflict; break;
+    case ENOMEM: code = Errc::no_memory; break;
+    default: break;
+    }
+    return Error{code, fmt::format("{} '{}': {}", what, path, std::strerror(err))};
+}
+
+File::~File() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+File::File(File &&other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+
+File &File::operator=(File &&other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = other.fd_;
+        path_ = std::move(other.path_);
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+Result<File> File::open_read(const std::string &path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(errno_error(errno, "cannot open", path));
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return fail(Errc::invalid_argument, fmt::format("cannot open '{}': is a directory", path));
+    }
+    return File(fd, path);
+}
+
+Result<File> File::open_read_write(const std::string &path) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(errno_error(errno, "cannot open", path));
+    return File(fd, path);
+}
+
+Result<File> File::create_new(const std::string &path, unsigned mode) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return fail(errno_error(errno, "cannot create", path));
+    return File(fd, path);
+}
+
+Result<std::size_t> File::read_some(std::uint64_t offset, std::span<std::byte> buf) const {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+        const ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail(errno_error(errno, "cannot read", path_));
+        }
+        if (n == 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    return done;
+}
+
+Result<void> File::read_exact(std::uint64_t offset, std::span<std::byte> buf) const {
+    HSDK_TRY(auto got, read_some(offset, buf));
+    if (got != buf.size())
+        return fail_corrupt(fmt::format("read of {} bytes at offset {:#x} runs past the end of '{}' ({} bytes short)",
+                                        buf.size(), offset, path_, buf.size() - got));
+    return success();
+}
+
+Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> buf) {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+        const ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail(errno_error(errno, "cannot write", path_));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    return success();
+}
+
+Result<std::uint64_t> File::size() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
+    if (S_ISBLK(st.st_mode)) {
+        const off_t end = ::lseek(fd_, 0, SEEK_END);
+        if (end < 0) return fail(errno_error(errno, "cannot size", path_));
+        return static_cast<std::uint64_t>(end);
+    }
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+Result<std::uint64_t> File::allocated_size() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
+    return static_cast<std::uint64_t>(st.st_blocks) * 512u;
+}
+
+Result<void> File::truncate(std::uint64_t length) {
+    if (::ftruncate(fd_, static_cast<off_t>(length)) != 0) return fail(errno_error(errno, "cannot resize", path_));
+    return success();
+}
+
+Result<void> File::sync() {
+    if (::fsync(fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
+    return success();
+}
+
+Result<void> File::close() {
+    if (fd_ < 0) return success();
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return fail(errno_error(errno, "cannot close", path_));
+    return success();
+}
+
+}  // namespace hypersdk::io

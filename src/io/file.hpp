@@ -1,0 +1,61 @@
+// Positional file I/O with errors as values. Short reads are errors, never silent zeros.
+#pragma once
+
+#include <hypersdk/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace hypersdk::io {
+
+// Maps an errno to our codes: ENOSPC/EDQUOT -> no_space, EACCES/EPERM/EROFS -> permission_denied,
+// ENOENT -> not_found, anything else -> io_error. Message: "<what> '<path>': <strerror>".
+Error errno_error(int err, std::string_view what, std::string_view path);
+
+class File {
+public:
+    File() = default;
+    ~File();
+    File(File &&other) noexcept;
+    File &operator=(File &&other) noexcept;
+    File(const File &) = delete;
+    File &operator=(const File &) = delete;
+
+    static Result<File> open_read(const std::string &path);
+    static Result<File> open_read_write(const std::string &path);
+    // Creates a new file; fails with conflict if it exists.
+    static Result<File> create_new(const std::string &path, unsigned mode = 0644);
+
+    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+    [[nodiscard]] const std::string &path() const noexcept { return path_; }
+
+    // Reads exactly buf.size() bytes; a read that would cross the end of the file fails with
+    // corrupt_image naming the offset (images that point past EOF are corrupt, not zero).
+    Result<void> read_exact(std::uint64_t offset, std::span<std::byte> buf) const;
+    // Reads up to buf.size() bytes; returns how many (0 at EOF).
+    Result<std::size_t> read_some(std::uint64_t offset, std::span<std::byte> buf) const;
+    Result<void> write_all(std::uint64_t offset, std::span<const std::byte> buf);
+    Result<std::uint64_t> size() const;
+    // Bytes the file occupies on its filesystem (st_blocks * 512).
+    Result<std::uint64_t> allocated_size() const;
+    Result<void> truncate(std::uint64_t length);
+    Result<void> sync();
+    Result<void> close();
+
+private:
+    File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    int fd_ = -1;
+    std::string path_;
+};
+
+// Convenience for byte spans over trivially-copyable objects.
+template <class T>
+std::span<std::byte> as_writable_bytes_of(T &value) {
+    return std::span<std::byte>(reinterpret_cast<std::byte *>(&value), sizeof(T));
+}
+
+}  // namespace hypersdk::io

@@ -1,0 +1,18 @@
+// The list of subcommands; each lives in its own cmd_*.cpp.
+#pragma once
+
+#include "cli_support.hpp"
+
+#include <vector>
+
+namespace hsdk {
+
+void register_hash_commands(CLI::App &root, std::vector<Command> &commands);
+
+inline std::vector<CommandRegistrar> all_commands() {
+    return {
+        &register_hash_commands,
+    };
+}
+
+}  // namespace hsdk
