@@ -71,7 +71,7 @@ HSDK_API const hsdk_error *hsdk_last_error(void) { return &capi::last_error().vi
 
 HSDK_API void hsdk_clear_error(void) { capi::clear_error(); }
 
-HSDK_API hsdk_status hsdk_set_log_sink(hsdk_log_fn fn, hsdk_log_level min_level, void *user_data) {
+HSDK_API hsdk_status hsdk_set_log_sink(hsdk_log_fn fn, int min_level, void *user_data) {
     return capi::guard([&]() -> hsdk_status {
         HSDK_CHECK_ARG(min_level >= HSDK_LOG_TRACE && min_level <= HSDK_LOG_OFF);
         if (fn == nullptr) {

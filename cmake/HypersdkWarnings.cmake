@@ -1,6 +1,11 @@
 # Strict warnings for our own targets only (third-party headers are included as SYSTEM).
 function(hypersdk_strict_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow=local -Wnon-virtual-dtor -Wformat=2)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wnon-virtual-dtor -Wformat=2)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wshadow=local>)
+  else()
+    target_compile_options(${target} PRIVATE -Wshadow-uncaptured-local)
+  endif()
   if(HYPERSDK_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

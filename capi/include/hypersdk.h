@@ -88,8 +88,9 @@ typedef enum hsdk_log_level {
 } hsdk_log_level;
 
 typedef void (*hsdk_log_fn)(hsdk_log_level level, const char *message, void *user_data);
-/* Install (fn != NULL) or remove (fn == NULL) the process-wide log sink. */
-HSDK_API hsdk_status hsdk_set_log_sink(hsdk_log_fn fn, hsdk_log_level min_level, void *user_data);
+/* Install (fn != NULL) or remove (fn == NULL) the process-wide log sink. min_level is an
+ * hsdk_log_level (taken as int so that any value a caller passes is defined behaviour). */
+HSDK_API hsdk_status hsdk_set_log_sink(hsdk_log_fn fn, int min_level, void *user_data);
 
 /* ---------------------------------------------------------------------------------------
  * Cancellation: a token shared between the host and running operations.

@@ -66,7 +66,7 @@ void collect(hsdk_log_level level, const char *message, void *user_data) {
 
 TEST_CASE("log sink installs, validates its level and removes") {
     std::vector<std::string> lines;
-    CHECK(hsdk_set_log_sink(collect, static_cast<hsdk_log_level>(42), &lines) == HSDK_E_INVALID_ARGUMENT);
+    CHECK(hsdk_set_log_sink(collect, 42, &lines) == HSDK_E_INVALID_ARGUMENT);
     CHECK(hsdk_set_log_sink(collect, HSDK_LOG_DEBUG, &lines) == HSDK_OK);
     CHECK(hsdk_set_log_sink(nullptr, HSDK_LOG_OFF, nullptr) == HSDK_OK);
 }

@@ -1,0 +1,73 @@
+// Converting, comparing, checking and mapping disk images.
+#pragma once
+
+#include <hypersdk/cancel.hpp>
+#include <hypersdk/disk.hpp>
+#include <hypersdk/progress.hpp>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hypersdk {
+
+// `-o key=value,...` as given; every key is validated by the output format (unknown keys fail).
+using FormatOptions = std::vector<std::pair<std::string, std::string>>;
+Result<FormatOptions> parse_format_options(std::string_view text);
+
+struct ConvertOptions {
+    std::string output_format;  // raw, qcow2, vmdk, vhd (vpc), vhdx, vdi
+    FormatOptions format_options;
+    bool compress = false;     // -c: compress where the format can (qcow2, vmdk streamOptimized)
+    unsigned threads = 0;      // 0: one per core
+    bool overwrite = true;     // replace an existing destination (atomically)
+    ProgressCallback progress;
+    CancelToken cancel;
+};
+
+struct ConvertStats {
+    std::uint64_t virtual_size = 0;
+    std::uint64_t bytes_read = 0;     // data read from the source
+    std::uint64_t bytes_written = 0;  // payload handed to the writer (after zero elimination)
+    std::uint64_t output_size = 0;    // sum of the output files' sizes
+    double seconds = 0;
+};
+
+// Writes `source` to `destination` (under a temporary name, renamed when complete and flushed).
+Result<ConvertStats> convert(BlockDevice &source, const std::string &destination, const ConvertOptions &options);
+Result<ConvertStats> convert(const std::string &source, const OpenOptions &source_options,
+                             const std::string &destination, const ConvertOptions &options);
+
+struct CompareResult {
+    bool identical = false;
+    std::uint64_t first_difference = 0;  // valid when !identical
+    std::string reason;                  // "content differs", "size differs", ...
+};
+
+struct CompareOptions {
+    bool strict = false;  // sizes must match and allocation must match (qemu-img compare -s)
+    ProgressCallback progress;
+    CancelToken cancel;
+};
+
+// Sizes may differ: the common part must match and the rest of the larger image must read as zeros
+// (qemu-img compare semantics), unless strict.
+Result<CompareResult> compare(BlockDevice &a, BlockDevice &b, const CompareOptions &options = {});
+
+struct CheckReport {
+    std::string format;
+    bool clean = true;
+    std::uint64_t errors = 0;   // metadata inconsistencies that lose or corrupt data
+    std::uint64_t leaks = 0;    // allocated clusters nothing refers to
+    std::vector<std::string> messages;
+    std::uint64_t allocated_clusters = 0;
+    std::uint64_t total_clusters = 0;
+    std::optional<std::uint64_t> image_end_offset;
+};
+
+// Checks an image's metadata for consistency (refcounts for qcow2, table bounds and overlaps,
+// checksums). Never modifies the image.
+Result<CheckReport> check_image(const std::string &path, const OpenOptions &options = {});
+
+}  // namespace hypersdk

@@ -1,0 +1,275 @@
+#include "convert/pipeline.hpp"
+
+#include "core/zero.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace hypersdk::pipeline {
+namespace {
+
+struct Range {
+    std::uint64_t begin, end;
+};
+
+// Page-aligned buffers so writers may use O_DIRECT.
+struct AlignedBuffer {
+    std::byte *data = nullptr;
+    std::size_t size = 0;
+    explicit AlignedBuffer(std::size_t n) : size(n) {
+        if (::posix_memalign(reinterpret_cast<void **>(&data), 4096, std::max<std::size_t>(n, 1)) != 0) throw std::bad_alloc();
+    }
+    ~AlignedBuffer() { std::free(data); }
+    AlignedBuffer(const AlignedBuffer &) = delete;
+    AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+    std::span<std::byte> span() { return {data, size}; }
+};
+
+enum class RunKind { write, zero };
+
+struct Run {
+    std::uint64_t offset;
+    std::uint64_t length;
+    RunKind kind;
+    format::EncodedRun encoded;
+};
+
+struct UnitResult {
+    std::unique_ptr<AlignedBuffer> buffer;
+    std::uint64_t begin = 0;
+    std::vector<Run> runs;
+    std::uint64_t bytes_read = 0;
+};
+
+std::uint64_t align_down(std::uint64_t v, std::uint64_t a) { return v / a * a; }
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+// Granule-aligned ranges that need work, merged and split into units.
+std::vector<Range> plan_units(const std::vector<Range> &interesting, std::uint64_t granule, std::uint64_t unit) {
+    std::vector<Range> merged;
+    for (const auto &r : interesting) {
+        Range a{align_down(r.begin, granule), align_up(r.end, granule)};
+        if (!merged.empty() && a.begin <= merged.back().end)
+            merged.back().end = std::max(merged.back().end, a.end);
+        else
+            merged.push_back(a);
+    }
+    std::vector<Range> units;
+    for (const auto &m : merged) {
+        // Units start on unit boundaries where possible so reads stay aligned for the source too.
+        std::uint64_t pos = m.begin;
+        while (pos < m.end) {
+            const std::uint64_t next = std::min(m.end, align_down(pos, unit) + unit);
+            units.push_back({pos, next});
+            pos = next;
+        }
+    }
+    return units;
+}
+
+class Pipeline {
+public:
+    Pipeline(BlockDevice &source, format::DiskWriter &writer, const PipelineOptions &options)
+        : source_(source), writer_(writer), options_(options), granule_(writer.granularity()) {}
+
+    Result<PipelineStats> run() {
+        if (granule_ == 0 || (granule_ & (granule_ - 1)) != 0)
+            return fail(Errc::internal, fmt::format("writer granularity {} is not a power of two", granule_));
+        const std::uint64_t size = source_.virtual_size();
+        std::uint64_t unit = std::max(granule_, align_down(options_.unit_bytes, granule_));
+
+        HSDK_TRY(auto source_map, source_.block_status(0, size));
+        std::vector<Range> interesting;
+        for (const auto &e : source_map)
+            if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+        if (options_.backing != nullptr) {
+            const std::uint64_t bsize = std::min(size, options_.backing->virtual_size());
+            HSDK_TRY(auto backing_map, options_.backing->block_status(0, bsize));
+            for (const auto &e : backing_map)
+                if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+            std::sort(interesting.begin(), interesting.end(), [](const Range &a, const Range &b) { return a.begin < b.begin; });
+        }
+        units_ = plan_units(interesting, granule_, unit);
+
+        std::uint64_t total = 0;
+        for (const auto &u : units_) total += std::min(u.end, size) - std::min(u.begin, size);
+        if (options_.progress) options_.progress->set_total(total);
+
+        unsigned threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+        threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(units_.size(), 1)));
+        window_ = 2 * threads + 2;
+
+        std::vector<std::thread> workers;
+        workers.reserve(threads);
+        for (unsigned t = 0; t < threads; ++t) workers.emplace_back([this] { worker(); });
+        auto committed = commit_loop();
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        changed_.notify_all();
+        for (auto &w : workers) w.join();
+        if (!committed) return fail(committed.error());
+        if (first_error_) return fail(*first_error_);
+        return stats_;
+    }
+
+private:
+    bool cancelled() const {
+        return options_.cancel.is_cancelled() || (options_.progress && options_.progress->token().is_cancelled());
+    }
+
+    void record_error(Error e) {
+        std::lock_guard lock(mutex_);
+        if (!first_error_) first_error_ = std::move(e);
+        stop_ = true;
+        changed_.notify_all();
+    }
+
+    void worker() {
+        for (;;) {
+            std::size_t index;
+            {
+                std::unique_lock lock(mutex_);
+                changed_.wait(lock, [this] { return stop_ || next_unit_ >= units_.size() || next_unit_ < next_commit_ + window_; });
+                if (stop_ || next_unit_ >= units_.size()) return;
+                index = next_unit_++;
+            }
+            if (cancelled()) {
+                record_error(Error{Errc::cancelled, "conversion cancelled"});
+                return;
+            }
+            Result<UnitResult> r = Error{};
+            try {
+                r = process(units_[index]);
+            } catch (const std::bad_alloc &) {
+                r = fail(Errc::no_memory, "out of memory in the conversion pipeline");
+            } catch (const std::exception &e) {
+                r = fail(Errc::internal, e.what());
+            }
+            if (!r) {
+                record_error(std::move(r).error());
+                return;
+            }
+            {
+                std::lock_guard lock(mutex_);
+                done_.emplace(index, std::move(r).value());
+            }
+            changed_.notify_all();
+        }
+    }
+
+    Result<UnitResult> process(const Range &u) {
+        const std::uint64_t size = source_.virtual_size();
+        UnitResult out;
+        out.begin = u.begin;
+        const auto len = static_cast<std::size_t>(u.end - u.begin);
+        out.buffer = std::make_unique<AlignedBuffer>(len);
+        auto buf = out.buffer->span();
+        const auto inside = static_cast<std::size_t>(std::min(u.end, size) - u.begin);
+        HSDK_TRYV(source_.read(u.begin, buf.first(inside)));
+        if (inside < len) std::memset(buf.data() + inside, 0, len - inside);
+        out.bytes_read = inside;
+
+        std::unique_ptr<AlignedBuffer> backing_buf;
+        if (options_.backing != nullptr) {
+            backing_buf = std::make_unique<AlignedBuffer>(len);
+            const std::uint64_t bsize = options_.backing->virtual_size();
+            const auto binside = static_cast<std::size_t>(u.begin >= bsize ? 0 : std::min<std::uint64_t>(len, bsize - u.begin));
+            if (binside) HSDK_TRYV(options_.backing->read(u.begin, backing_buf->span().first(binside)));
+            if (binside < len) std::memset(backing_buf->data + binside, 0, len - binside);
+        }
+
+        // Classify granules and group them into runs.
+        for (std::size_t off = 0; off < len; off += granule_) {
+            const auto g = buf.subspan(off, granule_);
+            std::optional<RunKind> kind;
+            if (backing_buf) {
+                const auto b = backing_buf->span().subspan(off, granule_);
+                if (std::memcmp(g.data(), b.data(), granule_) != 0) kind = is_all_zero(g) ? RunKind::zero : RunKind::write;
+            } else if (!is_all_zero(g)) {
+                kind = RunKind::write;
+            }
+            if (!kind) continue;
+            const std::uint64_t at = u.begin + off;
+            if (!out.runs.empty() && out.runs.back().kind == *kind && out.runs.back().offset + out.runs.back().length == at)
+                out.runs.back().length += granule_;
+            else
+                out.runs.push_back(Run{at, granule_, *kind, {}});
+        }
+        if (writer_.has_encoder()) {
+            for (auto &run : out.runs) {
+                if (run.kind != RunKind::write) continue;
+                HSDK_TRY(auto enc, writer_.encode(run.offset, buf.subspan(static_cast<std::size_t>(run.offset - u.begin),
+                                                                          static_cast<std::size_t>(run.length))));
+                run.encoded = std::move(enc);
+            }
+        }
+        return out;
+    }
+
+    Result<void> commit_loop() {
+        while (next_commit_ < units_.size()) {
+            UnitResult unit;
+            {
+                std::unique_lock lock(mutex_);
+                changed_.wait(lock, [this] { return first_error_.has_value() || done_.count(next_commit_) != 0; });
+                if (first_error_) return success();  // reported by run()
+                auto node = done_.extract(next_commit_);
+                unit = std::move(node.mapped());
+            }
+            if (cancelled()) return fail(Errc::cancelled, "conversion cancelled");
+            auto buf = unit.buffer->span();
+            for (auto &run : unit.runs) {
+                if (run.kind == RunKind::zero) {
+                    HSDK_TRYV(writer_.commit_zeroes(run.offset, run.length));
+                    continue;
+                }
+                auto data = buf.subspan(static_cast<std::size_t>(run.offset - unit.begin), static_cast<std::size_t>(run.length));
+                HSDK_TRYV(writer_.commit(run.offset, data, writer_.has_encoder() ? &run.encoded : nullptr));
+                stats_.bytes_written += run.length;
+            }
+            stats_.bytes_read += unit.bytes_read;
+            stats_.units++;
+            if (options_.progress) options_.progress->advance(unit.bytes_read);
+            {
+                std::lock_guard lock(mutex_);
+                ++next_commit_;
+            }
+            changed_.notify_all();
+        }
+        return success();
+    }
+
+    BlockDevice &source_;
+    format::DiskWriter &writer_;
+    const PipelineOptions &options_;
+    const std::uint64_t granule_;
+    std::vector<Range> units_;
+    std::size_t window_ = 4;
+
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::size_t next_unit_ = 0;
+    std::size_t next_commit_ = 0;
+    bool stop_ = false;
+    std::optional<Error> first_error_;
+    std::map<std::size_t, UnitResult> done_;
+    PipelineStats stats_;
+};
+
+}  // namespace
+
+Result<PipelineStats> run_pipeline(BlockDevice &source, format::DiskWriter &writer, const PipelineOptions &options) {
+    Pipeline p(source, writer, options);
+    return p.run();
+}
+
+}  // namespace hypersdk::pipeline

@@ -1,0 +1,30 @@
+// The conversion pipeline: source extents -> parallel read / zero detection / encoding -> ordered commit.
+#pragma once
+
+#include <hypersdk/disk.hpp>
+#include <hypersdk/progress.hpp>
+
+#include "format/layer.hpp"
+
+namespace hypersdk::pipeline {
+
+struct PipelineOptions {
+    unsigned threads = 0;                     // workers; 0 = one per core
+    std::uint64_t unit_bytes = 2ULL << 20;    // work unit, rounded to the writer's granularity
+    ProgressReporter *progress = nullptr;     // optional; its token is also checked
+    CancelToken cancel;
+    // When the output sits on a backing image: only ranges that differ from it are written, and
+    // zeros over its data become explicit zero writes.
+    BlockDevice *backing = nullptr;
+};
+
+struct PipelineStats {
+    std::uint64_t bytes_read = 0;
+    std::uint64_t bytes_written = 0;
+    std::uint64_t units = 0;
+};
+
+// Copies every byte of `source` into `writer` (not calling finish()).
+Result<PipelineStats> run_pipeline(BlockDevice &source, format::DiskWriter &writer, const PipelineOptions &options);
+
+}  // namespace hypersdk::pipeline

@@ -1,0 +1,10 @@
+// One accessor per format driver, defined in that driver's folder.
+#pragma once
+
+#include "format/layer.hpp"
+
+namespace hypersdk::format {
+
+const Driver &raw_driver();
+
+}  // namespace hypersdk::format

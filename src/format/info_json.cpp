@@ -1,0 +1,31 @@
+#include <hypersdk/disk.hpp>
+
+namespace hypersdk {
+
+nlohmann::json to_json(const ImageInfo &info) {
+    nlohmann::json j;
+    j["filename"] = info.filename;
+    j["format"] = info.format;
+    if (!info.subformat.empty()) j["subformat"] = info.subformat;
+    j["virtual-size"] = info.virtual_size;
+    j["actual-size"] = info.actual_size;
+    if (info.cluster_size) j["cluster-size"] = *info.cluster_size;
+    if (!info.backing_filename.empty()) j["backing-filename"] = info.backing_filename;
+    if (!info.backing_format.empty()) j["backing-filename-format"] = info.backing_format;
+    j["dirty-flag"] = info.dirty;
+    j["files"] = info.files;
+    if (!info.format_specific.empty()) j["format-specific"] = {{"type", info.format}, {"data", info.format_specific}};
+    return j;
+}
+
+nlohmann::json chain_to_json(const std::vector<ImageInfo> &chain) {
+    nlohmann::json result;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        auto j = to_json(*it);
+        if (!result.is_null()) j["backing-image"] = std::move(result);
+        result = std::move(j);
+    }
+    return result;
+}
+
+}  // namespace hypersdk

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# usage: run_fuzzers.sh ASAN_BUILD_DIR RESULTS_XML
+# Generates a seed corpus per format with qemu-img (small images), then runs every fuzz target
+# for a fixed number of inputs with a fixed seed, and writes a JUnit file with one case per target.
+set -uo pipefail
+build=$1
+xml=$2
+here=$(cd "$(dirname "$0")" && pwd)
+corpus=$build/fuzz-corpus
+runs=${HSDK_FUZZ_RUNS:-3000}
+rm -rf "$corpus"
+mkdir -p "$corpus"
+
+seed_images() {  # fmt qemu-fmt [create options...]
+  local fmt=$1 qfmt=$2
+  shift 2
+  mkdir -p "$corpus/$fmt"
+  local raw=$corpus/seed.raw
+  python3 - "$raw" <<'PY'
+import random, sys
+rng = random.Random(7)
+with open(sys.argv[1], "wb") as f:
+    f.truncate(1 << 20)
+    for off in (0, 70000, 300000, 900000):
+        f.seek(off)
+        f.write(rng.randbytes(5000) if off % 2 == 0 else b"text " * 900)
+PY
+  local i=0
+  for opts in "$@"; do
+    # shellcheck disable=SC2086
+    qemu-img convert -q -f raw -O "$qfmt" $opts "$raw" "$corpus/$fmt/seed$i" 2>/dev/null || true
+    i=$((i + 1))
+  done
+}
+
+seed_images raw raw ""
+mkdir -p "$corpus/format_options"
+printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
+printf 'subformat=streamOptimized' >"$corpus/format_options/b"
+printf 'a=b,,c,d=' >"$corpus/format_options/c"
+
+cases=()
+failed=0
+for target in "$build"/tests/fuzz/fuzz_*; do
+  [ -x "$target" ] || continue
+  name=$(basename "$target")
+  fmt=${name#fuzz_image_}
+  fmt=${fmt#fuzz_}
+  dir=$corpus/$fmt
+  mkdir -p "$dir"
+  log=$build/$name.log
+  if "$target" -runs="$runs" -seed=1 -max_len=262144 -rss_limit_mb=1024 -timeout=10 "$dir" >"$log" 2>&1; then
+    cases+=("<testcase classname=\"fuzz\" name=\"$name\"/>")
+    echo "fuzz $name: ok"
+  else
+    failed=$((failed + 1))
+    msg=$(tail -n 30 "$log" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
+    cases+=("<testcase classname=\"fuzz\" name=\"$name\"><failure message=\"fuzzer found a problem\">$msg</failure></testcase>")
+    echo "fuzz $name: FAILED (see $log)"
+  fi
+done
+{
+  echo '<?xml version="1.0" encoding="UTF-8"?>'
+  echo "<testsuite name=\"fuzz\" tests=\"${#cases[@]}\" failures=\"$failed\">"
+  printf '%s\n' "${cases[@]}"
+  echo '</testsuite>'
+} >"$xml"
+[ "$failed" -eq 0 ]

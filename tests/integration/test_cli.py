@@ -1,0 +1,100 @@
+"""The hsdk command line: exit codes, error wording, usage errors, raw conversion basics."""
+import os
+import pathlib
+
+from conftest import HSDK, MiB, assert_qemu_identical, hsdk, list_temporaries, write_pattern
+
+
+def test_version_and_help():
+    p = hsdk("--version")
+    assert p.stdout.startswith("hsdk ")
+    p = hsdk("--help")
+    for cmd in ("info", "convert", "compare", "map", "check", "sha256"):
+        assert cmd in p.stdout
+
+
+def test_usage_errors_exit_2():
+    p = hsdk(check=False)
+    assert p.returncode == 2
+    assert p.stderr.startswith("hsdk: ")
+    p = hsdk("convert", "only-one-arg", check=False)
+    assert p.returncode == 2
+    p = hsdk("no-such-command", check=False)
+    assert p.returncode == 2
+
+
+def test_missing_file_exits_1_with_message(workdir):
+    p = hsdk("info", workdir / "missing.img", check=False)
+    assert p.returncode == 1
+    assert p.stderr.startswith("hsdk: ")
+    assert "missing.img" in p.stderr
+
+
+def test_raw_is_never_guessed(workdir):
+    img = write_pattern(workdir / "disk.raw", 2 * MiB, seed=1)
+    p = hsdk("info", img, check=False)
+    assert p.returncode == 1
+    assert "cannot determine the format" in p.stderr
+    p = hsdk("info", "-f", "raw", img)
+    assert "file format: raw" in p.stdout
+
+
+def test_raw_to_raw_sparse_and_identical(workdir):
+    src = write_pattern(workdir / "src.raw", 8 * MiB + 12345, seed=2)
+    dst = workdir / "dst.raw"
+    hsdk("convert", "-f", "raw", "-O", "raw", src, dst)
+    assert_qemu_identical(src, "raw", dst, "raw")
+    assert os.path.getsize(dst) == os.path.getsize(src)
+    # Holes stay holes: the copy occupies no more than the source.
+    assert os.stat(dst).st_blocks <= os.stat(src).st_blocks
+    p = hsdk("compare", "-f", "raw", "-F", "raw", src, dst)
+    assert "identical" in p.stdout
+
+
+def test_compare_reports_first_difference(workdir):
+    a = write_pattern(workdir / "a.raw", 4 * MiB, seed=3)
+    b = workdir / "b.raw"
+    hsdk("convert", "-f", "raw", "-O", "raw", a, b)
+    with open(b, "r+b") as f:
+        f.seek(3 * MiB + 17)
+        old = f.read(1)
+        f.seek(3 * MiB + 17)
+        f.write(bytes([old[0] ^ 0xFF]))
+    p = hsdk("compare", "-f", "raw", "-F", "raw", a, b, check=False)
+    assert p.returncode == 1
+    assert f"offset {3 * MiB + 17}" in p.stdout
+    p = hsdk("compare", "-f", "raw", "-F", "raw", a, workdir / "nope.raw", check=False)
+    assert p.returncode == 3
+
+
+def test_unknown_option_is_refused_and_leaves_nothing(workdir):
+    src = write_pattern(workdir / "src.raw", 1 * MiB, seed=4)
+    dst = workdir / "out.img"
+    p = hsdk("convert", "-f", "raw", "-O", "raw", "-o", "bogus=1", src, dst, check=False)
+    assert p.returncode == 1
+    assert "bogus" in p.stderr
+    assert not dst.exists()
+    assert list_temporaries(workdir) == []
+
+
+def test_refuses_to_overwrite_its_source(workdir):
+    src = write_pattern(workdir / "src.raw", 1 * MiB, seed=5)
+    before = src.read_bytes()
+    p = hsdk("convert", "-f", "raw", "-O", "raw", src, src, check=False)
+    assert p.returncode == 1
+    assert "source" in p.stderr
+    assert src.read_bytes() == before
+
+
+def test_unwritable_destination_leaves_nothing(workdir):
+    src = write_pattern(workdir / "src.raw", 1 * MiB, seed=6)
+    p = hsdk("convert", "-f", "raw", "-O", "raw", src, workdir / "no-such-dir" / "out.raw", check=False)
+    assert p.returncode == 1
+    assert "no-such-dir" in p.stderr
+
+
+def test_sha256_manifest_lines(workdir):
+    f = workdir / "x.bin"
+    f.write_bytes(b"abc")
+    p = hsdk("sha256", f)
+    assert p.stdout.strip() == f"SHA256({f})= ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
