@@ -123,6 +123,87 @@ typedef int (*hsdk_progress_fn)(const hsdk_progress *progress, void *user_data);
 HSDK_API hsdk_status hsdk_sha256_file(char *out_hex, size_t out_hex_size, const char *path,
                                       hsdk_cancel *cancel);
 
+/* ---------------------------------------------------------------------------------------
+ * Disk images: open (format given or probed; raw only when named) as a read-only block device.
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_image hsdk_image;
+
+typedef struct hsdk_open_options {
+    size_t struct_size;
+    const char *format;        /* NULL or "" = probe by signature */
+    int allow_external_files;  /* follow backing files / extents outside the image's folder */
+    int open_backing;          /* compose the backing chain (default 1) */
+} hsdk_open_options;
+#define HSDK_OPEN_OPTIONS_INIT { sizeof(hsdk_open_options), NULL, 0, 1 }
+
+typedef enum hsdk_extent_kind {
+    HSDK_EXTENT_DATA = 0, /* allocated: read it */
+    HSDK_EXTENT_ZERO = 1, /* reads as zeros (allocated as zeros or known zero) */
+    HSDK_EXTENT_HOLE = 2  /* allocated nowhere in the chain: reads as zeros */
+} hsdk_extent_kind;
+
+typedef struct hsdk_extent {
+    uint64_t offset;
+    uint64_t length;
+    int kind;             /* hsdk_extent_kind */
+    uint32_t depth;       /* layer of the chain that provides it, 0 = the image itself */
+    uint64_t host_offset; /* UINT64_MAX when not a plain range of one file */
+} hsdk_extent;
+
+/* options may be NULL for defaults. */
+HSDK_API hsdk_status hsdk_image_open(hsdk_image **out, const char *path, const hsdk_open_options *options);
+HSDK_API void hsdk_image_free(hsdk_image *image);
+HSDK_API uint64_t hsdk_image_virtual_size(const hsdk_image *image);
+/* Reads length bytes at offset; the range must lie inside the virtual size. Thread-safe. */
+HSDK_API hsdk_status hsdk_image_read(hsdk_image *image, uint64_t offset, void *buffer, size_t length);
+/* Allocation map of [offset, offset+length); free *out_extents with hsdk_extents_free. */
+HSDK_API hsdk_status hsdk_image_block_status(hsdk_extent **out_extents, size_t *out_count, hsdk_image *image,
+                                             uint64_t offset, uint64_t length);
+HSDK_API void hsdk_extents_free(hsdk_extent *extents);
+/* qemu-img-like JSON description; with_backing_chain nests each backing image. Free with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_image_info_json(char **out_json, const hsdk_image *image, int with_backing_chain);
+/* The format a file would be opened as ("qcow2", ...). Free with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_probe_format(char **out_name, const char *path);
+HSDK_API void hsdk_string_free(char *string);
+
+/* ---------------------------------------------------------------------------------------
+ * Conversion, comparison, checking.
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_convert_options {
+    size_t struct_size;
+    const char *output_format; /* raw, qcow2, vmdk, vhd (vpc), vhdx, vdi */
+    const char *options;       /* "key=value,key=value" as for qemu-img -o; NULL for none */
+    int compress;              /* compress where the output format can */
+    unsigned threads;          /* 0 = one per core */
+    int overwrite;             /* replace an existing destination (atomically); default 1 */
+    hsdk_progress_fn progress; /* may be NULL; returning non-zero cancels */
+    void *progress_user_data;
+    hsdk_cancel *cancel;       /* may be NULL */
+} hsdk_convert_options;
+#define HSDK_CONVERT_OPTIONS_INIT { sizeof(hsdk_convert_options), NULL, NULL, 0, 0, 1, NULL, NULL, NULL }
+
+typedef struct hsdk_convert_stats {
+    size_t struct_size;
+    uint64_t virtual_size;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    uint64_t output_size;
+    double seconds;
+} hsdk_convert_stats;
+
+/* out_stats may be NULL; if given, set its struct_size first. The destination appears only when
+ * complete; a failed or cancelled conversion leaves nothing behind. */
+HSDK_API hsdk_status hsdk_convert(hsdk_convert_stats *out_stats, const char *source, const hsdk_open_options *source_options,
+                                  const char *destination, const hsdk_convert_options *options);
+
+/* *out_identical = 1 when the images read the same (sizes may differ if the tail is zero, unless
+ * strict); otherwise *out_first_difference is the first differing byte offset. */
+HSDK_API hsdk_status hsdk_compare(int *out_identical, uint64_t *out_first_difference, hsdk_image *a, hsdk_image *b,
+                                  int strict);
+
+/* Metadata consistency check of one image file as JSON (check-errors, leaks, messages, ...). */
+HSDK_API hsdk_status hsdk_check_json(char **out_json, const char *path, const hsdk_open_options *options);
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,10 +68,10 @@ Result<CompareResult> compare(BlockDevice &a, BlockDevice &b, const CompareOptio
         HSDK_TRY(auto ra, a.block_status(pos, n));
         HSDK_TRY(auto rb, b.block_status(pos, n));
         if (options.strict) {
-            // Allocation must match too: compare data-or-not run by run.
+            // Allocation must match too (qemu-img compare -s): present in some layer, or not.
             auto allocated_at = [](const std::vector<Extent> &runs, std::uint64_t off) {
                 for (const auto &e : runs)
-                    if (off >= e.offset && off < e.end()) return e.kind == ExtentKind::data;
+                    if (off >= e.offset && off < e.end()) return e.kind != ExtentKind::hole;
                 return false;
             };
             std::vector<std::uint64_t> edges;

@@ -70,3 +70,128 @@ TEST_CASE("log sink installs, validates its level and removes") {
     CHECK(hsdk_set_log_sink(collect, HSDK_LOG_DEBUG, &lines) == HSDK_OK);
     CHECK(hsdk_set_log_sink(nullptr, HSDK_LOG_OFF, nullptr) == HSDK_OK);
 }
+
+// ---- images and conversion through the C ABI --------------------------------------------
+
+namespace {
+
+std::string write_raw_image(const std::string &name, std::size_t size) {
+    const std::string path = std::string(HSDK_TEST_WORK_DIR) + "/" + name;
+    FILE *f = std::fopen(path.c_str(), "wb");
+    REQUIRE(f);
+    std::vector<unsigned char> data(size, 0);
+    for (std::size_t i = 0; i < 65536 && i < size; ++i) data[i] = static_cast<unsigned char>(i * 7 + 1);
+    std::fwrite(data.data(), 1, data.size(), f);
+    std::fclose(f);
+    return path;
+}
+
+int cancel_at_first_report(const hsdk_progress *p, void *user_data) {
+    ++*static_cast<int *>(user_data);
+    CHECK(p->struct_size == sizeof(hsdk_progress));
+    return 1;  // cancel
+}
+
+int count_reports(const hsdk_progress *p, void *user_data) {
+    ++*static_cast<int *>(user_data);
+    CHECK(p->phase != nullptr);
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("open, read, map and describe an image") {
+    const auto path = write_raw_image("capi-disk.raw", 1 << 20);
+    hsdk_image *img = nullptr;
+    // raw is never guessed
+    CHECK(hsdk_image_open(&img, path.c_str(), nullptr) == HSDK_E_UNSUPPORTED);
+    CHECK(img == nullptr);
+    char *name = nullptr;
+    CHECK(hsdk_probe_format(&name, path.c_str()) == HSDK_E_UNSUPPORTED);
+
+    hsdk_open_options opts = HSDK_OPEN_OPTIONS_INIT;
+    opts.format = "raw";
+    REQUIRE(hsdk_image_open(&img, path.c_str(), &opts) == HSDK_OK);
+    CHECK(hsdk_image_virtual_size(img) == (1u << 20));
+    unsigned char buf[16];
+    REQUIRE(hsdk_image_read(img, 1, buf, sizeof buf) == HSDK_OK);
+    CHECK(buf[0] == 8);
+    CHECK(hsdk_image_read(img, (1 << 20) - 8, buf, sizeof buf) == HSDK_E_INVALID_ARGUMENT);
+
+    hsdk_extent *ext = nullptr;
+    size_t n = 0;
+    REQUIRE(hsdk_image_block_status(&ext, &n, img, 0, 1 << 20) == HSDK_OK);
+    REQUIRE(n >= 1);
+    CHECK(ext[0].offset == 0);
+    CHECK(ext[0].kind == HSDK_EXTENT_DATA);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; ++i) total += ext[i].length;
+    CHECK(total == (1u << 20));
+    hsdk_extents_free(ext);
+
+    char *json = nullptr;
+    REQUIRE(hsdk_image_info_json(&json, img, 1) == HSDK_OK);
+    CHECK(std::string(json).find("\"format\":\"raw\"") != std::string::npos);
+    hsdk_string_free(json);
+    hsdk_image_free(img);
+    hsdk_image_free(nullptr);
+}
+
+TEST_CASE("convert with progress, cancel from the callback, compare, check") {
+    const auto src = write_raw_image("capi-src.raw", 4 << 20);
+    const std::string dst = std::string(HSDK_TEST_WORK_DIR) + "/capi-dst.raw";
+    std::remove(dst.c_str());
+    hsdk_open_options so = HSDK_OPEN_OPTIONS_INIT;
+    so.format = "raw";
+
+    hsdk_convert_options co = HSDK_CONVERT_OPTIONS_INIT;
+    co.output_format = "raw";
+    int reports = 0;
+    co.progress = cancel_at_first_report;
+    co.progress_user_data = &reports;
+    CHECK(hsdk_convert(nullptr, src.c_str(), &so, dst.c_str(), &co) == HSDK_E_CANCELLED);
+    CHECK(reports >= 1);
+    FILE *f = std::fopen(dst.c_str(), "rb");
+    CHECK(f == nullptr);  // nothing left that looks finished
+    if (f) std::fclose(f);
+
+    co.progress = count_reports;
+    reports = 0;
+    hsdk_convert_stats stats{};
+    stats.struct_size = sizeof stats;
+    REQUIRE(hsdk_convert(&stats, src.c_str(), &so, dst.c_str(), &co) == HSDK_OK);
+    CHECK(reports >= 2);
+    CHECK(stats.virtual_size == (4u << 20));
+    CHECK(stats.bytes_written == 65536);
+
+    co.options = "no_such_option=1";
+    CHECK(hsdk_convert(nullptr, src.c_str(), &so, dst.c_str(), &co) == HSDK_E_INVALID_ARGUMENT);
+    CHECK(std::string(hsdk_last_error()->message).find("no_such_option") != std::string::npos);
+
+    hsdk_image *a = nullptr, *b = nullptr;
+    REQUIRE(hsdk_image_open(&a, src.c_str(), &so) == HSDK_OK);
+    REQUIRE(hsdk_image_open(&b, dst.c_str(), &so) == HSDK_OK);
+    int identical = 0;
+    uint64_t diff = 0;
+    REQUIRE(hsdk_compare(&identical, &diff, a, b, 1) == HSDK_OK);
+    CHECK(identical == 1);
+    hsdk_image_free(b);
+
+    // Change one byte: compare names its offset.
+    f = std::fopen(dst.c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, 4000, SEEK_SET);
+    std::fputc(0xAA, f);
+    std::fclose(f);
+    REQUIRE(hsdk_image_open(&b, dst.c_str(), &so) == HSDK_OK);
+    REQUIRE(hsdk_compare(&identical, &diff, a, b, 0) == HSDK_OK);
+    CHECK(identical == 0);
+    CHECK(diff == 4000);
+    hsdk_image_free(a);
+    hsdk_image_free(b);
+
+    char *json = nullptr;
+    REQUIRE(hsdk_check_json(&json, dst.c_str(), &so) == HSDK_OK);
+    CHECK(std::string(json).find("\"clean\":true") != std::string::npos);
+    hsdk_string_free(json);
+}
