@@ -8,3 +8,6 @@
 #include <hypersdk/progress.hpp>
 #include <hypersdk/thread_pool.hpp>
 #include <hypersdk/version.hpp>
+#include <hypersdk/vm.hpp>
+#include <hypersdk/disk.hpp>
+#include <hypersdk/convert.hpp>
