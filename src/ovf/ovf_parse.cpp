@@ -159,6 +159,25 @@ void read_virtualbox_machine(const xml::Element &vs, VirtualMachine &vm, std::ve
     }
 }
 
+// Who wrote it, from the vendor namespaces its elements and attributes use.
+std::string producer_of(const xml::Element &root) {
+    constexpr std::string_view ns_vmw = "http://www.vmware.com/schema/ovf";
+    bool vmware = false, vbox = false;
+    std::vector<const xml::Element *> todo{&root};
+    while (!todo.empty() && !vbox) {
+        const auto *e = todo.back();
+        todo.pop_back();
+        vmware = vmware || e->ns == ns_vmw;
+        vbox = vbox || e->ns == ns_vbox;
+        for (const auto &a : e->attributes) {
+            vmware = vmware || a.ns == ns_vmw;
+            vbox = vbox || a.ns == ns_vbox;
+        }
+        for (const auto &c : e->children) todo.push_back(c.get());
+    }
+    return vbox ? "virtualbox" : (vmware ? "vmware" : "generic");
+}
+
 }  // namespace
 
 Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, const OvfParseOptions &options) {
@@ -167,11 +186,7 @@ Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, co
     if (root->local != "Envelope" || (root->ns != ns_ovf1 && root->ns != ns_ovf2))
         return fail_corrupt(fmt::format("{}: not an OVF envelope (root element '{}' in namespace '{}')", what, root->local, root->ns));
     d.ovf_version = root->ns == ns_ovf2 ? "2.x" : "1.x";
-    d.producer = "generic";
-    for (const auto &a : root->attributes) {
-        if (a.value.find("vmware.com") != std::string::npos) d.producer = "vmware";
-        if (a.value.find("virtualbox.org") != std::string::npos) d.producer = "virtualbox";
-    }
+    d.producer = producer_of(*root);
 
     // References
     if (const auto *refs = root->child("References")) {
