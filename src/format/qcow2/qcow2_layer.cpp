@@ -167,7 +167,7 @@ public:
             if (s.icount && *s.icount >= 0) sj["icount"] = *s.icount;
             snaps.push_back(std::move(sj));
         }
-        j["snapshots"] = std::move(snaps);
+        if (!snaps.empty()) j["snapshots"] = std::move(snaps);  // like qemu, only when there are some
         if (!img_.bitmaps.empty()) {
             auto bitmaps = nlohmann::json::array();
             for (const auto &b : img_.bitmaps) {
