@@ -400,8 +400,11 @@ Result<Settings> parse_settings(const CreateRequest &req) {
 
     if (!s.backing_format.empty() && s.backing_file.empty())
         return fail(Errc::invalid_argument, "option backing_fmt needs backing_file");
-    if (!s.backing_format.empty() && !canonical_format_name(s.backing_format))
-        return fail(Errc::invalid_argument, fmt::format("option backing_fmt: unknown format '{}'", s.backing_format));
+    if (!s.backing_format.empty()) {
+        const auto canonical = canonical_format_name(s.backing_format);
+        if (!canonical) return fail(Errc::invalid_argument, fmt::format("option backing_fmt: unknown format '{}'", s.backing_format));
+        if (*canonical == "vhd") s.backing_format = "vpc";  // the name qemu knows it by
+    }
     if (s.backing_file.size() > max_backing_name)
         return fail(Errc::invalid_argument, fmt::format("option backing_file: name is longer than {} bytes", max_backing_name));
     if (s.backing_file.find('\0') != std::string::npos)
