@@ -34,6 +34,9 @@ PY
 }
 
 seed_images raw raw ""
+# Small clusters keep the seeds under the fuzzers' 256 KiB input limit.
+seed_images qcow2 qcow2 "-o cluster_size=4k" "-c -o cluster_size=4k" "-c -o compression_type=zstd,cluster_size=4k" \
+  "-o extended_l2=on,cluster_size=16k" "-o compat=0.10,cluster_size=512" "-c -o compat=0.10,cluster_size=512"
 mkdir -p "$corpus/format_options"
 printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
 printf 'subformat=streamOptimized' >"$corpus/format_options/b"
