@@ -1,6 +1,7 @@
 """qcow2: reading every variant qemu-img makes, writing images qemu-img accepts, and the
 refcount check agreeing with qemu-img check."""
 import json
+import pathlib
 import os
 import shutil
 import struct
@@ -68,7 +69,9 @@ def check_json(path):
 
 
 def qemu_check_json(path):
-    p = qemu_img("check", "--output=json", path, check=False)
+    # qemu resolves a relative data file name against its working directory, not the image's.
+    p = run(["qemu-img", "check", "--output=json", path], check=False, cwd=pathlib.Path(path).parent)
+    assert p.stdout.strip(), f"qemu-img check {path} printed nothing: {p.stderr}"
     return json.loads(p.stdout)
 
 
