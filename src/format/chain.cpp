@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <cerrno>
+#include <sys/stat.h>
 
 namespace hypersdk {
 
@@ -139,13 +141,14 @@ Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOpt
     using namespace format;
     std::vector<std::unique_ptr<Layer>> layers;
     std::vector<ImageInfo> infos;
-    std::set<std::string> seen;
+    std::set<std::pair<dev_t, ino_t>> seen;  // by identity: paths can differ (links, /proc/self/fd)
     std::string current = path;
     std::string current_format = options.format;
     if (current_format == "vpc") current_format = "vhd";
     for (;;) {
-        HSDK_TRY(auto real, canonical_path(current));
-        if (!seen.insert(real).second)
+        struct stat st {};
+        if (::stat(current.c_str(), &st) != 0) return fail(io::errno_error(errno, "cannot open", current));
+        if (!seen.insert({st.st_dev, st.st_ino}).second)
             return fail_corrupt(fmt::format("backing chain loops back to '{}'", current));
         if (layers.size() >= options.max_chain_length)
             return fail_corrupt(fmt::format("backing chain of '{}' is longer than {} images", path, options.max_chain_length));
