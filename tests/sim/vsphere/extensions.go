@@ -328,4 +328,3 @@ func countSnapshots(list []types.VirtualMachineSnapshotTree) int {
 	}
 	return n
 }
-
