@@ -407,7 +407,9 @@ private:
         const bool keep = !corrupt_ && (e.code == Errc::cancelled || e.code == Errc::network_error || e.code == Errc::timeout ||
                                         e.code == Errc::remote_error || e.code == Errc::no_space || e.code == Errc::io_error);
         for (const auto &p : partials_) {
-            if (!keep) exporter::discard_partial(p);
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(exporter::partial_path_for(p), ec);
+            if (!keep || ec || size == 0) exporter::discard_partial(p);
         }
         if (keep && !partials_.empty() && e.code != Errc::cancelled)
             notes.push_back("partial data kept next to the output; run again with resume to continue");

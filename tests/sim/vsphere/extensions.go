@@ -62,32 +62,46 @@ func newExtensions(model *simulator.Model) *extensions {
 	return e
 }
 
-// dispatch sees every SOAP call first: it logs it and routes the methods we add or wrap.
+// dispatch sees every SOAP call first: it logs it and routes the methods we add or wrap. The
+// simulator prefers whatever the caller's session resolves a reference to, so a wrapper is put
+// in the session registry under its own reference and the call is pointed at it.
 func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
 	e.mu.Lock()
 	e.calls[m.Name]++
 	e.mu.Unlock()
+	if ctx.Session == nil {
+		return nil, nil
+	}
 	switch m.Name {
 	case "ExportVm":
 		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
-			return &exportableVM{VirtualMachine: vm, ext: e}, nil
+			w := &vmExporter{vm: vm, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
 		}
 	case "ExportSnapshot":
 		if snap, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachineSnapshot); ok {
-			return &exportableSnapshot{VirtualMachineSnapshot: snap, ext: e}, nil
+			w := &snapshotExporter{snap: snap, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
 		}
 	}
 	return nil, nil
 }
 
-type exportableVM struct {
-	*simulator.VirtualMachine
-	ext *extensions
+type vmExporter struct {
+	Self types.ManagedObjectReference
+	vm   *simulator.VirtualMachine
+	ext  *extensions
 }
+
+func (v *vmExporter) Reference() types.ManagedObjectReference { return v.Self }
 
 // ExportVm: the simulator already builds a lease from a snapshot's device list; a powered-off
 // VM's current configuration is exactly what that code needs.
-func (vm *exportableVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
+func (v *vmExporter) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
+	defer ctx.Session.Remove(ctx, v.Self)
+	vm := v.vm
 	body := new(methods.ExportVmBody)
 	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
 		body.Fault_ = simulator.Fault("the virtual machine must be powered off to be exported", &types.InvalidPowerState{
@@ -105,18 +119,22 @@ func (vm *exportableVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) so
 		return body
 	}
 	lease := res.Res.Returnval
-	vm.ext.maybeFailLease(ctx, lease)
+	v.ext.maybeFailLease(ctx, lease)
 	body.Res = &types.ExportVmResponse{Returnval: lease}
 	return body
 }
 
-type exportableSnapshot struct {
-	*simulator.VirtualMachineSnapshot
-	ext *extensions
+type snapshotExporter struct {
+	Self types.ManagedObjectReference
+	snap *simulator.VirtualMachineSnapshot
+	ext  *extensions
 }
 
-func (s *exportableSnapshot) ExportSnapshot(ctx *simulator.Context, req *types.ExportSnapshot) soap.HasFault {
-	res := s.VirtualMachineSnapshot.ExportSnapshot(ctx, req).(*methods.ExportSnapshotBody)
+func (s *snapshotExporter) Reference() types.ManagedObjectReference { return s.Self }
+
+func (s *snapshotExporter) ExportSnapshot(ctx *simulator.Context, req *types.ExportSnapshot) soap.HasFault {
+	defer ctx.Session.Remove(ctx, s.Self)
+	res := s.snap.ExportSnapshot(ctx, req).(*methods.ExportSnapshotBody)
 	if res.Res != nil {
 		s.ext.maybeFailLease(ctx, res.Res.Returnval)
 	}
