@@ -168,12 +168,13 @@ func (e *extensions) maybeFailLease(ctx *simulator.Context, ref types.ManagedObj
 // and fault injection, and record its SHA-1 in the lease through the simulator's upload path
 // (an NFC PUT only hashes the body; it writes nothing).
 func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
+	asked := r.Header.Get("Range")
 	rec := httptest.NewRecorder()
 	plain := r.Clone(r.Context())
 	plain.Header.Del("Range")
 	simulator.ServeNFC(rec, plain)
 	if rec.Code != http.StatusOK {
-		e.logRequest(r, rec.Code)
+		e.logRequest(r, asked, rec.Code)
 		w.WriteHeader(rec.Code)
 		return
 	}
@@ -193,7 +194,7 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 
 	if f.StatusCount > 0 && f.Status != 0 {
-		e.logRequest(r, f.Status)
+		e.logRequest(r, asked, f.Status)
 		http.Error(w, "injected failure", f.Status)
 		return
 	}
@@ -208,7 +209,7 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Range") != "" {
 		status = http.StatusPartialContent
 	}
-	e.logRequest(r, status)
+	e.logRequest(r, asked, status)
 
 	var out http.ResponseWriter = w
 	switch {
@@ -248,10 +249,11 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (e *extensions) logRequest(r *http.Request, status int) {
+// logRequest records a download with the Range the client asked for (even when ignored).
+func (e *extensions) logRequest(r *http.Request, asked string, status int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.requests = append(e.requests, nfcRequest{Path: r.URL.Path, Range: r.Header.Get("Range"), Status: status})
+	e.requests = append(e.requests, nfcRequest{Path: r.URL.Path, Range: asked, Status: status})
 }
 
 // serveControl: POST a JSON object to arm faults ("faults": {...}, replacing the previous set),
