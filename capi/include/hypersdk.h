@@ -261,6 +261,36 @@ typedef struct hsdk_export_options {
  * "method", "snapshot_used", "seconds"}; free it with hsdk_string_free. */
 HSDK_API hsdk_status hsdk_export(char **out_result_json, const hsdk_export_options *options);
 
+/* ---------------------------------------------------------------------------------------
+ * VM descriptions, OVF/OVA and KVM. VMs cross the C ABI as JSON in hsdk's VM model
+ * (docs/vm-model.md), which keeps this interface stable as the model grows.
+ * ------------------------------------------------------------------------------------- */
+/* Reads a VM description (.ovf, .ova, or .json) into VM-model JSON. virtual_system may be NULL. */
+HSDK_API hsdk_status hsdk_vm_load_json(char **out_json, const char *path, const char *virtual_system);
+
+typedef struct hsdk_kvm_options {
+    size_t struct_size;
+    const char *name;         /* domain name; NULL = the VM's */
+    const char *disk_dir;     /* folder of the converted disks; NULL = "." */
+    const char *disk_format;  /* NULL = "qcow2" */
+    const char *network;      /* libvirt network for every NIC; NULL = "default" */
+    const char *bridge;       /* or a host bridge for every NIC */
+    const char *network_map;  /* "SOURCE=NETWORK,SOURCE=NETWORK" or NULL */
+    const char *bridge_map;   /* "SOURCE=BRIDGE,..." or NULL */
+    int windows_virtio;       /* the Windows guest has virtio drivers */
+    const char *machine;      /* "q35" or "pc" to force; NULL = decide */
+} hsdk_kvm_options;
+#define HSDK_KVM_OPTIONS_INIT { sizeof(hsdk_kvm_options), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL }
+
+/* libvirt domain XML for a VM (VM-model JSON). options may be NULL. */
+HSDK_API hsdk_status hsdk_kvm_domain_xml(char **out_xml, const char *vm_json, const hsdk_kvm_options *options);
+/* hyper2kvm manifest JSON; measures the converted disks found in options->disk_dir. */
+HSDK_API hsdk_status hsdk_kvm_manifest_json(char **out_json, const char *vm_json, const hsdk_kvm_options *options,
+                                            hsdk_cancel *cancel);
+/* Verifies an OVA (or an .ovf with its files) against its manifest. Returns HSDK_OK with a JSON report
+ * {descriptor, manifest, verified[], problems[]}; *out_ok is 1 when there are no problems. */
+HSDK_API hsdk_status hsdk_ova_verify_json(char **out_report_json, int *out_ok, const char *path, hsdk_cancel *cancel);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,7 +16,7 @@
 
 namespace hypersdk {
 
-enum class DigestAlgorithm { sha1, sha256 };
+enum class DigestAlgorithm { sha1, sha256, sha512 };
 
 class Digest {
 public:
@@ -42,6 +43,8 @@ std::string sha256_hex(std::string_view data);
 // Streams the file through the digest; honours the token between blocks.
 Result<std::string> file_digest_hex(const std::string &path, DigestAlgorithm algorithm,
                                     const CancelToken &cancel = {});
-std::string_view digest_name(DigestAlgorithm algorithm) noexcept;  // "SHA256", "SHA1" as in .mf files
+std::string_view digest_name(DigestAlgorithm algorithm) noexcept;  // "SHA256", "SHA1", "SHA512" as in .mf files
+// "SHA1"/"SHA256"/"SHA512" (any case) -> algorithm.
+std::optional<DigestAlgorithm> digest_from_name(std::string_view name) noexcept;
 
 }  // namespace hypersdk

@@ -11,3 +11,5 @@
 #include <hypersdk/vm.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/convert.hpp>
+#include <hypersdk/kvm.hpp>
+#include <hypersdk/ovf.hpp>

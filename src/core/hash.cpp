@@ -2,7 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include "core/digest_range.hpp"
 #include "io/file.hpp"
+
+#include <algorithm>
+#include <cctype>
 
 #include <fcntl.h>
 
@@ -14,7 +18,14 @@ struct Digest::State {
 };
 
 namespace {
-const EVP_MD *md_for(DigestAlgorithm a) { return a == DigestAlgorithm::sha1 ? EVP_sha1() : EVP_sha256(); }
+const EVP_MD *md_for(DigestAlgorithm a) {
+    switch (a) {
+    case DigestAlgorithm::sha1: return EVP_sha1();
+    case DigestAlgorithm::sha512: return EVP_sha512();
+    case DigestAlgorithm::sha256: break;
+    }
+    return EVP_sha256();
+}
 }  // namespace
 
 Digest::Digest(DigestAlgorithm algorithm) : algorithm_(algorithm), state_(std::make_unique<State>()) {
@@ -66,23 +77,48 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string_view digest_name(DigestAlgorithm algorithm) noexcept {
-    return algorithm == DigestAlgorithm::sha1 ? "SHA1" : "SHA256";
+    switch (algorithm) {
+    case DigestAlgorithm::sha1: return "SHA1";
+    case DigestAlgorithm::sha512: return "SHA512";
+    case DigestAlgorithm::sha256: break;
+    }
+    return "SHA256";
+}
+
+std::optional<DigestAlgorithm> digest_from_name(std::string_view name) noexcept {
+    auto eq = [&](std::string_view w) {
+        if (name.size() != w.size()) return false;
+        for (std::size_t i = 0; i < w.size(); ++i)
+            if (std::toupper(static_cast<unsigned char>(name[i])) != w[i]) return false;
+        return true;
+    };
+    if (eq("SHA1")) return DigestAlgorithm::sha1;
+    if (eq("SHA256")) return DigestAlgorithm::sha256;
+    if (eq("SHA512")) return DigestAlgorithm::sha512;
+    return std::nullopt;
+}
+
+Result<std::string> range_digest_hex(const io::File &file, std::uint64_t offset, std::uint64_t length,
+                                     DigestAlgorithm algorithm, const CancelToken &cancel) {
+    ::posix_fadvise(file.fd(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
+    Digest d(algorithm);
+    std::vector<std::byte> buf(1 << 20);
+    while (length > 0) {
+        HSDK_TRYV(cancel.check());
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length));
+        HSDK_TRYV(file.read_exact(offset, std::span<std::byte>(buf.data(), n)));
+        d.update(std::span<const std::byte>(buf.data(), n));
+        offset += n;
+        length -= n;
+    }
+    auto raw = d.finish();
+    return to_hex(raw);
 }
 
 Result<std::string> file_digest_hex(const std::string &path, DigestAlgorithm algorithm, const CancelToken &cancel) {
     HSDK_TRY(auto file, io::File::open_read(path));
-    ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    Digest d(algorithm);
-    std::vector<std::byte> buf(1 << 20);
-    for (std::uint64_t offset = 0;;) {
-        HSDK_TRYV(cancel.check());
-        HSDK_TRY(auto n, file.read_some(offset, buf));
-        if (n == 0) break;
-        d.update(std::span<const std::byte>(buf.data(), n));
-        offset += n;
-    }
-    auto raw = d.finish();
-    return to_hex(raw);
+    HSDK_TRY(auto size, file.size());
+    return range_digest_hex(file, 0, size, algorithm, cancel);
 }
 
 }  // namespace hypersdk

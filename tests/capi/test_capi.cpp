@@ -195,3 +195,32 @@ TEST_CASE("convert with progress, cancel from the callback, compare, check") {
     CHECK(std::string(json).find("\"clean\":true") != std::string::npos);
     hsdk_string_free(json);
 }
+
+// ---- VM descriptions and KVM through the C ABI --------------------------------------------
+
+TEST_CASE("OVF to VM JSON to libvirt XML") {
+    const std::string ovf = std::string(HSDK_TEST_DATA_DIR) + "/ovf/linux-uefi-secureboot.ovf";
+    char *vm = nullptr;
+    REQUIRE(hsdk_vm_load_json(&vm, ovf.c_str(), nullptr) == HSDK_OK);
+    CHECK(std::string(vm).find("\"secure_boot\":true") != std::string::npos);
+    hsdk_kvm_options o = HSDK_KVM_OPTIONS_INIT;
+    o.disk_dir = "/srv/vms";
+    o.bridge_map = "Front=br0";
+    char *xml = nullptr;
+    REQUIRE(hsdk_kvm_domain_xml(&xml, vm, &o) == HSDK_OK);
+    const std::string x(xml);
+    CHECK(x.find("<source bridge='br0'/>") != std::string::npos);
+    CHECK(x.find("/srv/vms/db01-disk1.qcow2") != std::string::npos);
+    CHECK(x.find("secure='yes'") != std::string::npos);
+    hsdk_string_free(xml);
+    o.bridge_map = "Front";
+    CHECK(hsdk_kvm_domain_xml(&xml, vm, &o) == HSDK_E_INVALID_ARGUMENT);
+    CHECK(xml == nullptr);
+    // The disks are not there: a manifest cannot be made.
+    char *manifest = nullptr;
+    o.bridge_map = nullptr;
+    CHECK(hsdk_kvm_manifest_json(&manifest, vm, &o, nullptr) == HSDK_E_NOT_FOUND);
+    hsdk_string_free(vm);
+    CHECK(hsdk_kvm_domain_xml(&xml, "{not json", nullptr) == HSDK_E_INVALID_ARGUMENT);
+    CHECK(hsdk_vm_load_json(&vm, "/nonexistent.ovf", nullptr) == HSDK_E_NOT_FOUND);
+}

@@ -3,7 +3,7 @@
 # Generates a seed corpus per format with qemu-img (small images), then runs every fuzz target
 # for a fixed number of inputs with a fixed seed, and writes a JUnit file with one case per target.
 set -uo pipefail
-build=$1
+build=$(cd "$1" && pwd)
 xml=$2
 here=$(cd "$(dirname "$0")" && pwd)
 corpus=$build/fuzz-corpus
@@ -38,6 +38,12 @@ mkdir -p "$corpus/format_options"
 printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
 printf 'subformat=streamOptimized' >"$corpus/format_options/b"
 printf 'a=b,,c,d=' >"$corpus/format_options/c"
+
+mkdir -p "$corpus/ovf" "$corpus/manifest" "$corpus/tar"
+cp "$here"/../data/ovf/*.ovf "$corpus/ovf/"
+printf 'SHA256(a.ovf)= %064d\nSHA1(b.vmdk)= %040d\n' 0 0 >"$corpus/manifest/a"
+(cd "$here/../data/ovf" && tar --format=ustar -cf "$corpus/tar/ustar.tar" linux-bios-vcenter.ovf ovf2-generic.ovf)
+(cd "$here/../data/ovf" && tar --format=pax -cf "$corpus/tar/pax.tar" virtualbox-debian.ovf)
 
 cases=()
 failed=0
