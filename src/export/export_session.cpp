@@ -5,8 +5,12 @@
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/lease.hpp"
 
+#include "io/atomic_output.hpp"
+
 #include <hypersdk/export.hpp>
+#include <hypersdk/hash.hpp>
 #include <hypersdk/log.hpp>
+#include <hypersdk/ovf.hpp>
 
 #include <fmt/format.h>
 
@@ -40,15 +44,11 @@ const std::vector<std::string> &all_formats() {
 Result<void> check_format(const std::string &format) {
     if (std::find(all_formats().begin(), all_formats().end(), format) == all_formats().end())
         return fail(Errc::invalid_argument, fmt::format("unknown export format '{}' (ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi)", format));
-    if (format == "vmdk") return success();
-    if (format == "ova" || format == "ovf")
-        return fail_unsupported(fmt::format(
-            "--format {}: the OVF descriptor, manifest and OVA packing come from the OVF module (src/ovf), which this "
-            "build does not have yet; --format vmdk exports the disks as the server streams them",
-            format));
+    if (format == "vmdk" || format == "ova" || format == "ovf") return success();
     return fail_unsupported(fmt::format(
         "--format {}: converting the exported stream-optimized VMDK on the fly needs the VMDK stream reader "
-        "(src/format/vmdk), which this build does not have yet; --format vmdk exports the disks as the server streams them",
+        "(src/format/vmdk), which this build does not have yet; --format vmdk, ovf or ova keep the disks as the server "
+        "streams them",
         format));
 }
 
@@ -121,8 +121,7 @@ private:
         HSDK_TRY(found_, discover_vm(*session_, o_.vm));
         result_.vm = found_.vm;
         const std::string stem = file_stem(found_.vm.name);
-        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i) {
-            const std::string path = fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1);
+        for (const auto &path : planned_outputs(stem)) {
             if (!o_.overwrite && std::filesystem::exists(path))
                 return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", path));
         }
@@ -175,10 +174,11 @@ private:
         tracker_->phase("manifest");
         HSDK_TRY(auto manifest, lease_manifest(*session_, lease_));
         HSDK_TRYV(check_manifest(jobs, manifest));
+        HSDK_TRYV(o_.cancel.check());
         (void)lease_progress(*session_, lease_, 100);
         HSDK_TRYV(lease_complete(*session_, lease_));
         lease_ = {};
-        HSDK_TRYV(publish(jobs));
+        HSDK_TRYV(publish(jobs, stem));
         return finish_cleanup();
     }
 
@@ -276,13 +276,13 @@ private:
         return success();
     }
 
-    Result<void> check_manifest(const std::vector<DiskJob> &jobs, const std::vector<ManifestEntry> &manifest) {
+    Result<void> check_manifest(const std::vector<DiskJob> &jobs, const std::vector<LeaseManifestEntry> &manifest) {
         if (manifest.empty()) {
             log(LogLevel::info, "export: the server keeps no manifest for this lease; nothing to check the bytes against");
             return success();
         }
         for (const auto &j : jobs) {
-            auto it = std::find_if(manifest.begin(), manifest.end(), [&](const ManifestEntry &m) { return m.key == j.device_key; });
+            auto it = std::find_if(manifest.begin(), manifest.end(), [&](const LeaseManifestEntry &m) { return m.key == j.device_key; });
             if (it == manifest.end()) continue;
             if (it->size != j.result.size || it->sha1 != j.result.sha1) {
                 corrupt_ = true;
@@ -295,16 +295,90 @@ private:
         return success();
     }
 
+    std::vector<std::string> planned_outputs(const std::string &stem) const {
+        if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i)
+            out.push_back(fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1));
+        if (o_.format == "ovf") {
+            out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
+            out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
+        }
+        return out;
+    }
+
+    void record_disk(DiskJob &j, const std::string &file) {
+        j.disk->file = file;
+        j.disk->file_format = "vmdk";
+        j.disk->file_bytes = j.result.size;
+        j.disk->sha256 = j.result.sha256;
+    }
+
+    Result<void> publish(std::vector<DiskJob> &jobs, const std::string &stem) {
+        if (o_.format == "vmdk") return publish_disks(jobs);
+        tracker_->phase("manifest");
+        // The descriptor comes from the VM's properties (the hardware discovery read), with the
+        // disks as the server streamed them.
+        std::vector<OvfWriteFile> files;
+        std::vector<hypersdk::ManifestEntry> mf;
+        for (auto &j : jobs) {
+            const std::string name = io::base_name(j.final_path);
+            files.push_back(OvfWriteFile{name, j.result.size});
+            record_disk(j, name);
+        }
+        const std::string ovf_name = stem + ".ovf";
+        const std::string mf_name = stem + ".mf";
+        const std::string descriptor = write_ovf(result_.vm, files);
+        mf.push_back(hypersdk::ManifestEntry{"SHA256", ovf_name, sha256_hex(descriptor)});
+        for (const auto &j : jobs) mf.push_back(hypersdk::ManifestEntry{"SHA256", io::base_name(j.final_path), j.result.sha256});
+        const std::string manifest = format_manifest(mf);
+
+        if (o_.format == "ovf") {
+            HSDK_TRYV(publish_disks(jobs));
+            // The manifest, then the descriptor, appear last: a folder with an .ovf is complete.
+            io::AtomicOutputSet set;
+            HSDK_TRY(io::File * mf_file, set.add(o_.output_dir + "/" + mf_name, true));
+            HSDK_TRYV(mf_file->write_all(0, std::as_bytes(std::span(manifest))));
+            HSDK_TRY(io::File * ovf_file, set.add(o_.output_dir + "/" + ovf_name, true));
+            HSDK_TRYV(ovf_file->write_all(0, std::as_bytes(std::span(descriptor))));
+            HSDK_TRYV(set.commit());
+            result_.files.push_back(o_.output_dir + "/" + mf_name);
+            result_.files.push_back(o_.output_dir + "/" + ovf_name);
+            return success();
+        }
+
+        // OVA: descriptor, manifest, disks, packed straight from the downloaded files.
+        const std::string tmp_ovf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, ovf_name);
+        const std::string tmp_mf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, mf_name);
+        auto write_tmp = [](const std::string &path, const std::string &text) -> Result<void> {
+            ::unlink(path.c_str());
+            HSDK_TRY(auto f, io::File::create_new(path));
+            HSDK_TRYV(f.write_all(0, std::as_bytes(std::span(text))));
+            return f.close();
+        };
+        auto packed = [&]() -> Result<void> {
+            HSDK_TRYV(write_tmp(tmp_ovf, descriptor));
+            HSDK_TRYV(write_tmp(tmp_mf, manifest));
+            std::vector<OvaPackInput> members{{ovf_name, tmp_ovf}, {mf_name, tmp_mf}};
+            for (const auto &j : jobs) members.push_back(OvaPackInput{io::base_name(j.final_path), j.result.partial_path});
+            return pack_ova(fmt::format("{}/{}.ova", o_.output_dir, stem), members, o_.cancel);
+        }();
+        ::unlink(tmp_ovf.c_str());
+        ::unlink(tmp_mf.c_str());
+        HSDK_TRYV(packed);
+        for (const auto &j : jobs) exporter::discard_partial(j.final_path);
+        partials_.clear();
+        result_.files.push_back(fmt::format("{}/{}.ova", o_.output_dir, stem));
+        return success();
+    }
+
     // The disks appear under their final names together, only once everything checked out.
-    Result<void> publish(std::vector<DiskJob> &jobs) {
+    Result<void> publish_disks(std::vector<DiskJob> &jobs) {
         for (auto &j : jobs) {
             if (std::rename(j.result.partial_path.c_str(), j.final_path.c_str()) != 0)
                 return fail(io::errno_error(errno, "cannot rename into place", j.final_path));
             ::unlink(exporter::state_path_for(j.final_path).c_str());
-            j.disk->file = j.final_path;
-            j.disk->file_format = "vmdk";
-            j.disk->file_bytes = j.result.size;
-            j.disk->sha256 = j.result.sha256;
+            if (o_.format == "vmdk") record_disk(j, j.final_path);
             result_.files.push_back(j.final_path);
         }
         partials_.clear();
@@ -338,7 +412,7 @@ private:
         }
         HSDK_TRYV(download_all(jobs, powered_off, "datastore"));
         for (const auto &j : jobs) HSDK_TRYV(check_single_file_vmdk(j));
-        HSDK_TRYV(publish(jobs));
+        HSDK_TRYV(publish(jobs, stem));
         return finish_cleanup();
     }
 

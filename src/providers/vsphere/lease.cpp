@@ -95,16 +95,16 @@ Result<void> lease_abort(Session &s, const MoRef &lease, const std::string &reas
     return success();
 }
 
-Result<std::vector<ManifestEntry>> lease_manifest(Session &s, const MoRef &lease) {
+Result<std::vector<LeaseManifestEntry>> lease_manifest(Session &s, const MoRef &lease) {
     auto resp = s.invoke(SoapCall("HttpNfcLeaseGetManifest", lease));
     if (!resp) {
         // Servers older than vSphere 5.0 lack the method: no manifest to check against.
-        if (resp.error().message.find("MethodNotFound") != std::string::npos) return std::vector<ManifestEntry>{};
+        if (resp.error().message.find("MethodNotFound") != std::string::npos) return std::vector<LeaseManifestEntry>{};
         return fail(resp.error());
     }
-    std::vector<ManifestEntry> out;
+    std::vector<LeaseManifestEntry> out;
     for (const XmlElement *e : resp.value().children_named("returnval")) {
-        ManifestEntry m;
+        LeaseManifestEntry m;
         m.key = e->child_text("key");
         m.sha1 = e->child_text("sha1");
         for (auto &c : m.sha1) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

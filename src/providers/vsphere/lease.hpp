@@ -24,7 +24,7 @@ struct LeaseInfo {
     int timeout_seconds = 0;
 };
 
-struct ManifestEntry {
+struct LeaseManifestEntry {
     std::string key;   // matches LeaseDevice::key
     std::string sha1;  // lower-case hex of the bytes the server sent
     std::uint64_t size = 0;
@@ -39,7 +39,7 @@ Result<void> lease_progress(Session &s, const MoRef &lease, int percent);
 Result<void> lease_complete(Session &s, const MoRef &lease);
 Result<void> lease_abort(Session &s, const MoRef &lease, const std::string &reason);
 // HttpNfcLeaseGetManifest; an empty list when the server keeps none.
-Result<std::vector<ManifestEntry>> lease_manifest(Session &s, const MoRef &lease);
+Result<std::vector<LeaseManifestEntry>> lease_manifest(Session &s, const MoRef &lease);
 
 // CreateSnapshot_Task (memory off) -> the snapshot; RemoveSnapshot_Task (consolidating).
 Result<MoRef> create_snapshot(Session &s, const MoRef &vm, const std::string &name, bool quiesce);
