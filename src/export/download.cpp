@@ -138,6 +138,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
         req.url = rq.url;
         req.range_from = start;
         bool restart_pending = false;
+        bool nothing_left = false;  // 416 for a range starting at the known end: the body is an error page
         auto check = [&](const http::Response &r) -> Result<void> {
             if (r.status == 206) {
                 std::uint64_t first = 0, t = 0;
@@ -150,7 +151,8 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 if (start > 0) restart_pending = true;  // Range ignored: the body starts at byte 0
                 if (r.content_length) total = *r.content_length;
             } else if (r.status == 416 && start > 0 && total && start == *total) {
-                return success();  // nothing left to fetch
+                nothing_left = true;
+                return success();
             } else {
                 Error e = http::status_error(r.status, "GET", rq.url);
                 if (r.status == 404) e.code = Errc::not_found;
@@ -170,6 +172,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             return success();
         };
         auto sink = [&](std::span<const std::byte> data) -> Result<void> {
+            if (nothing_left) return success();
             HSDK_TRYV(w.file.write_all(w.offset, data));
             w.sha1.update(data);
             w.sha256.update(data);
