@@ -205,6 +205,63 @@ HSDK_API hsdk_status hsdk_compare(int *out_identical, uint64_t *out_first_differ
 HSDK_API hsdk_status hsdk_check_json(char **out_json, const char *path, const hsdk_open_options *options);
 
 /* ---------------------------------------------------------------------------------------
+ * vSphere: discovery and export (see docs/vsphere.md).
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_vsphere_options {
+    size_t struct_size;
+    const char *url;        /* https://host[/sdk]; NULL: $GOVC_URL (which may carry user:password@) */
+    const char *username;   /* NULL: $GOVC_USERNAME */
+    const char *password;   /* NULL: $GOVC_PASSWORD. Never logged nor put in an error message */
+    int insecure;           /* 1: no certificate check at all ($GOVC_INSECURE also turns it on) */
+    const char *ca_file;    /* PEM bundle trusted instead of the system store */
+    const char *thumbprint; /* pin the server certificate's SHA-256 (hex, colons optional) */
+    unsigned max_attempts;  /* tries per request on transient failures; 0 = default (5) */
+    hsdk_cancel *cancel;    /* may be NULL */
+} hsdk_vsphere_options;
+#define HSDK_VSPHERE_OPTIONS_INIT { sizeof(hsdk_vsphere_options), NULL, NULL, NULL, 0, NULL, NULL, 0, NULL }
+
+/* Every VM with inventory path, power state, guest, CPUs, memory, firmware, disks and NICs, as a
+ * JSON array of the VM model. Free *out_json with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_vsphere_list_vms_json(char **out_json, const hsdk_vsphere_options *options);
+
+typedef struct hsdk_export_progress {
+    size_t struct_size;
+    const char *phase;  /* connecting, snapshot, exporting disk N of M, converting, manifest, cleanup */
+    unsigned disk_index; /* 1-based while a disk moves, else 0 */
+    unsigned disk_count;
+    uint64_t disk_bytes_done;
+    uint64_t disk_bytes_total; /* 0 when unknown */
+    uint64_t bytes_done;
+    uint64_t bytes_total;
+    double rate_bytes_per_sec;
+    double eta_seconds; /* negative when unknown */
+} hsdk_export_progress;
+
+typedef int (*hsdk_export_progress_fn)(const hsdk_export_progress *progress, void *user_data);
+
+typedef struct hsdk_export_options {
+    size_t struct_size;
+    const hsdk_vsphere_options *connection; /* NULL: everything from GOVC_* */
+    const char *vm;          /* inventory path, e.g. "/DC0/vm/DC0_H0_VM0" */
+    const char *output_dir;  /* created if missing */
+    const char *format;      /* ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi; NULL = "ova" */
+    int resume;              /* continue from the state files an interrupted export left */
+    int quiesce;             /* quiesce the guest for the snapshot of a running VM */
+    unsigned parallel;       /* disks at once; 0 = 1 */
+    int overwrite;           /* replace existing outputs */
+    const char *transport;   /* "auto" (NULL), "nfc" or "datastore" */
+    hsdk_export_progress_fn progress; /* may be NULL; returning non-zero cancels */
+    void *progress_user_data;
+} hsdk_export_options;
+#define HSDK_EXPORT_OPTIONS_INIT { sizeof(hsdk_export_options), NULL, NULL, NULL, NULL, 0, 0, 1, 0, NULL, NULL, NULL }
+
+/* Exports a VM. Cancel through connection->cancel or the progress callback. On failure the
+ * snapshot is removed, the lease aborted, and nothing that looks finished is left behind.
+ * *out_result_json (may be NULL) receives {"vm", "files", "bytes_received", "bytes_resumed",
+ * "method", "snapshot_used", "seconds"}; free it with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_export(char **out_result_json, const hsdk_export_options *options);
+
+/* ---------------------------------------------------------------------------------------
  * VM descriptions, OVF/OVA and KVM. VMs cross the C ABI as JSON in hsdk's VM model
  * (docs/vm-model.md), which keeps this interface stable as the model grows.
  * ------------------------------------------------------------------------------------- */

@@ -9,6 +9,7 @@ namespace hsdk {
 
 void register_hash_commands(CLI::App &root, std::vector<Command> &commands);
 void register_image_commands(CLI::App &root, std::vector<Command> &commands);
+void register_vsphere_commands(CLI::App &root, std::vector<Command> &commands);
 void register_kvm_commands(CLI::App &root, std::vector<Command> &commands);
 
 inline std::vector<CommandRegistrar> all_commands() {
@@ -16,6 +17,7 @@ inline std::vector<CommandRegistrar> all_commands() {
         &register_image_commands,
         &register_kvm_commands,
         &register_hash_commands,
+        &register_vsphere_commands,
     };
 }
 

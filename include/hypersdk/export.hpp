@@ -1,0 +1,88 @@
+// Exporting a VM from vSphere: OVF/OVA or straight into a disk format, with progress, cancel,
+// resume, retries and clean-up.
+#pragma once
+
+#include <hypersdk/cancel.hpp>
+#include <hypersdk/error.hpp>
+#include <hypersdk/progress.hpp>
+#include <hypersdk/vm.hpp>
+#include <hypersdk/vsphere.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hypersdk {
+
+struct ExportProgress {
+    std::string phase;  // connecting, snapshot, exporting disk N of M, converting, manifest, cleanup
+    unsigned disk_index = 0;  // 1-based while a disk is moving, else 0
+    unsigned disk_count = 0;
+    std::uint64_t disk_bytes_done = 0;
+    std::uint64_t disk_bytes_total = 0;  // 0 when the server does not say
+    std::uint64_t bytes_done = 0;        // all disks
+    std::uint64_t bytes_total = 0;       // all disks, as far as known
+    double rate_bytes_per_sec = 0;
+    double eta_seconds = -1;  // negative when unknown
+};
+
+using ExportProgressCallback = std::function<ProgressAction(const ExportProgress &)>;
+
+enum class ExportTransport {
+    automatic,  // NFC lease; datastore download if the server cannot export
+    nfc,        // HttpNfcLease only (ExportVm / ExportSnapshot)
+    datastore,  // datastore HTTP GET of the disk files (/folder/<path>?dcPath=&dsName=)
+};
+
+struct ExportOptions {
+    vsphere::ConnectionOptions connection;
+    std::string vm;          // inventory path, e.g. /DC0/vm/DC0_H0_VM0
+    std::string output_dir;  // created if missing
+    // ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi.
+    std::string format = "ova";
+    // Continue an interrupted export from the state files next to the output.
+    bool resume = false;
+    bool quiesce = false;       // quiesce the guest for the snapshot of a running VM
+    unsigned parallel = 1;      // disks moving at once
+    bool overwrite = false;     // replace existing outputs
+    ExportTransport transport = ExportTransport::automatic;
+    ExportProgressCallback progress;  // may cancel
+    CancelToken cancel;               // also cancels connection.cancel's work
+};
+
+struct ExportResult {
+    VirtualMachine vm;                // as discovered, disks' file/file_format/sha256 filled in
+    std::vector<std::string> files;   // every file written, in the order written
+    std::uint64_t bytes_received = 0; // from the network in this run
+    std::uint64_t bytes_resumed = 0;  // skipped thanks to --resume
+    std::string method;               // ExportVm, ExportSnapshot or datastore
+    bool snapshot_used = false;
+    double seconds = 0;
+};
+
+// Output formats export() accepts, and those it can produce in this build.
+std::vector<std::string> export_formats();
+
+class ExportSession {
+public:
+    explicit ExportSession(ExportOptions options);
+    ~ExportSession();
+    ExportSession(const ExportSession &) = delete;
+    ExportSession &operator=(const ExportSession &) = delete;
+
+    // Runs the export. On failure or cancel: the snapshot is removed, the lease aborted, and
+    // outputs are either removed or kept as clearly named resumable state (never as files that
+    // look finished).
+    Result<ExportResult> run();
+    // From any thread: stops network and disk work promptly, then cleans up.
+    void cancel() noexcept;
+
+private:
+    ExportOptions options_;
+};
+
+inline Result<ExportResult> export_vm(ExportOptions options) { return ExportSession(std::move(options)).run(); }
+
+}  // namespace hypersdk

@@ -1,0 +1,216 @@
+#include "export/download.hpp"
+
+#include "io/file.hpp"
+
+#include <hypersdk/hash.hpp>
+#include <hypersdk/log.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+#include <vector>
+
+namespace hypersdk::exporter {
+namespace {
+
+constexpr std::uint64_t sync_every = 32u << 20;  // state advances after each fsync of this much
+
+Result<void> write_state(const std::string &path, const nlohmann::json &identity, std::uint64_t bytes) {
+    nlohmann::json j = {{"format", "hypersdk-export-resume"}, {"version", 1}, {"identity", identity}, {"bytes", bytes}};
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << j.dump(2) << '\n';
+        out.flush();
+        if (!out) return fail(io::errno_error(errno, "cannot write resume state", tmp));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) return fail(io::errno_error(errno, "cannot write resume state", path));
+    return success();
+}
+
+// Bytes a matching state file vouches for, or nothing.
+std::optional<std::uint64_t> read_state(const std::string &path, const nlohmann::json &identity) {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || j.value("format", "") != "hypersdk-export-resume" || j.value("version", 0) != 1)
+        return std::nullopt;
+    if (!j.contains("identity") || j["identity"] != identity || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
+        return std::nullopt;
+    return j["bytes"].get<std::uint64_t>();
+}
+
+// "bytes 100-199/200" -> first byte and total (total 0 when "*").
+bool parse_content_range(const std::string &v, std::uint64_t &first, std::uint64_t &total) {
+    unsigned long long a = 0, b = 0, t = 0;
+    if (std::sscanf(v.c_str(), "bytes %llu-%llu/%llu", &a, &b, &t) == 3) {
+        first = a;
+        total = t;
+        return true;
+    }
+    if (std::sscanf(v.c_str(), "bytes %llu-%llu/*", &a, &b) == 2) {
+        first = a;
+        total = 0;
+        return true;
+    }
+    return false;
+}
+
+struct Writer {
+    io::File file;
+    std::uint64_t offset = 0;
+    std::uint64_t synced = 0;
+    Digest sha1{DigestAlgorithm::sha1};
+    Digest sha256{DigestAlgorithm::sha256};
+
+    Result<void> restart() {
+        HSDK_TRYV(file.truncate(0));
+        offset = synced = 0;
+        sha1.reset();
+        sha256.reset();
+        return success();
+    }
+};
+
+}  // namespace
+
+std::string partial_path_for(const std::string &final_path) { return final_path + ".hsdk-partial"; }
+std::string state_path_for(const std::string &final_path) { return final_path + ".hsdk-resume"; }
+
+void discard_partial(const std::string &final_path) noexcept {
+    ::unlink(partial_path_for(final_path).c_str());
+    ::unlink(state_path_for(final_path).c_str());
+    ::unlink((state_path_for(final_path) + ".tmp").c_str());
+}
+
+Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
+    DownloadResult result;
+    result.partial_path = partial_path_for(rq.final_path);
+    const std::string state_path = state_path_for(rq.final_path);
+
+    Writer w;
+    std::optional<std::uint64_t> have;
+    if (rq.resume) have = read_state(state_path, rq.identity);
+    if (have) {
+        auto f = io::File::open_read_write(result.partial_path);
+        if (f) {
+            w.file = std::move(f).value();
+            HSDK_TRY(auto size, w.file.size());
+            if (size < *have) have = 0;  // the state claims more than is there: trust neither
+        } else {
+            have.reset();
+        }
+    }
+    if (!have) {
+        ::unlink(result.partial_path.c_str());
+        HSDK_TRY(w.file, io::File::create_new(result.partial_path));
+        have = 0;
+    }
+    // Only what the state vouches for (synced before it was written) is kept.
+    HSDK_TRYV(w.file.truncate(*have));
+    if (*have > 0) {
+        std::vector<std::byte> buf(1u << 20);
+        for (std::uint64_t pos = 0; pos < *have;) {
+            HSDK_TRYV(rq.cancel.check());
+            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *have - pos));
+            HSDK_TRYV(w.file.read_exact(pos, std::span(buf).first(n)));
+            w.sha1.update(std::span<const std::byte>(buf).first(n));
+            w.sha256.update(std::span<const std::byte>(buf).first(n));
+            pos += n;
+        }
+        log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, *have));
+    }
+    w.offset = w.synced = *have;
+    result.resumed = *have;
+    HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
+
+    std::optional<std::uint64_t> total;
+    unsigned failures = 0;  // consecutive attempts that moved no byte
+    for (;;) {
+        HSDK_TRYV(rq.cancel.check());
+        const std::uint64_t start = w.offset;
+        http::Request req;
+        req.url = rq.url;
+        req.range_from = start;
+        bool restart_pending = false;
+        bool nothing_left = false;  // 416 for a range starting at the known end: the body is an error page
+        auto check = [&](const http::Response &r) -> Result<void> {
+            if (r.status == 206) {
+                std::uint64_t first = 0, t = 0;
+                if (!parse_content_range(r.content_range, first, t) || first != start)
+                    return fail(Errc::remote_error, fmt::format("the server answered a request for bytes {}- with '{}'", start,
+                                                                r.content_range));
+                if (t > 0) total = t;
+                else if (r.content_length) total = start + *r.content_length;
+            } else if (r.status == 200) {
+                if (start > 0) restart_pending = true;  // Range ignored: the body starts at byte 0
+                if (r.content_length) total = *r.content_length;
+            } else if (r.status == 416 && start > 0 && total && start == *total) {
+                nothing_left = true;
+                return success();
+            } else {
+                Error e = http::status_error(r.status, "GET", rq.url);
+                if (r.status == 404) e.code = Errc::not_found;
+                if (r.status == 401) e.code = Errc::auth_failed;
+                if (r.status == 403) e.code = Errc::permission_denied;
+                return fail(e);
+            }
+            if (restart_pending) {
+                log(LogLevel::warn, fmt::format("export: the server ignored Range for {}; starting it again from zero", rq.final_path));
+                HSDK_TRYV(w.restart());
+                HSDK_TRYV(write_state(state_path, rq.identity, 0));
+                result.restarted = true;
+                result.resumed = 0;
+                if (rq.on_bytes) rq.on_bytes(0, true);
+            }
+            if (total && rq.on_total) rq.on_total(*total);
+            return success();
+        };
+        auto sink = [&](std::span<const std::byte> data) -> Result<void> {
+            if (nothing_left) return success();
+            HSDK_TRYV(w.file.write_all(w.offset, data));
+            w.sha1.update(data);
+            w.sha256.update(data);
+            w.offset += data.size();
+            result.received += data.size();
+            if (rq.on_bytes) rq.on_bytes(data.size(), false);
+            if (w.offset - w.synced >= sync_every) {
+                HSDK_TRYV(w.file.sync());
+                w.synced = w.offset;
+                HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
+            }
+            return success();
+        };
+        auto r = rq.client->stream(req, check, sink);
+        if (r && (r.value().status == 200 || r.value().status == 206 || r.value().status == 416)) {
+            if (total && w.offset != *total)
+                r = fail(Errc::network_error, fmt::format("GET {}: the transfer ended at byte {} of {}", http::redact_url(rq.url), w.offset, *total));
+            else
+                break;
+        }
+        // Whatever arrived stays: make it durable and vouch for it in the state.
+        (void)w.file.sync();
+        w.synced = w.offset;
+        (void)write_state(state_path, rq.identity, w.synced);
+        if (!r) {
+            if (!http::is_transient(r.error())) return fail(r.error());
+            failures = w.offset > start ? 1 : failures + 1;
+            if (failures >= std::max(1u, rq.retry.max_attempts)) return fail(r.error());
+            log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, w.offset));
+            HSDK_TRYV(http::backoff_sleep(rq.retry, failures, rq.cancel));
+        }
+    }
+    HSDK_TRYV(w.file.sync());
+    HSDK_TRYV(w.file.close());
+    result.size = w.offset;
+    result.sha1 = to_hex(w.sha1.finish());
+    result.sha256 = to_hex(w.sha256.finish());
+    return result;
+}
+
+}  // namespace hypersdk::exporter

@@ -1,0 +1,51 @@
+// A resumable download of one file: bytes go to "<final>.hsdk-partial" and a small JSON state
+// file "<final>.hsdk-resume" records how many of them are safely on disk and what they belong
+// to. A later run continues with an HTTP Range request; when the server ignores Range (answers
+// 200) the file starts again from zero instead of appending. Transient failures (reset, 5xx,
+// timeout) are retried with backoff from the last byte received.
+#pragma once
+
+#include "io/http.hpp"
+
+#include <hypersdk/cancel.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace hypersdk::exporter {
+
+struct DownloadRequest {
+    http::Client *client = nullptr;
+    std::string url;
+    std::string final_path;    // where the caller will put the finished file
+    nlohmann::json identity;   // what the bytes are; a state file for anything else is ignored
+    bool resume = false;       // continue from a matching state file
+    http::RetryPolicy retry;
+    CancelToken cancel;
+    // Bytes that arrived (may be called from the downloading thread only); the first call after a
+    // restart from zero passes `restarted`.
+    std::function<void(std::uint64_t bytes, bool restarted)> on_bytes;
+    // Learned from Content-Length / Content-Range.
+    std::function<void(std::uint64_t total)> on_total;
+};
+
+struct DownloadResult {
+    std::string partial_path;  // the finished bytes, not yet renamed
+    std::uint64_t size = 0;
+    std::uint64_t received = 0;  // from the network in this run
+    std::uint64_t resumed = 0;   // already there from an earlier run
+    bool restarted = false;      // the server ignored Range
+    std::string sha1, sha256;    // of all `size` bytes
+};
+
+std::string partial_path_for(const std::string &final_path);
+std::string state_path_for(const std::string &final_path);
+
+// On failure the partial file and its state stay behind (resumable); discard_partial() removes them.
+Result<DownloadResult> download_resumable(const DownloadRequest &request);
+void discard_partial(const std::string &final_path) noexcept;
+
+}  // namespace hypersdk::exporter

@@ -1,0 +1,527 @@
+// ExportSession: vSphere VM -> files, through an NFC lease (ExportVm for a powered-off VM,
+// CreateSnapshot + ExportSnapshot for a running one) or datastore downloads.
+#include "export/download.hpp"
+#include "export/progress.hpp"
+#include "providers/vsphere/discovery.hpp"
+#include "providers/vsphere/lease.hpp"
+
+#include "io/atomic_output.hpp"
+
+#include <hypersdk/export.hpp>
+#include <hypersdk/hash.hpp>
+#include <hypersdk/log.hpp>
+#include <hypersdk/ovf.hpp>
+
+#include <fmt/format.h>
+
+#include "io/file.hpp"
+
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+namespace hypersdk {
+namespace {
+
+using namespace vsphere;
+using exporter::DownloadResult;
+
+const std::vector<std::string> &all_formats() {
+    static const std::vector<std::string> f = {"ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"};
+    return f;
+}
+
+Result<void> check_format(const std::string &format) {
+    if (std::find(all_formats().begin(), all_formats().end(), format) == all_formats().end())
+        return fail(Errc::invalid_argument, fmt::format("unknown export format '{}' (ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi)", format));
+    if (format == "vmdk" || format == "ova" || format == "ovf") return success();
+    return fail_unsupported(fmt::format(
+        "--format {}: converting the exported stream-optimized VMDK on the fly needs the VMDK stream reader "
+        "(src/format/vmdk), which this build does not have yet; --format vmdk, ovf or ova keep the disks as the server "
+        "streams them",
+        format));
+}
+
+// A VM name as a file name: no path separators, no control characters, no leading dot.
+std::string file_stem(const std::string &name) {
+    std::string out;
+    for (char c : name) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (c == '/' || c == '\\' || u < 0x20 || u == 0x7f) ? '_' : c;
+    }
+    while (!out.empty() && out.front() == '.') out.erase(0, 1);
+    return out.empty() ? std::string("vm") : out;
+}
+
+std::string url_encode(std::string_view s, bool keep_slash) {
+    std::string out;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/'))
+            out += c;
+        else
+            out += fmt::format("%{:02X}", u);
+    }
+    return out;
+}
+
+bool is_missing_method(const Error &e) {
+    return e.message.find("MethodNotFound") != std::string::npos || e.message.find("fault NotSupported") != std::string::npos ||
+           e.message.find("fault NotImplemented") != std::string::npos;
+}
+
+struct DiskJob {
+    unsigned index = 0;  // 1-based
+    VmDisk *disk = nullptr;
+    std::string device_key;
+    std::string url;
+    http::Client *client = nullptr;
+    std::string final_path;
+    DownloadResult result;
+};
+
+class Runner {
+public:
+    explicit Runner(ExportOptions &o) : o_(o) {}
+
+    Result<ExportResult> run() {
+        const auto start = std::chrono::steady_clock::now();
+        auto r = body();
+        if (!r) {
+            Error e = r.error();
+            cleanup_after_failure(e);
+            return fail(e);
+        }
+        result_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return std::move(result_);
+    }
+
+private:
+    Result<void> body() {
+        HSDK_TRYV(check_format(o_.format));
+        if (o_.vm.empty()) return fail(Errc::invalid_argument, "no VM given (inventory path such as /DC0/vm/name)");
+        if (o_.output_dir.empty()) return fail(Errc::invalid_argument, "no output folder given");
+        std::error_code ec;
+        std::filesystem::create_directories(o_.output_dir, ec);
+        if (ec) return fail(io::errno_error(ec.value(), "cannot create the output folder", o_.output_dir));
+
+        tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel, 0);
+        tracker_->phase("connecting");
+        HSDK_TRY(session_, Session::open(o_.connection));
+        HSDK_TRY(found_, discover_vm(*session_, o_.vm));
+        result_.vm = found_.vm;
+        const std::string stem = file_stem(found_.vm.name);
+        for (const auto &path : planned_outputs(stem)) {
+            if (!o_.overwrite && std::filesystem::exists(path))
+                return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", path));
+        }
+        if (result_.vm.disks.empty()) return fail(Errc::invalid_argument, fmt::format("VM '{}' has no disks to export", o_.vm));
+        tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel,
+                                                                     static_cast<unsigned>(result_.vm.disks.size()));
+
+        const bool powered_off = found_.vm.power_state == "poweredOff";
+        if (o_.transport == ExportTransport::datastore) return export_from_datastore(stem, powered_off);
+
+        if (!powered_off) HSDK_TRYV(take_snapshot());
+        auto leased = powered_off ? export_vm(*session_, found_.ref) : export_snapshot(*session_, snapshot_);
+        if (!leased) {
+            if (o_.transport == ExportTransport::automatic && is_missing_method(leased.error())) {
+                log(LogLevel::warn, "export: the server cannot export through a lease; downloading from the datastore");
+                return export_from_datastore(stem, powered_off);
+            }
+            return fail(leased.error());
+        }
+        lease_ = leased.value();
+        result_.method = powered_off ? "ExportVm" : "ExportSnapshot";
+        HSDK_TRY(auto info, wait_lease_ready(*session_, lease_));
+
+        std::vector<DiskJob> jobs;
+        unsigned n = 0;
+        for (const auto &dev : info.devices) {
+            if (!dev.disk) continue;
+            if (n >= result_.vm.disks.size())
+                return fail(Errc::remote_error, "the lease offers more disks than the VM has");
+            DiskJob j;
+            j.index = n + 1;
+            j.disk = &result_.vm.disks[n];
+            j.device_key = dev.key;
+            j.url = dev.url;
+            HSDK_TRY(j.client, client_for(dev));
+            j.final_path = fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, n + 1);
+            if (dev.file_size > 0) tracker_->disk_total(j.index, dev.file_size);
+            jobs.push_back(std::move(j));
+            ++n;
+        }
+        if (jobs.size() != result_.vm.disks.size())
+            return fail(Errc::remote_error, fmt::format("the lease offers {} disks but the VM has {}", jobs.size(), result_.vm.disks.size()));
+
+        (void)lease_progress(*session_, lease_, 0);
+        start_keepalive(info.timeout_seconds);
+        auto downloaded = download_all(jobs, powered_off, "nfc");
+        stop_keepalive();
+        HSDK_TRYV(downloaded);
+
+        tracker_->phase("manifest");
+        HSDK_TRY(auto manifest, lease_manifest(*session_, lease_));
+        HSDK_TRYV(check_manifest(jobs, manifest));
+        HSDK_TRYV(o_.cancel.check());
+        (void)lease_progress(*session_, lease_, 100);
+        HSDK_TRYV(lease_complete(*session_, lease_));
+        lease_ = {};
+        HSDK_TRYV(publish(jobs, stem));
+        return finish_cleanup();
+    }
+
+    Result<void> take_snapshot() {
+        tracker_->phase("snapshot");
+        static thread_local std::mt19937_64 rng{std::random_device{}()};
+        const std::string name = fmt::format("hypersdk-export-{:08x}", rng() & 0xffffffffU);
+        auto snap = create_snapshot(*session_, found_.ref, name, o_.quiesce);
+        if (!snap) return fail(snap.error().with_context("creating the export snapshot"));
+        snapshot_ = snap.value();
+        result_.snapshot_used = true;
+        return success();
+    }
+
+    // Lease URLs on the server itself use the session's client; another host (vCenter handing
+    // out an ESXi URL) gets its own TLS check, pinned to the thumbprint the lease names when it is
+    // a SHA-256 one.
+    Result<http::Client *> client_for(const LeaseDevice &dev) {
+        const auto scheme = dev.url.find("://");
+        const auto host_start = scheme == std::string::npos ? 0 : scheme + 3;
+        const std::string host = dev.url.substr(host_start, dev.url.find('/', host_start) - host_start);
+        http::ClientOptions co = session_->http().options();
+        co.request_timeout = std::chrono::seconds(0);
+        if (host != session_->host() && !dev.ssl_thumbprint.empty() && !o_.connection.insecure) {
+            if (auto t = http::normalize_thumbprint(dev.ssl_thumbprint)) {
+                co.tls.thumbprint_sha256 = t.value();
+                co.tls.ca_file.clear();
+            }
+        }
+        clients_.push_back(session_->http().derive(co));
+        return clients_.back().get();
+    }
+
+    nlohmann::json identity(const DiskJob &j, bool powered_off, const char *source) const {
+        nlohmann::json id = {{"vm", found_.vm.instance_uuid.empty() ? found_.vm.uuid : found_.vm.instance_uuid},
+                             {"vm_id", found_.vm.id},
+                             {"disk", j.disk->id},
+                             {"backing", j.disk->backing_file},
+                             {"capacity", j.disk->capacity_bytes},
+                             {"change_id", j.disk->change_id},
+                             {"source", source}};
+        // A running VM is exported from a new snapshot each time: bytes from an earlier run show
+        // another point in time, so its state never matches.
+        if (!powered_off) id["run"] = fmt::format("{:016x}", std::random_device{}());
+        return id;
+    }
+
+    Result<void> download_all(std::vector<DiskJob> &jobs, bool powered_off, const char *source) {
+        std::atomic<std::size_t> next{0};
+        std::mutex m;
+        std::optional<Error> first_error;
+        auto worker = [&] {
+            for (;;) {
+                const std::size_t i = next.fetch_add(1);
+                if (i >= jobs.size()) return;
+                {
+                    std::lock_guard lock(m);
+                    if (first_error) return;
+                }
+                DiskJob &j = jobs[i];
+                exporter::DownloadRequest rq;
+                rq.client = j.client;
+                rq.url = j.url;
+                rq.final_path = j.final_path;
+                rq.identity = identity(j, powered_off, source);
+                rq.resume = o_.resume;
+                rq.retry = session_->retry_policy();
+                rq.cancel = o_.cancel;
+                const unsigned idx = j.index;
+                rq.on_bytes = [this, idx](std::uint64_t n, bool restarted) {
+                    if (restarted) tracker_->disk_restarted(idx);
+                    else tracker_->disk_bytes(idx, n);
+                };
+                rq.on_total = [this, idx](std::uint64_t t) { tracker_->disk_total(idx, t); };
+                tracker_->disk_started(idx);
+                auto r = exporter::download_resumable(rq);
+                std::lock_guard lock(m);
+                if (!r) {
+                    if (!first_error) first_error = r.error().with_context(fmt::format("disk {} of {}", idx, jobs.size()));
+                    return;
+                }
+                j.result = std::move(r).value();
+                tracker_->disk_total(idx, j.result.size);
+                result_.bytes_received += j.result.received;
+                result_.bytes_resumed += j.result.resumed;
+            }
+        };
+        const unsigned threads = std::clamp<unsigned>(o_.parallel, 1, static_cast<unsigned>(jobs.size()));
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+        worker();
+        for (auto &t : pool) t.join();
+        for (std::size_t i = 0; i < jobs.size(); ++i) partials_.push_back(jobs[i].final_path);
+        if (first_error) return fail(*first_error);
+        return success();
+    }
+
+    Result<void> check_manifest(const std::vector<DiskJob> &jobs, const std::vector<LeaseManifestEntry> &manifest) {
+        if (manifest.empty()) {
+            log(LogLevel::info, "export: the server keeps no manifest for this lease; nothing to check the bytes against");
+            return success();
+        }
+        for (const auto &j : jobs) {
+            auto it = std::find_if(manifest.begin(), manifest.end(), [&](const LeaseManifestEntry &m) { return m.key == j.device_key; });
+            if (it == manifest.end()) continue;
+            if (it->size != j.result.size || it->sha1 != j.result.sha1) {
+                corrupt_ = true;
+                return fail(Errc::checksum_mismatch,
+                            fmt::format("checksum mismatch: disk {} ({}): received {} bytes with SHA-1 {}, the server's manifest "
+                                        "says {} bytes with SHA-1 {}",
+                                        j.index, j.device_key, j.result.size, j.result.sha1, it->size, it->sha1));
+            }
+        }
+        return success();
+    }
+
+    std::vector<std::string> planned_outputs(const std::string &stem) const {
+        if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i)
+            out.push_back(fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1));
+        if (o_.format == "ovf") {
+            out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
+            out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
+        }
+        return out;
+    }
+
+    void record_disk(DiskJob &j, const std::string &file) {
+        j.disk->file = file;
+        j.disk->file_format = "vmdk";
+        j.disk->file_bytes = j.result.size;
+        j.disk->sha256 = j.result.sha256;
+    }
+
+    Result<void> publish(std::vector<DiskJob> &jobs, const std::string &stem) {
+        if (o_.format == "vmdk") return publish_disks(jobs);
+        tracker_->phase("manifest");
+        // The descriptor comes from the VM's properties (the hardware discovery read), with the
+        // disks as the server streamed them.
+        std::vector<OvfWriteFile> files;
+        std::vector<hypersdk::ManifestEntry> mf;
+        for (auto &j : jobs) {
+            const std::string name = io::base_name(j.final_path);
+            files.push_back(OvfWriteFile{name, j.result.size});
+            record_disk(j, name);
+        }
+        const std::string ovf_name = stem + ".ovf";
+        const std::string mf_name = stem + ".mf";
+        const std::string descriptor = write_ovf(result_.vm, files);
+        mf.push_back(hypersdk::ManifestEntry{"SHA256", ovf_name, sha256_hex(descriptor)});
+        for (const auto &j : jobs) mf.push_back(hypersdk::ManifestEntry{"SHA256", io::base_name(j.final_path), j.result.sha256});
+        const std::string manifest = format_manifest(mf);
+
+        if (o_.format == "ovf") {
+            HSDK_TRYV(publish_disks(jobs));
+            // The manifest, then the descriptor, appear last: a folder with an .ovf is complete.
+            io::AtomicOutputSet set;
+            HSDK_TRY(io::File * mf_file, set.add(o_.output_dir + "/" + mf_name, true));
+            HSDK_TRYV(mf_file->write_all(0, std::as_bytes(std::span(manifest))));
+            HSDK_TRY(io::File * ovf_file, set.add(o_.output_dir + "/" + ovf_name, true));
+            HSDK_TRYV(ovf_file->write_all(0, std::as_bytes(std::span(descriptor))));
+            HSDK_TRYV(set.commit());
+            result_.files.push_back(o_.output_dir + "/" + mf_name);
+            result_.files.push_back(o_.output_dir + "/" + ovf_name);
+            return success();
+        }
+
+        // OVA: descriptor, manifest, disks, packed straight from the downloaded files.
+        const std::string tmp_ovf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, ovf_name);
+        const std::string tmp_mf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, mf_name);
+        auto write_tmp = [](const std::string &path, const std::string &text) -> Result<void> {
+            ::unlink(path.c_str());
+            HSDK_TRY(auto f, io::File::create_new(path));
+            HSDK_TRYV(f.write_all(0, std::as_bytes(std::span(text))));
+            return f.close();
+        };
+        auto packed = [&]() -> Result<void> {
+            HSDK_TRYV(write_tmp(tmp_ovf, descriptor));
+            HSDK_TRYV(write_tmp(tmp_mf, manifest));
+            std::vector<OvaPackInput> members{{ovf_name, tmp_ovf}, {mf_name, tmp_mf}};
+            for (const auto &j : jobs) members.push_back(OvaPackInput{io::base_name(j.final_path), j.result.partial_path});
+            return pack_ova(fmt::format("{}/{}.ova", o_.output_dir, stem), members, o_.cancel);
+        }();
+        ::unlink(tmp_ovf.c_str());
+        ::unlink(tmp_mf.c_str());
+        HSDK_TRYV(packed);
+        for (const auto &j : jobs) exporter::discard_partial(j.final_path);
+        partials_.clear();
+        result_.files.push_back(fmt::format("{}/{}.ova", o_.output_dir, stem));
+        return success();
+    }
+
+    // The disks appear under their final names together, only once everything checked out.
+    Result<void> publish_disks(std::vector<DiskJob> &jobs) {
+        for (auto &j : jobs) {
+            if (std::rename(j.result.partial_path.c_str(), j.final_path.c_str()) != 0)
+                return fail(io::errno_error(errno, "cannot rename into place", j.final_path));
+            ::unlink(exporter::state_path_for(j.final_path).c_str());
+            if (o_.format == "vmdk") record_disk(j, j.final_path);
+            result_.files.push_back(j.final_path);
+        }
+        partials_.clear();
+        return success();
+    }
+
+    Result<void> export_from_datastore(const std::string &stem, bool powered_off) {
+        result_.method = "datastore";
+        // The base disks of a running VM stop changing once a snapshot sits on top of them.
+        if (!powered_off && snapshot_.empty()) HSDK_TRYV(take_snapshot());
+        std::vector<DiskJob> jobs;
+        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i) {
+            VmDisk &d = result_.vm.disks[i];
+            auto [ds, path] = split_datastore_path(d.backing_file);
+            if (ds.empty() || path.empty())
+                return fail(Errc::unsupported, fmt::format("unsupported: disk '{}' has no datastore path to download", d.label));
+            DiskJob j;
+            j.index = static_cast<unsigned>(i + 1);
+            j.disk = &d;
+            j.device_key = d.id;
+            j.url = fmt::format("{}/folder/{}?dcPath={}&dsName={}", session_->server(), url_encode(path, true),
+                                url_encode(found_.datacenter_path, true), url_encode(ds, false));
+            j.client = session_->http().derive([&] {
+                auto co = session_->http().options();
+                co.request_timeout = std::chrono::seconds(0);
+                return co;
+            }()).release();
+            owned_.emplace_back(j.client);
+            j.final_path = fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1);
+            jobs.push_back(std::move(j));
+        }
+        HSDK_TRYV(download_all(jobs, powered_off, "datastore"));
+        for (const auto &j : jobs) HSDK_TRYV(check_single_file_vmdk(j));
+        HSDK_TRYV(publish(jobs, stem));
+        return finish_cleanup();
+    }
+
+    // A text descriptor names extent files that a datastore download would also need: that
+    // layout goes through the VMDK module, which this build does not have.
+    Result<void> check_single_file_vmdk(const DiskJob &j) {
+        auto f = io::File::open_read(j.result.partial_path);
+        if (!f) return fail(f.error());
+        std::array<std::byte, 4> magic{};
+        if (j.result.size >= 4) HSDK_TRYV(f.value().read_exact(0, magic));
+        if (std::memcmp(magic.data(), "KDMV", 4) == 0) return success();
+        corrupt_ = true;
+        return fail_unsupported(fmt::format("disk {} ({}) is not a single-file (sparse) VMDK on the datastore; "
+                                            "descriptor + extent layouts need the VMDK module, or use the NFC transport",
+                                            j.index, j.disk->backing_file));
+    }
+
+    Result<void> finish_cleanup() {
+        tracker_->phase("cleanup");
+        if (!snapshot_.empty()) {
+            auto removed = remove_snapshot(*session_, snapshot_);
+            if (!removed) return fail(removed.error().with_context("removing the export snapshot"));
+            snapshot_ = {};
+        }
+        (void)session_->logout();
+        return success();
+    }
+
+    void start_keepalive(int lease_timeout_seconds) {
+        // HttpNfcLeaseProgress at least every 60 s (sooner for short lease timeouts) keeps the
+        // lease from expiring during long downloads.
+        const int secs = std::clamp(lease_timeout_seconds > 0 ? lease_timeout_seconds / 3 : 60, 1, 60);
+        keepalive_ = std::thread([this, secs] {
+            std::unique_lock lock(keepalive_mutex_);
+            while (!keepalive_stop_) {
+                if (keepalive_cv_.wait_for(lock, std::chrono::seconds(secs), [this] { return keepalive_stop_; })) break;
+                lock.unlock();
+                (void)lease_progress(*session_, lease_, tracker_->percent());
+                lock.lock();
+            }
+        });
+    }
+
+    void stop_keepalive() {
+        {
+            std::lock_guard lock(keepalive_mutex_);
+            keepalive_stop_ = true;
+        }
+        keepalive_cv_.notify_all();
+        if (keepalive_.joinable()) keepalive_.join();
+    }
+
+    void cleanup_after_failure(Error &e) {
+        stop_keepalive();
+        if (tracker_) tracker_->phase("cleanup");
+        std::vector<std::string> notes;
+        if (session_ && !lease_.empty()) {
+            if (auto a = lease_abort(*session_, lease_, e.message); !a) notes.push_back("could not abort the lease: " + a.error().message);
+        }
+        if (session_ && !snapshot_.empty()) {
+            if (auto r = remove_snapshot(*session_, snapshot_); !r)
+                notes.push_back(fmt::format("could not remove snapshot {}: {}", snapshot_.value, r.error().message));
+        }
+        if (session_) (void)session_->logout();
+        // Bytes that arrived stay as resumable state unless they are known to be bad.
+        const bool keep = !corrupt_ && (e.code == Errc::cancelled || e.code == Errc::network_error || e.code == Errc::timeout ||
+                                        e.code == Errc::remote_error || e.code == Errc::no_space || e.code == Errc::io_error);
+        for (const auto &p : partials_) {
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(exporter::partial_path_for(p), ec);
+            if (!keep || ec || size == 0) exporter::discard_partial(p);
+        }
+        if (keep && !partials_.empty() && e.code != Errc::cancelled)
+            notes.push_back("partial data kept next to the output; run again with resume to continue");
+        for (const auto &n : notes) e.message += "; " + n;
+    }
+
+    ExportOptions &o_;
+    ExportResult result_;
+    std::unique_ptr<exporter::ExportProgressTracker> tracker_;
+    std::unique_ptr<Session> session_;
+    FoundVm found_;
+    MoRef snapshot_, lease_;
+    std::vector<std::unique_ptr<http::Client>> clients_;
+    std::vector<std::unique_ptr<http::Client>> owned_;
+    std::vector<std::string> partials_;  // final paths whose partial data may exist
+    bool corrupt_ = false;
+    std::thread keepalive_;
+    std::mutex keepalive_mutex_;
+    std::condition_variable keepalive_cv_;
+    bool keepalive_stop_ = false;
+};
+
+}  // namespace
+
+std::vector<std::string> export_formats() { return all_formats(); }
+
+ExportSession::ExportSession(ExportOptions options) : options_(std::move(options)) {
+    // One token for everything: the session's own calls and the caller's cancel.
+    options_.connection.cancel = options_.cancel;
+}
+
+ExportSession::~ExportSession() = default;
+
+void ExportSession::cancel() noexcept { options_.cancel.cancel(); }
+
+Result<ExportResult> ExportSession::run() {
+    Runner runner(options_);
+    return runner.run();
+}
+
+}  // namespace hypersdk

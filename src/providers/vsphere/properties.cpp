@@ -1,0 +1,173 @@
+#include "providers/vsphere/properties.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace hypersdk::vsphere {
+namespace {
+
+Result<std::string> prop_sets_xml(const PropertySets &props) {
+    std::string xml;
+    for (const auto &[type, paths] : props) {
+        HSDK_TRY(auto t, xml_escape(type));
+        xml += "<propSet><type>" + t + "</type>";
+        for (const auto &p : paths) {
+            HSDK_TRY(auto e, xml_escape(p));
+            xml += "<pathSet>" + e + "</pathSet>";
+        }
+        xml += "</propSet>";
+    }
+    return xml;
+}
+
+Result<std::string> ref_xml(std::string_view name, const MoRef &r) {
+    HSDK_TRY(auto t, xml_escape(r.type));
+    HSDK_TRY(auto v, xml_escape(r.value));
+    return fmt::format("<{0} type=\"{1}\">{2}</{0}>", name, t, v);
+}
+
+void collect(const XmlElement &result, std::vector<ObjectContent> &out) {
+    for (const XmlElement *o : result.children_named("objects")) {
+        ObjectContent oc;
+        if (const XmlElement *obj = o->child("obj")) oc.obj = moref_of(*obj);
+        for (const XmlElement *p : o->children_named("propSet")) {
+            const XmlElement *val = p->child("val");
+            oc.props.emplace(p->child_text("name"), val ? *val : XmlElement{});
+        }
+        out.push_back(std::move(oc));
+    }
+}
+
+Result<std::vector<ObjectContent>> run_spec(Session &s, const std::string &spec) {
+    std::vector<ObjectContent> out;
+    SoapCall first("RetrievePropertiesEx", s.content().property_collector);
+    first.raw(spec).raw("<options><maxObjects>100</maxObjects></options>");
+    HSDK_TRY(auto resp, s.invoke(first));
+    const XmlElement *result = resp.child("returnval");
+    std::string token;
+    if (result != nullptr) {
+        collect(*result, out);
+        token = result->child_text("token");
+    }
+    // Continuation: the collector hands out a page at a time.
+    for (unsigned pages = 0; !token.empty(); ++pages) {
+        if (pages > 100000) return fail(Errc::remote_error, "RetrievePropertiesEx: the server keeps sending pages");
+        SoapCall next("ContinueRetrievePropertiesEx", s.content().property_collector);
+        next.text("token", token);
+        HSDK_TRY(auto more, s.invoke(next));
+        token.clear();
+        if (const XmlElement *r = more.child("returnval")) {
+            collect(*r, out);
+            token = r->child_text("token");
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+const XmlElement *ObjectContent::prop(const std::string &path) const {
+    auto it = props.find(path);
+    return it == props.end() ? nullptr : &it->second;
+}
+
+std::string ObjectContent::text(const std::string &path) const {
+    const XmlElement *e = prop(path);
+    return e ? e->text : std::string();
+}
+
+Result<std::vector<ObjectContent>> retrieve(Session &s, const std::vector<MoRef> &objects, const PropertySets &props) {
+    HSDK_TRY(std::string spec, prop_sets_xml(props));
+    spec = "<specSet>" + spec;
+    for (const auto &o : objects) {
+        HSDK_TRY(auto r, ref_xml("obj", o));
+        spec += "<objectSet>" + r + "<skip>false</skip></objectSet>";
+    }
+    spec += "</specSet>";
+    return run_spec(s, spec);
+}
+
+Result<ObjectContent> retrieve_one(Session &s, const MoRef &object, const std::vector<std::string> &props) {
+    HSDK_TRY(auto all, retrieve(s, {object}, PropertySets{{object.type, props}}));
+    for (auto &oc : all)
+        if (oc.obj == object) return std::move(oc);
+    return fail(Errc::not_found, fmt::format("not found: {} {} returned no properties", object.type, object.value));
+}
+
+Result<std::vector<ObjectContent>> retrieve_container(Session &s, const MoRef &root, const PropertySets &props) {
+    if (s.content().view_manager.empty()) return fail_unsupported("the server has no ViewManager");
+    SoapCall create("CreateContainerView", s.content().view_manager);
+    create.ref("container", root);
+    for (const auto &[type, paths] : props) create.text("type", type);
+    create.boolean("recursive", true);
+    HSDK_TRY(auto created, s.invoke(create, CallKind::action));
+    const XmlElement *rv = created.child("returnval");
+    if (rv == nullptr) return fail(Errc::remote_error, "CreateContainerView returned no view");
+    const MoRef view = moref_of(*rv);
+
+    auto result = [&]() -> Result<std::vector<ObjectContent>> {
+        HSDK_TRY(std::string spec, prop_sets_xml(props));
+        HSDK_TRY(auto vref, ref_xml("obj", view));
+        spec = "<specSet>" + spec + "<objectSet>" + vref +
+               "<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name><type>ContainerView</type>"
+               "<path>view</path><skip>false</skip></selectSet></objectSet></specSet>";
+        return run_spec(s, spec);
+    }();
+    (void)s.invoke(SoapCall("DestroyView", view), CallKind::cleanup);
+    return result;
+}
+
+Result<MoRef> find_by_inventory_path(Session &s, const std::string &path) {
+    SoapCall call("FindByInventoryPath", s.content().search_index);
+    call.text("inventoryPath", path);
+    HSDK_TRY(auto resp, s.invoke(call));
+    const XmlElement *rv = resp.child("returnval");
+    return rv ? moref_of(*rv) : MoRef{};
+}
+
+Result<MoRef> find_vm_by_uuid(Session &s, const std::string &uuid, bool instance_uuid) {
+    SoapCall call("FindByUuid", s.content().search_index);
+    call.text("uuid", uuid).boolean("vmSearch", true).boolean("instanceUuid", instance_uuid);
+    HSDK_TRY(auto resp, s.invoke(call));
+    const XmlElement *rv = resp.child("returnval");
+    return rv ? moref_of(*rv) : MoRef{};
+}
+
+Result<XmlElement> wait_for_task(Session &s, const MoRef &task, bool cleanup) {
+    auto delay = std::chrono::milliseconds(50);
+    const CancelToken never;
+    const CancelToken &cancel = cleanup ? never : s.options().cancel;
+    for (;;) {
+        HSDK_TRYV(cancel.check());
+        SoapCall call("RetrievePropertiesEx", s.content().property_collector);
+        HSDK_TRY(auto r, ref_xml("obj", task));
+        call.raw("<specSet><propSet><type>Task</type><pathSet>info</pathSet></propSet><objectSet>" + r +
+                 "<skip>false</skip></objectSet></specSet><options/>");
+        HSDK_TRY(auto resp, s.invoke(call, cleanup ? CallKind::cleanup : CallKind::query));
+        const XmlElement *info = resp.find("returnval.objects.propSet.val");
+        if (info == nullptr) return fail(Errc::remote_error, fmt::format("task {} has no info", task.value));
+        const std::string state = info->child_text("state");
+        if (state == "success") {
+            const XmlElement *res = info->child("result");
+            return res ? *res : XmlElement{};
+        }
+        if (state == "error") {
+            const XmlElement *err = info->child("error");
+            const SoapFault f = err ? fault_of(*err) : SoapFault{"MethodFault", "task failed"};
+            return fail(fault_error(f, info->child_text("descriptionId").empty() ? info->child_text("name")
+                                                                                 : info->child_text("descriptionId")));
+        }
+        // queued or running: poll, slowly backing off to once a second.
+        const auto until = std::chrono::steady_clock::now() + delay;
+        while (std::chrono::steady_clock::now() < until) {
+            HSDK_TRYV(cancel.check());
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::milliseconds(1000));
+    }
+}
+
+}  // namespace hypersdk::vsphere

@@ -1,0 +1,350 @@
+package main
+
+// Extensions to govmomi's simulator that libhypersdk's export tests need:
+//   - VirtualMachine.ExportVm (missing from the simulator), following the vSphere API:
+//     InvalidPowerState unless the VM is powered off, otherwise an HttpNfcLease that is ready
+//     with one device URL per file-backed device;
+//   - NFC downloads that honour HTTP Range and record the SHA-1 of what was sent, so that
+//     HttpNfcLeaseGetManifest answers for downloads as vCenter does ("SHA-1 checksum of the
+//     data stream sent from the server");
+//   - fault injection and a call log, driven over /_hsdk/control and read from /_hsdk/state.
+// See README.md.
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// faults are armed by the tests; each NFC fault fires on the next download only, unless noted.
+type faults struct {
+	DropAfter   int64 `json:"nfc_drop_after"`   // send this many bytes, then reset the connection (once)
+	KillAfter   int64 `json:"nfc_kill_after"`   // send this many bytes, then exit the process
+	StallAfter  int64 `json:"nfc_stall_after"`  // send this many bytes, then send nothing more until the client leaves (once)
+	IgnoreRange bool  `json:"nfc_ignore_range"` // answer every download 200 with the whole file (sticky)
+	Corrupt     bool  `json:"nfc_corrupt"`      // flip one byte of what is sent; the manifest keeps the true SHA-1 (sticky)
+	Status      int   `json:"nfc_status"`       // answer downloads with this HTTP status ...
+	StatusCount int   `json:"nfc_status_count"` // ... this many times
+	LeaseError  bool  `json:"lease_error"`      // leases from ExportVm / ExportSnapshot go to state error (sticky)
+}
+
+type nfcRequest struct {
+	Path   string `json:"path"`
+	Range  string `json:"range"`
+	Status int    `json:"status"`
+}
+
+type extensions struct {
+	model *simulator.Model
+
+	mu       sync.Mutex
+	faults   faults
+	calls    map[string]int
+	requests []nfcRequest
+	// The simulator's lease metadata is a plain map: one recording at a time.
+	recordMu sync.Mutex
+}
+
+func newExtensions(model *simulator.Model) *extensions {
+	e := &extensions{model: model, calls: map[string]int{}}
+	model.Map().Handler = e.dispatch
+	return e
+}
+
+// dispatch sees every SOAP call first: it logs it and routes the methods we add or wrap. The
+// simulator prefers whatever the caller's session resolves a reference to, so a wrapper is put
+// in the session registry under its own reference and the call is pointed at it.
+func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	e.mu.Lock()
+	e.calls[m.Name]++
+	e.mu.Unlock()
+	if ctx.Session == nil {
+		return nil, nil
+	}
+	switch m.Name {
+	case "ExportVm":
+		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			w := &vmExporter{vm: vm, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
+		}
+	case "ExportSnapshot":
+		if snap, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachineSnapshot); ok {
+			w := &snapshotExporter{snap: snap, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
+		}
+	}
+	return nil, nil
+}
+
+type vmExporter struct {
+	Self types.ManagedObjectReference
+	vm   *simulator.VirtualMachine
+	ext  *extensions
+}
+
+func (v *vmExporter) Reference() types.ManagedObjectReference { return v.Self }
+
+// ExportVm: the simulator already builds a lease from a snapshot's device list; a powered-off
+// VM's current configuration is exactly what that code needs.
+func (v *vmExporter) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
+	defer ctx.Session.Remove(ctx, v.Self)
+	vm := v.vm
+	body := new(methods.ExportVmBody)
+	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
+		body.Fault_ = simulator.Fault("the virtual machine must be powered off to be exported", &types.InvalidPowerState{
+			RequestedState: types.VirtualMachinePowerStatePoweredOff,
+			ExistingState:  vm.Runtime.PowerState,
+		})
+		return body
+	}
+	current := &simulator.VirtualMachineSnapshot{}
+	current.Config = *vm.Config
+	current.Vm = vm.Self
+	res := current.ExportSnapshot(ctx, &types.ExportSnapshot{This: vm.Self}).(*methods.ExportSnapshotBody)
+	if res.Fault_ != nil {
+		body.Fault_ = res.Fault_
+		return body
+	}
+	lease := res.Res.Returnval
+	v.ext.maybeFailLease(ctx, lease)
+	body.Res = &types.ExportVmResponse{Returnval: lease}
+	return body
+}
+
+type snapshotExporter struct {
+	Self types.ManagedObjectReference
+	snap *simulator.VirtualMachineSnapshot
+	ext  *extensions
+}
+
+func (s *snapshotExporter) Reference() types.ManagedObjectReference { return s.Self }
+
+func (s *snapshotExporter) ExportSnapshot(ctx *simulator.Context, req *types.ExportSnapshot) soap.HasFault {
+	defer ctx.Session.Remove(ctx, s.Self)
+	res := s.snap.ExportSnapshot(ctx, req).(*methods.ExportSnapshotBody)
+	if res.Res != nil {
+		s.ext.maybeFailLease(ctx, res.Res.Returnval)
+	}
+	return res
+}
+
+func (e *extensions) maybeFailLease(ctx *simulator.Context, ref types.ManagedObjectReference) {
+	e.mu.Lock()
+	fail := e.faults.LeaseError
+	e.mu.Unlock()
+	if !fail {
+		return
+	}
+	lease := ctx.Session.Get(ref)
+	if lease == nil {
+		return
+	}
+	fault := &types.LocalizedMethodFault{
+		Fault:            &types.SystemError{Reason: "injected lease failure"},
+		LocalizedMessage: "A general system error occurred: injected lease failure",
+	}
+	ctx.WithLock(lease, func() {
+		ctx.Update(lease, []types.PropertyChange{
+			{Name: "state", Val: types.HttpNfcLeaseStateError},
+			{Name: "error", Val: fault},
+		})
+	})
+}
+
+// serveNFC answers NFC downloads: the simulator reads the file, we serve it with Range support
+// and fault injection, and record its SHA-1 in the lease through the simulator's upload path
+// (an NFC PUT only hashes the body; it writes nothing).
+func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
+	asked := r.Header.Get("Range")
+	rec := httptest.NewRecorder()
+	plain := r.Clone(r.Context())
+	plain.Header.Del("Range")
+	simulator.ServeNFC(rec, plain)
+	if rec.Code != http.StatusOK {
+		e.logRequest(r, asked, rec.Code)
+		w.WriteHeader(rec.Code)
+		return
+	}
+	data := rec.Body.Bytes()
+
+	e.recordMu.Lock()
+	put := httptest.NewRequest(http.MethodPut, r.URL.String(), bytes.NewReader(data))
+	simulator.ServeNFC(httptest.NewRecorder(), put)
+	e.recordMu.Unlock()
+
+	e.mu.Lock()
+	f := e.faults
+	if e.faults.StatusCount > 0 {
+		e.faults.StatusCount--
+	}
+	e.faults.DropAfter, e.faults.KillAfter, e.faults.StallAfter = 0, 0, 0
+	e.mu.Unlock()
+
+	if f.StatusCount > 0 && f.Status != 0 {
+		e.logRequest(r, asked, f.Status)
+		http.Error(w, "injected failure", f.Status)
+		return
+	}
+	if f.Corrupt && len(data) > 0 {
+		data = append([]byte(nil), data...)
+		data[len(data)/2] ^= 0x5a
+	}
+	if f.IgnoreRange {
+		r.Header.Del("Range")
+	}
+	status := http.StatusOK
+	if r.Header.Get("Range") != "" {
+		status = http.StatusPartialContent
+	}
+	e.logRequest(r, asked, status)
+
+	var out http.ResponseWriter = w
+	switch {
+	case f.DropAfter > 0:
+		out = &cutWriter{ResponseWriter: w, left: f.DropAfter, then: func() { panic(http.ErrAbortHandler) }}
+	case f.KillAfter > 0:
+		out = &cutWriter{ResponseWriter: w, left: f.KillAfter, then: func() { os.Exit(3) }}
+	case f.StallAfter > 0:
+		out = &cutWriter{ResponseWriter: w, left: f.StallAfter, then: func() {
+			<-r.Context().Done()
+			panic(http.ErrAbortHandler)
+		}}
+	}
+	http.ServeContent(out, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+// cutWriter passes `left` body bytes through, flushes them to the client, then runs `then`.
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+	then func()
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		c.left -= int64(len(p))
+		return c.ResponseWriter.Write(p)
+	}
+	n, err := c.ResponseWriter.Write(p[:c.left])
+	c.left = 0
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	if err == nil {
+		c.then()
+	}
+	return n, err
+}
+
+// logRequest records a download with the Range the client asked for (even when ignored).
+func (e *extensions) logRequest(r *http.Request, asked string, status int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.requests = append(e.requests, nfcRequest{Path: r.URL.Path, Range: asked, Status: status})
+}
+
+// serveControl: POST a JSON object to arm faults ("faults": {...}, replacing the previous set),
+// power VMs off or on ("power_off" / "power_on": [names]) and clear the logs ("reset_log": true).
+func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var req struct {
+		Faults   *faults  `json:"faults"`
+		PowerOff []string `json:"power_off"`
+		PowerOn  []string `json:"power_on"`
+		ResetLog bool     `json:"reset_log"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	if req.Faults != nil {
+		e.faults = *req.Faults
+	}
+	if req.ResetLog {
+		e.calls = map[string]int{}
+		e.requests = nil
+	}
+	e.mu.Unlock()
+	for _, name := range req.PowerOff {
+		if err := e.setPower(name, types.VirtualMachinePowerStatePoweredOff); err != "" {
+			http.Error(w, err, http.StatusNotFound)
+			return
+		}
+	}
+	for _, name := range req.PowerOn {
+		if err := e.setPower(name, types.VirtualMachinePowerStatePoweredOn); err != "" {
+			http.Error(w, err, http.StatusNotFound)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *extensions) findVM(name string) *simulator.VirtualMachine {
+	for _, obj := range e.model.Map().All("VirtualMachine") {
+		if vm, ok := obj.(*simulator.VirtualMachine); ok && vm.Name == name {
+			return vm
+		}
+	}
+	return nil
+}
+
+func (e *extensions) setPower(name string, state types.VirtualMachinePowerState) string {
+	vm := e.findVM(name)
+	if vm == nil {
+		return "no VM named " + strconv.Quote(name)
+	}
+	ctx := e.model.Service.Context
+	ctx.WithLock(vm, func() {
+		ctx.Update(vm, []types.PropertyChange{{Name: "runtime.powerState", Val: state}})
+	})
+	return ""
+}
+
+// serveState: the SOAP calls seen (by method name), the NFC downloads seen, and each VM's
+// snapshot count, so tests can check clean-up and Range use from the server's side.
+func (e *extensions) serveState(w http.ResponseWriter, r *http.Request) {
+	snapshots := map[string]int{}
+	for _, obj := range e.model.Map().All("VirtualMachine") {
+		vm, ok := obj.(*simulator.VirtualMachine)
+		if !ok {
+			continue
+		}
+		n := 0
+		if vm.Snapshot != nil {
+			n = countSnapshots(vm.Snapshot.RootSnapshotList)
+		}
+		snapshots[vm.Name] = n
+	}
+	e.mu.Lock()
+	state := map[string]any{"calls": e.calls, "nfc_requests": e.requests, "snapshots": snapshots}
+	out, _ := json.Marshal(state)
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+func countSnapshots(list []types.VirtualMachineSnapshotTree) int {
+	n := len(list)
+	for _, s := range list {
+		n += countSnapshots(s.ChildSnapshotList)
+	}
+	return n
+}
