@@ -44,9 +44,9 @@ HwItem read_item(const xml::Element &e) {
     HwItem item;
     item.element = &e;
     for (const auto &c : e.children) {
-        std::string key = c->local;
+        std::string key = c.local;
         if (key == "InstanceId") key = "InstanceID";  // VirtualBox spells it so in older exports
-        item.fields.emplace(key, xml::trim(c->text));
+        item.fields.emplace(key, xml::trim(c.text));
     }
     return item;
 }
@@ -123,9 +123,9 @@ bool truthy(std::string_view v) {
 // vmw:Config / vmw:ExtraConfig key-value pairs anywhere in the hardware section.
 void read_vmware_config(const xml::Element &hw, VirtualMachine &vm) {
     for (const auto &c : hw.children) {
-        if (c->local != "Config" && c->local != "ExtraConfig") continue;
-        const auto key = c->attr("key");
-        const auto value = c->attr("value");
+        if (c.local != "Config" && c.local != "ExtraConfig") continue;
+        const auto key = c.attr("key");
+        const auto value = c.attr("value");
         if (!key || !value) continue;
         if (*key == "firmware") vm.firmware = lower(std::string(*value)) == "efi" ? Firmware::efi : Firmware::bios;
         if (*key == "bootOptions.efiSecureBootEnabled" || *key == "uefi.secureBoot.enabled") vm.secure_boot = truthy(*value);
@@ -173,7 +173,7 @@ std::string producer_of(const xml::Element &root) {
             vmware = vmware || a.ns == ns_vmw;
             vbox = vbox || a.ns == ns_vbox;
         }
-        for (const auto &c : e->children) todo.push_back(c.get());
+        for (const auto &c : e->children) todo.push_back(&c);
     }
     return vbox ? "virtualbox" : (vmware ? "vmware" : "generic");
 }
@@ -183,13 +183,13 @@ std::string producer_of(const xml::Element &root) {
 Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, const OvfParseOptions &options) {
     HSDK_TRY(auto root, xml::parse(text, what));
     OvfDescriptor d;
-    if (root->local != "Envelope" || (root->ns != ns_ovf1 && root->ns != ns_ovf2))
-        return fail_corrupt(fmt::format("{}: not an OVF envelope (root element '{}' in namespace '{}')", what, root->local, root->ns));
-    d.ovf_version = root->ns == ns_ovf2 ? "2.x" : "1.x";
-    d.producer = producer_of(*root);
+    if (root.local != "Envelope" || (root.ns != ns_ovf1 && root.ns != ns_ovf2))
+        return fail_corrupt(fmt::format("{}: not an OVF envelope (root element '{}' in namespace '{}')", what, root.local, root.ns));
+    d.ovf_version = root.ns == ns_ovf2 ? "2.x" : "1.x";
+    d.producer = producer_of(root);
 
     // References
-    if (const auto *refs = root->child("References")) {
+    if (const auto *refs = root.child("References")) {
         for (const auto *f : refs->children_named("File")) {
             OvfFileRef r;
             r.id = std::string(f->attr("id").value_or(""));
@@ -206,8 +206,8 @@ Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, co
         }
     }
     // Disks
-    const xml::Element *disk_section = root->child("DiskSection");
-    if (disk_section == nullptr) disk_section = root->child("VirtualDiskSection");
+    const xml::Element *disk_section = root.child("DiskSection");
+    if (disk_section == nullptr) disk_section = root.child("VirtualDiskSection");
     if (disk_section != nullptr) {
         for (const auto *e : disk_section->children_named("Disk")) {
             OvfDiskRef disk;
@@ -235,18 +235,18 @@ Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, co
             d.disks.push_back(std::move(disk));
         }
     }
-    if (const auto *net = root->child("NetworkSection"))
+    if (const auto *net = root.child("NetworkSection"))
         for (const auto *n : net->children_named("Network")) d.networks.emplace_back(n->attr("name").value_or(""));
 
     // Virtual systems (possibly inside a VirtualSystemCollection).
     std::vector<const xml::Element *> systems;
-    std::vector<const xml::Element *> todo{root.get()};
+    std::vector<const xml::Element *> todo{&root};
     while (!todo.empty()) {
         const auto *e = todo.back();
         todo.pop_back();
         for (auto it = e->children.rbegin(); it != e->children.rend(); ++it) {
-            if ((*it)->local == "VirtualSystem") systems.push_back(it->get());
-            else if ((*it)->local == "VirtualSystemCollection") todo.push_back(it->get());
+            if (it->local == "VirtualSystem") systems.push_back(&*it);
+            else if (it->local == "VirtualSystemCollection") todo.push_back(&*it);
         }
     }
     std::reverse(systems.begin(), systems.end());
@@ -289,7 +289,7 @@ Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, co
 
     std::vector<HwItem> items;
     for (const auto &c : hw->children)
-        if (c->local == "Item" || c->local == "EthernetPortItem" || c->local == "StorageItem") items.push_back(read_item(*c));
+        if (c.local == "Item" || c.local == "EthernetPortItem" || c.local == "StorageItem") items.push_back(read_item(c));
 
     std::map<std::string, Controller> controllers;  // by InstanceID
     std::map<std::string, int> controller_count;

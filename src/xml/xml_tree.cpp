@@ -17,15 +17,39 @@ std::string trim(std::string_view s) {
 
 const Element *Element::child(std::string_view local_name, std::string_view ns_uri) const {
     for (const auto &c : children)
-        if (c->local == local_name && (ns_uri.empty() || c->ns == ns_uri)) return c.get();
+        if (c.local == local_name && (ns_uri.empty() || c.ns == ns_uri)) return &c;
     return nullptr;
 }
 
 std::vector<const Element *> Element::children_named(std::string_view local_name, std::string_view ns_uri) const {
     std::vector<const Element *> out;
     for (const auto &c : children)
-        if (c->local == local_name && (ns_uri.empty() || c->ns == ns_uri)) out.push_back(c.get());
+        if (c.local == local_name && (ns_uri.empty() || c.ns == ns_uri)) out.push_back(&c);
     return out;
+}
+
+std::string Element::attribute(std::string_view name) const {
+    const bool want_xsi = name.rfind("xsi:", 0) == 0;
+    if (want_xsi) name.remove_prefix(4);
+    for (const auto &a : attributes)
+        if (a.local == name && (a.ns == xsi_namespace) == want_xsi) return a.value;
+    return {};
+}
+
+std::string Element::xsi_type() const {
+    std::string t = attribute("xsi:type");
+    const auto colon = t.find(':');
+    return colon == std::string::npos ? t : t.substr(colon + 1);
+}
+
+const Element *Element::path(std::string_view dotted) const {
+    const Element *e = this;
+    while (e != nullptr && !dotted.empty()) {
+        const auto dot = dotted.find('.');
+        e = e->child(dotted.substr(0, dot));
+        dotted = dot == std::string_view::npos ? std::string_view() : dotted.substr(dot + 1);
+    }
+    return e;
 }
 
 std::optional<std::string_view> Element::attr(std::string_view local_name, std::string_view ns_uri) const {
@@ -39,10 +63,10 @@ std::string Element::child_text(std::string_view local_name) const {
     return c ? trim(c->text) : std::string();
 }
 
-const Element *Element::find(std::string_view local_name) const {
+const Element *Element::find_descendant(std::string_view local_name) const {
     for (const auto &c : children) {
-        if (c->local == local_name) return c.get();
-        if (const Element *d = c->find(local_name)) return d;
+        if (c.local == local_name) return &c;
+        if (const Element *d = c.find_descendant(local_name)) return d;
     }
     return nullptr;
 }
@@ -65,7 +89,10 @@ void split_name(const char *qname, std::string &ns, std::string &local) {
 struct Builder {
     XML_Parser parser = nullptr;
     const Limits *limits = nullptr;
-    std::unique_ptr<Element> root;
+    Element root;
+    bool have_root = false;
+    // Pointers stay valid: an element's vector only grows while it is the innermost open one,
+    // and its open ancestors sit in vectors that do not change meanwhile.
     std::vector<Element *> stack;
     std::size_t elements = 0;
     std::string error;  // set when we stop the parser ourselves
@@ -81,7 +108,14 @@ void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts) {
     if (!b->error.empty()) return;
     if (++b->elements > b->limits->max_elements) return b->stop(fmt::format("more than {} elements", b->limits->max_elements));
     if (b->stack.size() >= b->limits->max_depth) return b->stop(fmt::format("nesting deeper than {} levels", b->limits->max_depth));
-    auto el = std::make_unique<Element>();
+    Element *el;
+    if (b->stack.empty()) {
+        if (b->have_root) return b->stop("more than one root element");
+        b->have_root = true;
+        el = &b->root;
+    } else {
+        el = &b->stack.back()->children.emplace_back();
+    }
     split_name(name, el->ns, el->local);
     el->line = static_cast<std::size_t>(XML_GetCurrentLineNumber(b->parser));
     for (std::size_t i = 0; atts[i] != nullptr; i += 2) {
@@ -90,14 +124,7 @@ void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts) {
         a.value = atts[i + 1];
         el->attributes.push_back(std::move(a));
     }
-    Element *raw = el.get();
-    if (b->stack.empty()) {
-        if (b->root) return b->stop("more than one root element");
-        b->root = std::move(el);
-    } else {
-        b->stack.back()->children.push_back(std::move(el));
-    }
-    b->stack.push_back(raw);
+    b->stack.push_back(el);
 }
 
 void XMLCALL on_end(void *ud, const XML_Char *) {
@@ -125,9 +152,12 @@ void XMLCALL on_entity_decl(void *ud, const XML_Char *, int, const XML_Char *, i
 
 }  // namespace
 
-Result<std::unique_ptr<Element>> parse(std::string_view document, std::string_view what, const Limits &limits) {
+Result<Element> parse(std::string_view document, std::string_view what, const Limits &limits) {
+    auto failure = [&](std::string message) {
+        return fail(limits.error_code, (limits.error_code == Errc::corrupt_image ? "corrupt image: " : "") + message);
+    };
     if (document.size() > limits.max_bytes)
-        return fail_corrupt(fmt::format("{} is {} bytes, more than the {} allowed", what, document.size(), limits.max_bytes));
+        return failure(fmt::format("{} is {} bytes, more than the {} allowed", what, document.size(), limits.max_bytes));
     Builder b;
     b.limits = &limits;
     b.parser = XML_ParserCreateNS(nullptr, ns_sep);
@@ -148,9 +178,16 @@ Result<std::unique_ptr<Element>> parse(std::string_view document, std::string_vi
                               XML_GetCurrentLineNumber(b.parser), XML_GetCurrentColumnNumber(b.parser));
     }
     XML_ParserFree(b.parser);
-    if (!message.empty()) return fail_corrupt(message);
-    if (!b.root) return fail_corrupt(fmt::format("{}: no root element", what));
+    if (!message.empty()) return failure(message);
+    if (!b.have_root) return failure(fmt::format("{}: no root element", what));
     return std::move(b.root);
+}
+
+Result<std::string> escape_strict(std::string_view text) {
+    for (unsigned char c : text)
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return fail(Errc::invalid_argument, fmt::format("text contains control character {:#04x}, which XML cannot carry", c));
+    return escape(text);
 }
 
 std::string escape(std::string_view text) {

@@ -41,7 +41,7 @@ TEST_CASE("MAC spellings") {
 TEST_CASE("xml tree: namespaces, text, limits") {
     auto doc = xml::parse(R"(<a xmlns="urn:x" xmlns:y="urn:y"><b y:k="v">hi<c/> there</b></a>)", "doc");
     REQUIRE(doc);
-    const auto &root = *doc.value();
+    const auto &root = doc.value();
     CHECK(root.ns == "urn:x");
     const auto *b = root.child("b");
     REQUIRE(b);

@@ -5,7 +5,7 @@
 #include "providers/vsphere/lease.hpp"
 #include "providers/vsphere/session.hpp"
 #include "providers/vsphere/soap.hpp"
-#include "providers/vsphere/xml.hpp"
+#include "xml/xml_tree.hpp"
 
 #include <doctest/doctest.h>
 
@@ -16,22 +16,22 @@ using namespace hypersdk;
 using namespace hypersdk::vsphere;
 
 TEST_CASE("xml: namespaces are dropped, xsi:type is kept apart from a reference's type") {
-    auto doc = parse_xml(R"(<?xml version="1.0"?><a:Envelope xmlns:a="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">)"
+    auto doc = parse_soap(R"(<?xml version="1.0"?><a:Envelope xmlns:a="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">)"
                          R"(<val xsi:type="ManagedObjectReference" type="Folder">group-v3</val><n>1 &amp; 2</n></a:Envelope>)");
     REQUIRE(doc);
-    CHECK(doc.value().name == "Envelope");
-    const XmlElement *val = doc.value().child("val");
+    CHECK(doc.value().local == "Envelope");
+    const xml::Element *val = doc.value().child("val");
     REQUIRE(val != nullptr);
     CHECK(val->xsi_type() == "ManagedObjectReference");
     CHECK(moref_of(*val) == MoRef{"Folder", "group-v3"});
     CHECK(doc.value().child_text("n") == "1 & 2");
-    CHECK(doc.value().find("val") == val);
-    CHECK(doc.value().find("missing.deeper") == nullptr);
+    CHECK(doc.value().path("val") == val);
+    CHECK(doc.value().path("missing.deeper") == nullptr);
 }
 
 TEST_CASE("xml: hostile documents are refused") {
     const std::string laughs = R"(<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><x>&b;</x>)";
-    auto r = parse_xml(laughs);
+    auto r = parse_soap(laughs);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == Errc::remote_error);
     CHECK(r.error().message.find("document type") != std::string::npos);
@@ -39,15 +39,16 @@ TEST_CASE("xml: hostile documents are refused") {
     std::string deep;
     for (int i = 0; i < 100; ++i) deep += "<d>";
     for (int i = 0; i < 100; ++i) deep += "</d>";
-    CHECK_FALSE(parse_xml(deep));
-    XmlLimits small;
+    CHECK_FALSE(parse_soap(deep));
+    xml::Limits small;
+    small.error_code = Errc::remote_error;
     small.max_bytes = 10;
-    CHECK_FALSE(parse_xml("<a>0123456789</a>", small));
-    small = XmlLimits{};
+    CHECK(xml::parse("<a>0123456789</a>", "t", small).error().code == Errc::remote_error);
+    small = xml::Limits{};
     small.max_elements = 2;
-    CHECK_FALSE(parse_xml("<a><b/><c/></a>", small));
-    CHECK_FALSE(parse_xml("<a><b></a>"));
-    CHECK_FALSE(parse_xml(""));
+    CHECK_FALSE(xml::parse("<a><b/><c/></a>", "t", small));
+    CHECK_FALSE(parse_soap("<a><b></a>"));
+    CHECK_FALSE(parse_soap(""));
 }
 
 TEST_CASE("soap: values are escaped, control characters refused") {
@@ -57,9 +58,9 @@ TEST_CASE("soap: values are escaped, control characters refused") {
     REQUIRE(env);
     CHECK(env.value().find("<userName>a&lt;b&amp;&quot;c&apos;</userName>") != std::string::npos);
     CHECK(env.value().find("<_this type=\"SessionManager\">SessionManager</_this>") != std::string::npos);
-    auto round = parse_xml(env.value());
+    auto round = parse_soap(env.value());
     REQUIRE(round);
-    CHECK(round.value().find("Body.Login.userName")->text == "a<b&\"c'");
+    CHECK(round.value().path("Body.Login.userName")->text == "a<b&\"c'");
 
     SoapCall bad("Login", MoRef{"SessionManager", "SessionManager"});
     bad.text("password", std::string("a\x01", 2));
@@ -70,7 +71,7 @@ TEST_CASE("soap: values are escaped, control characters refused") {
 
 TEST_CASE("soap: faults map to error codes") {
     auto fault = [](const std::string &detail) {
-        auto doc = parse_xml(R"(<Envelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Body><Fault>)"
+        auto doc = parse_soap(R"(<Envelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Body><Fault>)"
                              R"(<faultcode>ServerFaultCode</faultcode><faultstring>text</faultstring><detail>)" +
                              detail + "</detail></Fault></Body></Envelope>");
         REQUIRE(doc);
@@ -87,7 +88,7 @@ TEST_CASE("soap: faults map to error codes") {
     CHECK(other.message.find("InvalidPowerState") != std::string::npos);
     CHECK(other.message.find("text") != std::string::npos);
 
-    auto task = parse_xml(R"(<error xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><fault xsi:type="NoPermission"/>)"
+    auto task = parse_soap(R"(<error xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><fault xsi:type="NoPermission"/>)"
                           R"(<localizedMessage>denied</localizedMessage></error>)");
     REQUIRE(task);
     CHECK(fault_error(fault_of(task.value()), "T").code == Errc::permission_denied);
@@ -117,7 +118,7 @@ TEST_CASE("thumbprints: colons and case do not matter, length does") {
 }
 
 TEST_CASE("discovery: properties become the VM model") {
-    auto devices = parse_xml(R"(<val xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ArrayOfVirtualDevice">)"
+    auto devices = parse_soap(R"(<val xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ArrayOfVirtualDevice">)"
                              R"(<VirtualDevice xsi:type="ParaVirtualSCSIController"><key>1000</key><busNumber>1</busNumber></VirtualDevice>)"
                              R"(<VirtualDevice xsi:type="VirtualDisk"><key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo>)"
                              R"(<backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[ds1] vm/vm.vmdk</fileName>)"
@@ -126,11 +127,11 @@ TEST_CASE("discovery: properties become the VM model") {
                              R"(<VirtualDevice xsi:type="VirtualVmxnet3"><key>4000</key><backing><deviceName>VM Network</deviceName></backing>)"
                              R"(<connectable><connected>false</connected></connectable><macAddress>00:50:56:AA:BB:CC</macAddress></VirtualDevice></val>)");
     REQUIRE(devices);
-    auto boot = parse_xml(R"(<val><efiSecureBootEnabled>true</efiSecureBootEnabled></val>)");
+    auto boot = parse_soap(R"(<val><efiSecureBootEnabled>true</efiSecureBootEnabled></val>)");
     ObjectContent o;
     o.obj = MoRef{"VirtualMachine", "vm-7"};
     auto text = [](const std::string &t) {
-        XmlElement e;
+        xml::Element e;
         e.text = t;
         return e;
     };

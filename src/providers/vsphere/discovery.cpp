@@ -105,17 +105,17 @@ VirtualMachine vm_from_properties(const ObjectContent &o, const std::string &inv
     vm.hardware_version = o.text("config.version");
 
     std::map<std::int64_t, int> disk_boot_order;
-    if (const XmlElement *boot = o.prop("config.bootOptions")) {
+    if (const xml::Element *boot = o.prop("config.bootOptions")) {
         vm.secure_boot = boot->child_text("efiSecureBootEnabled") == "true";
         int order = 1;
-        for (const XmlElement *b : boot->children_named("bootOrder")) {
+        for (const xml::Element *b : boot->children_named("bootOrder")) {
             if (b->xsi_type() == "VirtualMachineBootOptionsBootableDiskDevice")
                 disk_boot_order.emplace(to_int(b->child_text("deviceKey"), -1), order);
             ++order;
         }
     }
 
-    const XmlElement *devices = o.prop("config.hardware.device");
+    const xml::Element *devices = o.prop("config.hardware.device");
     std::map<std::int64_t, ControllerInfo> controllers;
     if (devices != nullptr) {
         for (const auto &d : devices->children) {
@@ -126,11 +126,11 @@ VirtualMachine vm_from_properties(const ObjectContent &o, const std::string &inv
         }
         for (const auto &d : devices->children) {
             const std::string type = d.xsi_type();
-            const XmlElement *backing = d.child("backing");
+            const xml::Element *backing = d.child("backing");
             if (type == "VirtualDisk") {
                 VmDisk disk;
                 disk.id = d.child_text("key");
-                if (const XmlElement *info = d.child("deviceInfo")) disk.label = info->child_text("label");
+                if (const xml::Element *info = d.child("deviceInfo")) disk.label = info->child_text("label");
                 std::int64_t bytes = to_int(d.child_text("capacityInBytes"), -1);
                 if (bytes <= 0) bytes = to_int(d.child_text("capacityInKB")) * 1024;
                 disk.capacity_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, bytes));
@@ -153,13 +153,13 @@ VirtualMachine vm_from_properties(const ObjectContent &o, const std::string &inv
                 nic.id = d.child_text("key");
                 nic.mac = lower(d.child_text("macAddress"));
                 nic.adapter_type = *nic_type;
-                if (const XmlElement *conn = d.child("connectable")) nic.connected = conn->child_text("connected") != "false";
+                if (const xml::Element *conn = d.child("connectable")) nic.connected = conn->child_text("connected") != "false";
                 if (backing != nullptr) {
-                    if (const XmlElement *port = backing->child("port")) {
+                    if (const xml::Element *port = backing->child("port")) {
                         const std::string key = port->child_text("portgroupKey");
                         auto it = networks.find(key);
                         nic.network = it != networks.end() ? it->second : key;
-                    } else if (const XmlElement *net = backing->child("network")) {
+                    } else if (const xml::Element *net = backing->child("network")) {
                         auto it = networks.find(net->text);
                         nic.network = it != networks.end() ? it->second : backing->child_text("deviceName");
                     } else {
@@ -233,7 +233,7 @@ Result<std::vector<VirtualMachine>> discover_all(Session &s) {
             continue;
         }
         Node n{o.text("name"), {}, o.obj.type};
-        if (const XmlElement *p = o.prop("parent")) n.parent = moref_of(*p);
+        if (const xml::Element *p = o.prop("parent")) n.parent = moref_of(*p);
         nodes[o.obj.value] = n;
     }
     std::vector<MoRef> portgroups;
@@ -262,7 +262,7 @@ Result<FoundVm> discover_vm(Session &s, const std::string &inventory_path) {
     props.push_back("network");
     HSDK_TRY(auto o, retrieve_one(s, ref, props));
     std::vector<MoRef> nets;
-    if (const XmlElement *n = o.prop("network"))
+    if (const xml::Element *n = o.prop("network"))
         for (const auto &c : n->children) nets.push_back(moref_of(c));
     HSDK_TRY(auto names, network_names(s, nets));
 
@@ -279,16 +279,16 @@ Result<FoundVm> discover_vm(Session &s, const std::string &inventory_path) {
             found.datacenter_path = node.text("name");
             // Folders above the datacenter belong to its dcPath.
             MoRef up;
-            if (const XmlElement *p = node.prop("parent")) up = moref_of(*p);
+            if (const xml::Element *p = node.prop("parent")) up = moref_of(*p);
             while (!up.empty() && up != s.content().root_folder) {
                 HSDK_TRY(auto f, retrieve_one(s, up, {"name", "parent"}));
                 found.datacenter_path = f.text("name") + "/" + found.datacenter_path;
-                const XmlElement *p = f.prop("parent");
+                const xml::Element *p = f.prop("parent");
                 up = p ? moref_of(*p) : MoRef{};
             }
             break;
         }
-        const XmlElement *p = node.prop("parent");
+        const xml::Element *p = node.prop("parent");
         if (p == nullptr) break;
         cur = moref_of(*p);
     }

@@ -22,14 +22,14 @@ std::string resolve_device_url(const std::string &url, const std::string &host) 
 
 Result<MoRef> export_vm(Session &s, const MoRef &vm) {
     HSDK_TRY(auto resp, s.invoke(SoapCall("ExportVm", vm), CallKind::action));
-    const XmlElement *rv = resp.child("returnval");
+    const xml::Element *rv = resp.child("returnval");
     if (rv == nullptr) return fail(Errc::remote_error, "ExportVm returned no lease");
     return moref_of(*rv);
 }
 
 Result<MoRef> export_snapshot(Session &s, const MoRef &snapshot) {
     HSDK_TRY(auto resp, s.invoke(SoapCall("ExportSnapshot", snapshot), CallKind::action));
-    const XmlElement *rv = resp.child("returnval");
+    const xml::Element *rv = resp.child("returnval");
     if (rv == nullptr) return fail(Errc::remote_error, "ExportSnapshot returned no lease");
     return moref_of(*rv);
 }
@@ -41,10 +41,10 @@ Result<LeaseInfo> wait_lease_ready(Session &s, const MoRef &lease) {
         const std::string state = o.text("state");
         if (state == "ready") {
             LeaseInfo info;
-            if (const XmlElement *i = o.prop("info")) {
+            if (const xml::Element *i = o.prop("info")) {
                 info.total_disk_capacity_kb = static_cast<std::uint64_t>(std::strtoull(i->child_text("totalDiskCapacityInKB").c_str(), nullptr, 10));
                 info.timeout_seconds = std::atoi(i->child_text("leaseTimeout").c_str());
-                for (const XmlElement *d : i->children_named("deviceUrl")) {
+                for (const xml::Element *d : i->children_named("deviceUrl")) {
                     LeaseDevice dev;
                     dev.key = d->child_text("key");
                     dev.url = resolve_device_url(d->child_text("url"), s.host());
@@ -58,7 +58,7 @@ Result<LeaseInfo> wait_lease_ready(Session &s, const MoRef &lease) {
             return info;
         }
         if (state == "error") {
-            const XmlElement *err = o.prop("error");
+            const xml::Element *err = o.prop("error");
             const SoapFault f = err ? fault_of(*err) : SoapFault{"HttpNfcLeaseError", "the export lease failed"};
             return fail(fault_error(f, "HttpNfcLease"));
         }
@@ -86,7 +86,7 @@ Result<void> lease_complete(Session &s, const MoRef &lease) {
 
 Result<void> lease_abort(Session &s, const MoRef &lease, const std::string &reason) {
     SoapCall call("HttpNfcLeaseAbort", lease);
-    auto escaped = xml_escape(reason);
+    auto escaped = xml::escape_strict(reason);
     call.raw("<fault xsi:type=\"LocalizedMethodFault\"><fault xsi:type=\"SystemError\"><reason>" +
              (escaped ? escaped.value() : std::string("export failed")) +
              "</reason></fault><localizedMessage>" + (escaped ? escaped.value() : std::string("export failed")) +
@@ -103,7 +103,7 @@ Result<std::vector<LeaseManifestEntry>> lease_manifest(Session &s, const MoRef &
         return fail(resp.error());
     }
     std::vector<LeaseManifestEntry> out;
-    for (const XmlElement *e : resp.value().children_named("returnval")) {
+    for (const xml::Element *e : resp.value().children_named("returnval")) {
         LeaseManifestEntry m;
         m.key = e->child_text("key");
         m.sha1 = e->child_text("sha1");
@@ -121,7 +121,7 @@ Result<MoRef> create_snapshot(Session &s, const MoRef &vm, const std::string &na
         .boolean("memory", false)
         .boolean("quiesce", quiesce);
     HSDK_TRY(auto resp, s.invoke(call, CallKind::action));
-    const XmlElement *task = resp.child("returnval");
+    const xml::Element *task = resp.child("returnval");
     if (task == nullptr) return fail(Errc::remote_error, "CreateSnapshot_Task returned no task");
     // Waited for even after a cancel: a snapshot being made must be known so it can be removed.
     HSDK_TRY(auto result, wait_for_task(s, moref_of(*task), true));
@@ -135,7 +135,7 @@ Result<void> remove_snapshot(Session &s, const MoRef &snapshot) {
     SoapCall call("RemoveSnapshot_Task", snapshot);
     call.boolean("removeChildren", false).boolean("consolidate", true);
     HSDK_TRY(auto resp, s.invoke(call, CallKind::cleanup));
-    const XmlElement *task = resp.child("returnval");
+    const xml::Element *task = resp.child("returnval");
     if (task == nullptr) return fail(Errc::remote_error, "RemoveSnapshot_Task returned no task");
     HSDK_TRYV(wait_for_task(s, moref_of(*task), true));
     return success();

@@ -12,10 +12,10 @@ namespace {
 Result<std::string> prop_sets_xml(const PropertySets &props) {
     std::string xml;
     for (const auto &[type, paths] : props) {
-        HSDK_TRY(auto t, xml_escape(type));
+        HSDK_TRY(auto t, xml::escape_strict(type));
         xml += "<propSet><type>" + t + "</type>";
         for (const auto &p : paths) {
-            HSDK_TRY(auto e, xml_escape(p));
+            HSDK_TRY(auto e, xml::escape_strict(p));
             xml += "<pathSet>" + e + "</pathSet>";
         }
         xml += "</propSet>";
@@ -24,18 +24,18 @@ Result<std::string> prop_sets_xml(const PropertySets &props) {
 }
 
 Result<std::string> ref_xml(std::string_view name, const MoRef &r) {
-    HSDK_TRY(auto t, xml_escape(r.type));
-    HSDK_TRY(auto v, xml_escape(r.value));
+    HSDK_TRY(auto t, xml::escape_strict(r.type));
+    HSDK_TRY(auto v, xml::escape_strict(r.value));
     return fmt::format("<{0} type=\"{1}\">{2}</{0}>", name, t, v);
 }
 
-void collect(const XmlElement &result, std::vector<ObjectContent> &out) {
-    for (const XmlElement *o : result.children_named("objects")) {
+void collect(const xml::Element &result, std::vector<ObjectContent> &out) {
+    for (const xml::Element *o : result.children_named("objects")) {
         ObjectContent oc;
-        if (const XmlElement *obj = o->child("obj")) oc.obj = moref_of(*obj);
-        for (const XmlElement *p : o->children_named("propSet")) {
-            const XmlElement *val = p->child("val");
-            oc.props.emplace(p->child_text("name"), val ? *val : XmlElement{});
+        if (const xml::Element *obj = o->child("obj")) oc.obj = moref_of(*obj);
+        for (const xml::Element *p : o->children_named("propSet")) {
+            const xml::Element *val = p->child("val");
+            oc.props.emplace(p->child_text("name"), val ? *val : xml::Element{});
         }
         out.push_back(std::move(oc));
     }
@@ -46,7 +46,7 @@ Result<std::vector<ObjectContent>> run_spec(Session &s, const std::string &spec)
     SoapCall first("RetrievePropertiesEx", s.content().property_collector);
     first.raw(spec).raw("<options><maxObjects>100</maxObjects></options>");
     HSDK_TRY(auto resp, s.invoke(first));
-    const XmlElement *result = resp.child("returnval");
+    const xml::Element *result = resp.child("returnval");
     std::string token;
     if (result != nullptr) {
         collect(*result, out);
@@ -59,7 +59,7 @@ Result<std::vector<ObjectContent>> run_spec(Session &s, const std::string &spec)
         next.text("token", token);
         HSDK_TRY(auto more, s.invoke(next));
         token.clear();
-        if (const XmlElement *r = more.child("returnval")) {
+        if (const xml::Element *r = more.child("returnval")) {
             collect(*r, out);
             token = r->child_text("token");
         }
@@ -69,13 +69,13 @@ Result<std::vector<ObjectContent>> run_spec(Session &s, const std::string &spec)
 
 }  // namespace
 
-const XmlElement *ObjectContent::prop(const std::string &path) const {
+const xml::Element *ObjectContent::prop(const std::string &path) const {
     auto it = props.find(path);
     return it == props.end() ? nullptr : &it->second;
 }
 
 std::string ObjectContent::text(const std::string &path) const {
-    const XmlElement *e = prop(path);
+    const xml::Element *e = prop(path);
     return e ? e->text : std::string();
 }
 
@@ -104,7 +104,7 @@ Result<std::vector<ObjectContent>> retrieve_container(Session &s, const MoRef &r
     for (const auto &[type, paths] : props) create.text("type", type);
     create.boolean("recursive", true);
     HSDK_TRY(auto created, s.invoke(create, CallKind::action));
-    const XmlElement *rv = created.child("returnval");
+    const xml::Element *rv = created.child("returnval");
     if (rv == nullptr) return fail(Errc::remote_error, "CreateContainerView returned no view");
     const MoRef view = moref_of(*rv);
 
@@ -124,7 +124,7 @@ Result<MoRef> find_by_inventory_path(Session &s, const std::string &path) {
     SoapCall call("FindByInventoryPath", s.content().search_index);
     call.text("inventoryPath", path);
     HSDK_TRY(auto resp, s.invoke(call));
-    const XmlElement *rv = resp.child("returnval");
+    const xml::Element *rv = resp.child("returnval");
     return rv ? moref_of(*rv) : MoRef{};
 }
 
@@ -132,11 +132,11 @@ Result<MoRef> find_vm_by_uuid(Session &s, const std::string &uuid, bool instance
     SoapCall call("FindByUuid", s.content().search_index);
     call.text("uuid", uuid).boolean("vmSearch", true).boolean("instanceUuid", instance_uuid);
     HSDK_TRY(auto resp, s.invoke(call));
-    const XmlElement *rv = resp.child("returnval");
+    const xml::Element *rv = resp.child("returnval");
     return rv ? moref_of(*rv) : MoRef{};
 }
 
-Result<XmlElement> wait_for_task(Session &s, const MoRef &task, bool cleanup) {
+Result<xml::Element> wait_for_task(Session &s, const MoRef &task, bool cleanup) {
     auto delay = std::chrono::milliseconds(50);
     const CancelToken never;
     const CancelToken &cancel = cleanup ? never : s.options().cancel;
@@ -147,15 +147,15 @@ Result<XmlElement> wait_for_task(Session &s, const MoRef &task, bool cleanup) {
         call.raw("<specSet><propSet><type>Task</type><pathSet>info</pathSet></propSet><objectSet>" + r +
                  "<skip>false</skip></objectSet></specSet><options/>");
         HSDK_TRY(auto resp, s.invoke(call, cleanup ? CallKind::cleanup : CallKind::query));
-        const XmlElement *info = resp.find("returnval.objects.propSet.val");
+        const xml::Element *info = resp.path("returnval.objects.propSet.val");
         if (info == nullptr) return fail(Errc::remote_error, fmt::format("task {} has no info", task.value));
         const std::string state = info->child_text("state");
         if (state == "success") {
-            const XmlElement *res = info->child("result");
-            return res ? *res : XmlElement{};
+            const xml::Element *res = info->child("result");
+            return res ? *res : xml::Element{};
         }
         if (state == "error") {
-            const XmlElement *err = info->child("error");
+            const xml::Element *err = info->child("error");
             const SoapFault f = err ? fault_of(*err) : SoapFault{"MethodFault", "task failed"};
             return fail(fault_error(f, info->child_text("descriptionId").empty() ? info->child_text("name")
                                                                                  : info->child_text("descriptionId")));

@@ -12,8 +12,8 @@ namespace hypersdk::vsphere {
 
 struct ObjectContent {
     MoRef obj;
-    std::map<std::string, XmlElement> props;  // property path -> <val>
-    [[nodiscard]] const XmlElement *prop(const std::string &path) const;
+    std::map<std::string, xml::Element> props;  // property path -> <val>
+    [[nodiscard]] const xml::Element *prop(const std::string &path) const;
     [[nodiscard]] std::string text(const std::string &path) const;  // "" when absent
 };
 
@@ -33,6 +33,6 @@ Result<MoRef> find_vm_by_uuid(Session &s, const std::string &uuid, bool instance
 
 // Polls the task until it ends; returns info.result (empty element when none). A failed task
 // becomes its fault's error. With `cancel`, waiting stops on cancel (the task keeps running).
-Result<XmlElement> wait_for_task(Session &s, const MoRef &task, bool cleanup = false);
+Result<xml::Element> wait_for_task(Session &s, const MoRef &task, bool cleanup = false);
 
 }  // namespace hypersdk::vsphere

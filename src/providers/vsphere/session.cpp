@@ -9,8 +9,8 @@ namespace {
 
 const MoRef service_instance{"ServiceInstance", "ServiceInstance"};
 
-MoRef ref_child(const XmlElement &e, std::string_view name) {
-    const XmlElement *c = e.child(name);
+MoRef ref_child(const xml::Element &e, std::string_view name) {
+    const xml::Element *c = e.child(name);
     return c ? moref_of(*c) : MoRef{};
 }
 
@@ -63,7 +63,7 @@ Result<std::unique_ptr<Session>> Session::open(const ConnectionOptions &options)
     s->cleanup_http_ = s->http_->derive(co);
 
     HSDK_TRY(auto rsc, s->invoke(SoapCall("RetrieveServiceContent", service_instance)));
-    const XmlElement *sc = rsc.child("returnval");
+    const xml::Element *sc = rsc.child("returnval");
     if (sc == nullptr) return fail(Errc::remote_error, "RetrieveServiceContent: no service content in the answer");
     auto &c = s->content_;
     c.root_folder = ref_child(*sc, "rootFolder");
@@ -73,7 +73,7 @@ Result<std::unique_ptr<Session>> Session::open(const ConnectionOptions &options)
     c.session_manager = ref_child(*sc, "sessionManager");
     c.ovf_manager = ref_child(*sc, "ovfManager");
     c.file_manager = ref_child(*sc, "fileManager");
-    if (const XmlElement *about = sc->child("about")) {
+    if (const xml::Element *about = sc->child("about")) {
         c.api_type = about->child_text("apiType");
         c.api_version = about->child_text("apiVersion");
         c.full_name = about->child_text("fullName");
@@ -102,7 +102,7 @@ Result<void> Session::logout() {
     return success();
 }
 
-Result<XmlElement> Session::invoke(const SoapCall &call, CallKind kind) {
+Result<xml::Element> Session::invoke(const SoapCall &call, CallKind kind) {
     HSDK_TRY(std::string envelope, call.envelope());
     http::Client &client = kind == CallKind::cleanup ? *cleanup_http_ : *http_;
     if (kind == CallKind::action) return invoke_once(client, envelope, call.method());
@@ -111,7 +111,7 @@ Result<XmlElement> Session::invoke(const SoapCall &call, CallKind kind) {
                               [&](unsigned) { return invoke_once(client, envelope, call.method()); });
 }
 
-Result<XmlElement> Session::invoke_once(http::Client &client, const std::string &envelope, const std::string &method) {
+Result<xml::Element> Session::invoke_once(http::Client &client, const std::string &envelope, const std::string &method) {
     http::Request req;
     req.method = "POST";
     req.url = sdk_url_;
@@ -122,17 +122,17 @@ Result<XmlElement> Session::invoke_once(http::Client &client, const std::string 
     if (!resp) return fail(resp.error().with_context(method));
     const auto &r = resp.value();
     if (r.status != 200 && r.status != 500) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
-    auto doc = parse_xml(r.body);
+    auto doc = parse_soap(r.body);
     if (!doc) {
         if (r.status == 500) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
         return fail(doc.error().with_context(method));
     }
     if (auto fault = find_fault(doc.value())) return fail(fault_error(*fault, method));
     if (r.status != 200) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
-    const XmlElement *body = doc.value().child("Body");
+    const xml::Element *body = doc.value().child("Body");
     if (body == nullptr || body->children.empty())
         return fail(Errc::remote_error, fmt::format("{}: the answer has no SOAP body", method));
-    XmlElement response = body->children.front();
+    xml::Element response = body->children.front();
     return response;
 }
 

@@ -35,7 +35,7 @@ public:
     Session &operator=(const Session &) = delete;
 
     // Sends the call and returns the method's response element (<XxxResponse>).
-    Result<XmlElement> invoke(const SoapCall &call, CallKind kind = CallKind::query);
+    Result<xml::Element> invoke(const SoapCall &call, CallKind kind = CallKind::query);
     Result<void> logout();
 
     [[nodiscard]] const ServiceContent &content() const noexcept { return content_; }
@@ -49,7 +49,7 @@ public:
 
 private:
     Session() = default;
-    Result<XmlElement> invoke_once(http::Client &client, const std::string &envelope, const std::string &method);
+    Result<xml::Element> invoke_once(http::Client &client, const std::string &envelope, const std::string &method);
 
     ConnectionOptions options_;
     std::string server_, host_, sdk_url_;

@@ -4,12 +4,21 @@
 
 namespace hypersdk::vsphere {
 
-MoRef moref_of(const XmlElement &e) { return MoRef{e.attribute("type"), e.text}; }
+Result<xml::Element> parse_soap(std::string_view body, std::size_t max_depth) {
+    xml::Limits limits;
+    limits.max_bytes = 256u << 20;
+    limits.max_depth = max_depth;
+    limits.max_elements = 4u << 20;
+    limits.error_code = Errc::remote_error;
+    return xml::parse(body, "XML from the server", limits);
+}
+
+MoRef moref_of(const xml::Element &e) { return MoRef{e.attribute("type"), e.text}; }
 
 SoapCall::SoapCall(std::string_view method, const MoRef &self) : method_(method) { ref("_this", self); }
 
 SoapCall &SoapCall::text(std::string_view name, std::string_view value) {
-    auto escaped = xml_escape(value);
+    auto escaped = xml::escape_strict(value);
     if (!escaped) {
         if (!error_) error_ = escaped.error().with_context(fmt::format("{} argument {}", method_, name));
         return *this;
@@ -23,8 +32,8 @@ SoapCall &SoapCall::boolean(std::string_view name, bool value) { return raw(fmt:
 SoapCall &SoapCall::integer(std::string_view name, std::int64_t value) { return raw(fmt::format("<{0}>{1}</{0}>", name, value)); }
 
 SoapCall &SoapCall::ref(std::string_view name, const MoRef &value) {
-    auto type = xml_escape(value.type);
-    auto id = xml_escape(value.value);
+    auto type = xml::escape_strict(value.type);
+    auto id = xml::escape_strict(value.value);
     if (!type || !id) {
         if (!error_) error_ = Error{Errc::invalid_argument, fmt::format("{}: invalid managed object reference", method_)};
         return *this;
@@ -50,10 +59,10 @@ Result<std::string> SoapCall::envelope() const {
 
 namespace {
 
-std::string fault_type_of(const XmlElement &fault_element) {
+std::string fault_type_of(const xml::Element &fault_element) {
     std::string type = fault_element.xsi_type();
     if (type.empty()) {
-        type = fault_element.name;
+        type = fault_element.local;
         // <InvalidLoginFault> without xsi:type still names the fault.
         if (type.size() > 5 && type.ends_with("Fault")) type.resize(type.size() - 5);
     }
@@ -62,23 +71,23 @@ std::string fault_type_of(const XmlElement &fault_element) {
 
 }  // namespace
 
-std::optional<SoapFault> find_fault(const XmlElement &envelope) {
-    const XmlElement *body = envelope.child("Body");
+std::optional<SoapFault> find_fault(const xml::Element &envelope) {
+    const xml::Element *body = envelope.child("Body");
     if (body == nullptr) return std::nullopt;
-    const XmlElement *fault = body->child("Fault");
+    const xml::Element *fault = body->child("Fault");
     if (fault == nullptr) return std::nullopt;
     SoapFault f;
     f.message = fault->child_text("faultstring");
-    if (const XmlElement *detail = fault->child("detail"); detail != nullptr && !detail->children.empty())
+    if (const xml::Element *detail = fault->child("detail"); detail != nullptr && !detail->children.empty())
         f.type = fault_type_of(detail->children.front());
     if (f.type.empty()) f.type = fault->child_text("faultcode");
     return f;
 }
 
-SoapFault fault_of(const XmlElement &lmf) {
+SoapFault fault_of(const xml::Element &lmf) {
     SoapFault f;
     f.message = lmf.child_text("localizedMessage");
-    if (const XmlElement *inner = lmf.child("fault"); inner != nullptr) f.type = fault_type_of(*inner);
+    if (const xml::Element *inner = lmf.child("fault"); inner != nullptr) f.type = fault_type_of(*inner);
     if (f.type.empty()) f.type = "MethodFault";
     return f;
 }

@@ -1,7 +1,7 @@
 // SOAP envelopes for the vSphere Web Services API (urn:vim25) and the faults that come back.
 #pragma once
 
-#include "providers/vsphere/xml.hpp"
+#include "xml/xml_tree.hpp"
 
 #include <hypersdk/error.hpp>
 
@@ -12,6 +12,10 @@
 
 namespace hypersdk::vsphere {
 
+// Parses what a server sent: malformed or hostile XML is a remote_error, with SOAP-sized limits
+// (PropertyCollector pages can be large).
+Result<xml::Element> parse_soap(std::string_view body, std::size_t max_depth = 64);
+
 // ManagedObjectReference: <x type="VirtualMachine">vm-42</x>.
 struct MoRef {
     std::string type;
@@ -21,7 +25,7 @@ struct MoRef {
 };
 
 // Reads a reference from an element carrying type="..." and the id as text.
-MoRef moref_of(const XmlElement &e);
+MoRef moref_of(const xml::Element &e);
 
 // Builds the body of one method call; values are escaped as they are added, and the first value
 // XML cannot carry makes envelope() fail.
@@ -49,9 +53,9 @@ struct SoapFault {
 };
 
 // The Fault inside an envelope's Body, if any.
-std::optional<SoapFault> find_fault(const XmlElement &envelope);
+std::optional<SoapFault> find_fault(const xml::Element &envelope);
 // A fault from a task's info.error (LocalizedMethodFault).
-SoapFault fault_of(const XmlElement &localized_method_fault);
+SoapFault fault_of(const xml::Element &localized_method_fault);
 
 // InvalidLogin / NotAuthenticated -> auth_failed, ManagedObjectNotFound -> not_found,
 // NoPermission -> permission_denied, anything else -> remote_error naming the fault.
