@@ -6,5 +6,6 @@
 namespace hypersdk::format {
 
 const Driver &raw_driver();
+const Driver &vhdx_driver();
 
 }  // namespace hypersdk::format
