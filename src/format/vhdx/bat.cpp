@@ -86,11 +86,12 @@ Result<Bat> Bat::load(const ImageFile &file, const RegionEntry &region, const Ba
             len = geometry.block_bytes(block);
             ++bat.allocated_blocks_;
         }
-        if (len == 0 || off > UINT64_MAX - len) continue;
-        placed.push_back({off, off + len, i});
         // A payload block occupies its whole size in the file even when the disk ends inside it.
-        const std::uint64_t occupied = is_bitmap ? len : std::max<std::uint64_t>(len, geometry.block_size);
-        bat.allocated_end_ = std::max(bat.allocated_end_, std::min(off + len + (occupied - len), std::max(off + len, file.size())));
+        const std::uint64_t occupied = is_bitmap ? len : geometry.block_size;
+        if (len == 0 || off > UINT64_MAX - occupied) continue;
+        placed.push_back({off, off + len, i});
+        const std::uint64_t end = std::min(off + occupied, std::max(off + len, file.size()));
+        bat.allocated_end_ = std::max(bat.allocated_end_, end);
     }
     std::sort(placed.begin(), placed.end(), [](const Placed &a, const Placed &b) { return a.begin < b.begin; });
     std::uint64_t reach = 0;
