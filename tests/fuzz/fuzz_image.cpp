@@ -3,7 +3,7 @@
 // are fine.
 #include <hypersdk/disk.hpp>
 
-#include <sys/mman.h>
+#include <cstdlib>
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,13 +11,17 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
-    const int fd = ::memfd_create("fuzz-image", MFD_CLOEXEC);
+    // A real file: open_image() resolves the path (realpath) to detect backing-chain loops, which
+    // fails for the "/memfd:... (deleted)" target of a /proc/self/fd link.
+    char name[] = "/tmp/hsdk-fuzz-image-XXXXXX";
+    const int fd = ::mkstemp(name);
     if (fd < 0) return 0;
+    const std::string path = name;
     if (::write(fd, data, size) != static_cast<ssize_t>(size)) {
         ::close(fd);
+        ::unlink(name);
         return 0;
     }
-    const std::string path = "/proc/self/fd/" + std::to_string(fd);
     hypersdk::OpenOptions options;
     options.format = FUZZ_FORMAT;
     options.open_backing = false;  // a fuzzed backing name must not reach the file system
@@ -40,5 +44,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         (void)hypersdk::to_json(dev.info());
     }
     ::close(fd);
+    ::unlink(name);
     return 0;
 }
