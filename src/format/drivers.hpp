@@ -7,5 +7,6 @@ namespace hypersdk::format {
 
 const Driver &raw_driver();
 const Driver &qcow2_driver();
+const Driver &vhdx_driver();
 
 }  // namespace hypersdk::format

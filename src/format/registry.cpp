@@ -12,6 +12,7 @@ const std::vector<const Driver *> &drivers() {
     static const std::vector<const Driver *> list = {
         &raw_driver(),
         &qcow2_driver(),
+        &vhdx_driver(),
     };
     return list;
 }
