@@ -1,6 +1,6 @@
 #include "convert/pipeline.hpp"
 
-#include "core/zero.hpp"
+#include "convert/unit.hpp"
 
 #include <fmt/format.h>
 
@@ -17,35 +17,6 @@ namespace {
 
 struct Range {
     std::uint64_t begin, end;
-};
-
-// Page-aligned buffers so writers may use O_DIRECT.
-struct AlignedBuffer {
-    std::byte *data = nullptr;
-    std::size_t size = 0;
-    explicit AlignedBuffer(std::size_t n) : size(n) {
-        if (::posix_memalign(reinterpret_cast<void **>(&data), 4096, std::max<std::size_t>(n, 1)) != 0) throw std::bad_alloc();
-    }
-    ~AlignedBuffer() { std::free(data); }
-    AlignedBuffer(const AlignedBuffer &) = delete;
-    AlignedBuffer &operator=(const AlignedBuffer &) = delete;
-    std::span<std::byte> span() { return {data, size}; }
-};
-
-enum class RunKind { write, zero };
-
-struct Run {
-    std::uint64_t offset;
-    std::uint64_t length;
-    RunKind kind;
-    format::EncodedRun encoded;
-};
-
-struct UnitResult {
-    std::unique_ptr<AlignedBuffer> buffer;
-    std::uint64_t begin = 0;
-    std::vector<Run> runs;
-    std::uint64_t bytes_read = 0;
 };
 
 std::uint64_t align_down(std::uint64_t v, std::uint64_t a) { return v / a * a; }
@@ -118,7 +89,7 @@ public:
         for (auto &w : workers) w.join();
         if (!committed) return fail(committed.error());
         if (first_error_) return fail(*first_error_);
-        return stats_;
+        return PipelineStats{stats_.bytes_read, stats_.bytes_written, stats_.units};
     }
 
 private:
@@ -146,7 +117,7 @@ private:
                 record_error(Error{Errc::cancelled, "conversion cancelled"});
                 return;
             }
-            Result<UnitResult> r = Error{};
+            Result<PreparedUnit> r = Error{};
             try {
                 r = process(units_[index]);
             } catch (const std::bad_alloc &) {
@@ -166,9 +137,9 @@ private:
         }
     }
 
-    Result<UnitResult> process(const Range &u) {
+    Result<PreparedUnit> process(const Range &u) {
         const std::uint64_t size = source_.virtual_size();
-        UnitResult out;
+        PreparedUnit out;
         out.begin = u.begin;
         const auto len = static_cast<std::size_t>(u.end - u.begin);
         out.buffer = std::make_unique<AlignedBuffer>(len);
@@ -184,40 +155,15 @@ private:
             const std::uint64_t bsize = options_.backing->virtual_size();
             const auto binside = static_cast<std::size_t>(u.begin >= bsize ? 0 : std::min<std::uint64_t>(len, bsize - u.begin));
             if (binside) HSDK_TRYV(options_.backing->read(u.begin, backing_buf->span().first(binside)));
-            if (binside < len) std::memset(backing_buf->data + binside, 0, len - binside);
+            if (binside < len) std::memset(backing_buf->data() + binside, 0, len - binside);
         }
-
-        // Classify granules and group them into runs.
-        for (std::size_t off = 0; off < len; off += granule_) {
-            const auto g = buf.subspan(off, granule_);
-            std::optional<RunKind> kind;
-            if (backing_buf) {
-                const auto b = backing_buf->span().subspan(off, granule_);
-                if (std::memcmp(g.data(), b.data(), granule_) != 0) kind = is_all_zero(g) ? RunKind::zero : RunKind::write;
-            } else if (!is_all_zero(g)) {
-                kind = RunKind::write;
-            }
-            if (!kind) continue;
-            const std::uint64_t at = u.begin + off;
-            if (!out.runs.empty() && out.runs.back().kind == *kind && out.runs.back().offset + out.runs.back().length == at)
-                out.runs.back().length += granule_;
-            else
-                out.runs.push_back(Run{at, granule_, *kind, {}});
-        }
-        if (writer_.has_encoder()) {
-            for (auto &run : out.runs) {
-                if (run.kind != RunKind::write) continue;
-                HSDK_TRY(auto enc, writer_.encode(run.offset, buf.subspan(static_cast<std::size_t>(run.offset - u.begin),
-                                                                          static_cast<std::size_t>(run.length))));
-                run.encoded = std::move(enc);
-            }
-        }
+        HSDK_TRYV(prepare_unit(writer_, out, backing_buf ? std::span<const std::byte>(backing_buf->span()) : std::span<const std::byte>()));
         return out;
     }
 
     Result<void> commit_loop() {
         while (next_commit_ < units_.size()) {
-            UnitResult unit;
+            PreparedUnit unit;
             {
                 std::unique_lock lock(mutex_);
                 changed_.wait(lock, [this] { return first_error_.has_value() || done_.count(next_commit_) != 0; });
@@ -226,18 +172,7 @@ private:
                 unit = std::move(node.mapped());
             }
             if (cancelled()) return fail(Errc::cancelled, "conversion cancelled");
-            auto buf = unit.buffer->span();
-            for (auto &run : unit.runs) {
-                if (run.kind == RunKind::zero) {
-                    HSDK_TRYV(writer_.commit_zeroes(run.offset, run.length));
-                    continue;
-                }
-                auto data = buf.subspan(static_cast<std::size_t>(run.offset - unit.begin), static_cast<std::size_t>(run.length));
-                HSDK_TRYV(writer_.commit(run.offset, data, writer_.has_encoder() ? &run.encoded : nullptr));
-                stats_.bytes_written += run.length;
-            }
-            stats_.bytes_read += unit.bytes_read;
-            stats_.units++;
+            HSDK_TRYV(commit_unit(writer_, unit, stats_));
             if (options_.progress) options_.progress->advance(unit.bytes_read);
             {
                 std::lock_guard lock(mutex_);
@@ -261,8 +196,8 @@ private:
     std::size_t next_commit_ = 0;
     bool stop_ = false;
     std::optional<Error> first_error_;
-    std::map<std::size_t, UnitResult> done_;
-    PipelineStats stats_;
+    std::map<std::size_t, PreparedUnit> done_;
+    CommitStats stats_;
 };
 
 }  // namespace

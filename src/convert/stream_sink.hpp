@@ -1,0 +1,47 @@
+// Drives a format writer from an ascending stream of byte pieces (grains arriving off the network,
+// an OVA member being read) without a random-access source or an intermediate file.
+#pragma once
+
+#include <hypersdk/progress.hpp>
+#include <hypersdk/thread_pool.hpp>
+
+#include "convert/unit.hpp"
+
+#include <deque>
+#include <future>
+
+namespace hypersdk::pipeline {
+
+class StreamSink {
+public:
+    // `threads` workers run zero detection and encoding (compression) in parallel; 0 = one per core.
+    StreamSink(format::DiskWriter &writer, std::uint64_t virtual_size, unsigned threads = 0,
+               ProgressReporter *progress = nullptr, std::uint64_t unit_bytes = 2ULL << 20);
+    ~StreamSink();
+    StreamSink(const StreamSink &) = delete;
+    StreamSink &operator=(const StreamSink &) = delete;
+
+    // Pieces come in ascending, non-overlapping order; gaps between them read as zeros.
+    Result<void> write(std::uint64_t offset, std::span<const std::byte> data);
+    // Everything written so far reaches the writer (its own finish() is the caller's job).
+    Result<void> finish();
+    [[nodiscard]] const CommitStats &stats() const noexcept { return stats_; }
+
+private:
+    Result<void> seal();
+    Result<void> commit_front();
+
+    format::DiskWriter &writer_;
+    const std::uint64_t size_;
+    std::uint64_t unit_;
+    ProgressReporter *progress_;
+    ThreadPool pool_;
+    std::size_t window_;
+    std::unique_ptr<PreparedUnit> current_;
+    std::uint64_t next_offset_ = 0;  // pieces must start at or after this
+    std::deque<std::future<Result<std::unique_ptr<PreparedUnit>>>> in_flight_;
+    CommitStats stats_;
+    bool failed_ = false;
+};
+
+}  // namespace hypersdk::pipeline

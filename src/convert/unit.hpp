@@ -1,0 +1,62 @@
+// A unit of conversion work shared by the random-access pipeline and the streaming sink: a
+// granule-aligned buffer, its zero detection and encoding (any thread), and its ordered commit.
+#pragma once
+
+#include "format/layer.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace hypersdk::pipeline {
+
+// Page-aligned buffer so writers may use O_DIRECT.
+class AlignedBuffer {
+public:
+    explicit AlignedBuffer(std::size_t size);
+    ~AlignedBuffer();
+    AlignedBuffer(const AlignedBuffer &) = delete;
+    AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+    [[nodiscard]] std::byte *data() noexcept { return data_; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::span<std::byte> span() noexcept { return {data_, size_}; }
+
+private:
+    std::byte *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+enum class RunKind { write, zero };
+
+struct Run {
+    std::uint64_t offset;
+    std::uint64_t length;
+    RunKind kind;
+    format::EncodedRun encoded;
+};
+
+struct PreparedUnit {
+    std::uint64_t begin = 0;
+    std::unique_ptr<AlignedBuffer> buffer;
+    std::vector<Run> runs;
+    std::uint64_t bytes_read = 0;  // source bytes the unit covers (for progress)
+};
+
+// Splits unit.buffer into granule runs: all-zero granules are dropped; with `backing` (the same
+// range of the output's backing image) granules equal to it are dropped and zero granules over
+// backing data become RunKind::zero. Then encodes write runs if the writer has an encoder.
+// Thread-safe with respect to other units.
+Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::span<const std::byte> backing = {});
+
+struct CommitStats {
+    std::uint64_t bytes_read = 0;
+    std::uint64_t bytes_written = 0;
+    std::uint64_t units = 0;
+};
+
+// Hands a prepared unit's runs to the writer (call in ascending order, from one thread).
+Result<void> commit_unit(format::DiskWriter &writer, PreparedUnit &unit, CommitStats &stats);
+
+}  // namespace hypersdk::pipeline
