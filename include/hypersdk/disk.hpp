@@ -90,6 +90,12 @@ nlohmann::json chain_to_json(const std::vector<ImageInfo> &chain);
 
 Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOptions &options = {});
 
+// Opens an image kept as a byte range of another file - a disk inside an OVA - without extracting
+// it. `name` is the member's name (for messages). A member must be self-contained: backing files
+// and extents it names are refused.
+Result<std::unique_ptr<Image>> open_image_range(const std::string &container, std::uint64_t offset, std::uint64_t length,
+                                                const std::string &name, const OpenOptions &options = {});
+
 // The format a file would be opened as, or unsupported when no signature matches.
 Result<std::string> probe_format(const std::string &path);
 

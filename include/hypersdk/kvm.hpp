@@ -2,6 +2,7 @@
 #pragma once
 
 #include <hypersdk/cancel.hpp>
+#include <hypersdk/convert.hpp>
 #include <hypersdk/error.hpp>
 #include <hypersdk/ovf.hpp>
 #include <hypersdk/vm.hpp>
@@ -64,5 +65,29 @@ Result<VirtualMachine> load_vm_description(const std::string &path, const OvfPar
 Result<nlohmann::json> hyper2kvm_manifest(const VirtualMachine &vm, const KvmOptions &options, const CancelToken &cancel = {});
 // Writes it atomically (temporary name, renamed when complete).
 Result<void> write_json_file(const std::string &path, const nlohmann::json &document);
+
+struct KvmImportOptions {
+    KvmOptions kvm;              // kvm.disk_dir is the output folder (created if missing)
+    FormatOptions format_options;  // -o options for the converted disks
+    bool compress = false;
+    unsigned threads = 0;
+    bool verify = true;          // check an OVA's manifest before importing
+    bool overwrite = false;      // replace existing output files
+    OvfParseOptions ovf;
+    ProgressCallback progress;
+    CancelToken cancel;
+};
+
+struct KvmImportResult {
+    VirtualMachine vm;
+    std::vector<std::string> disks;  // converted disk files, in VM disk order
+    std::string domain_xml_path;     // <out>/<name>.xml
+    std::string manifest_path;       // <out>/<name>.hyper2kvm.json
+};
+
+// The whole last step from an OVF/OVA/VM JSON: converts every disk into options.kvm.disk_dir in
+// options.kvm.disk_format (straight out of the OVA, no extraction), then writes the libvirt domain
+// XML and the hyper2kvm manifest next to them. Each output appears only when complete.
+Result<KvmImportResult> import_to_kvm(const std::string &from, const KvmImportOptions &options);
 
 }  // namespace hypersdk

@@ -137,6 +137,27 @@ private:
 
 }  // namespace format
 
+Result<std::unique_ptr<Image>> open_image_range(const std::string &container, std::uint64_t offset, std::uint64_t length,
+                                                const std::string &name, const OpenOptions &options) {
+    using namespace format;
+    // Shown as "<package>/<member>": a relative reference resolved against it lands inside a file,
+    // not a folder, so it can never reach a real file next to the package.
+    const std::string display = container + "/" + name;
+    HSDK_TRY(auto file, io::File::open_window(container, offset, length, display));
+    OpenOptions o = options;
+    o.allow_external_files = false;
+    o.open_backing = false;
+    std::string fmt_name = o.format == "vpc" ? "vhd" : o.format;
+    HSDK_TRY(auto layer, open_layer_file(std::move(file), fmt_name, o));
+    if (auto b = layer->backing())
+        return fail_unsupported(fmt::format("'{}' has a backing file ('{}'); a disk inside a package must be self-contained", display, b->path));
+    auto info = layer->info();
+    info.filename = display;
+    std::vector<std::unique_ptr<Layer>> layers;
+    layers.push_back(std::move(layer));
+    return std::unique_ptr<Image>(new ChainImage(std::move(layers), {std::move(info)}));
+}
+
 Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOptions &options) {
     using namespace format;
     std::vector<std::unique_ptr<Layer>> layers;

@@ -106,6 +106,8 @@ const Driver *find_driver(std::string_view name_or_alias);
 
 // Opens one file as a layer of the given format ("" = probe; raw only when named).
 Result<std::unique_ptr<Layer>> open_layer(const std::string &path, const std::string &format, const OpenOptions &options);
+// The same for an already open file (or window of one); its path() names it.
+Result<std::unique_ptr<Layer>> open_layer_file(io::File file, const std::string &format, const OpenOptions &options);
 
 // Options helper for drivers: takes key's value out of `options` (last one wins), or nullopt.
 std::optional<std::string> take_option(FormatOptions &options, std::string_view key);

@@ -52,6 +52,11 @@ Result<const Driver *> probe_driver(const io::File &file, std::uint64_t size) {
 
 Result<std::unique_ptr<Layer>> open_layer(const std::string &path, const std::string &format, const OpenOptions &options) {
     HSDK_TRY(auto file, io::File::open_read(path));
+    return open_layer_file(std::move(file), format, options);
+}
+
+Result<std::unique_ptr<Layer>> open_layer_file(io::File file, const std::string &format, const OpenOptions &options) {
+    const std::string path = file.path();
     HSDK_TRY(auto size, file.size());
     const Driver *driver = nullptr;
     if (format.empty()) {

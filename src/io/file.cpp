@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -32,16 +33,34 @@ File::~File() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-File::File(File &&other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+File::File(File &&other) noexcept
+    : fd_(other.fd_), path_(std::move(other.path_)), window_(other.window_), base_(other.base_), limit_(other.limit_) {
+    other.fd_ = -1;
+}
 
 File &File::operator=(File &&other) noexcept {
     if (this != &other) {
         if (fd_ >= 0) ::close(fd_);
         fd_ = other.fd_;
         path_ = std::move(other.path_);
+        window_ = other.window_;
+        base_ = other.base_;
+        limit_ = other.limit_;
         other.fd_ = -1;
     }
     return *this;
+}
+
+Result<File> File::open_window(const std::string &path, std::uint64_t offset, std::uint64_t length, std::string display_path) {
+    HSDK_TRY(auto f, open_read(path));
+    HSDK_TRY(auto size, f.size());
+    if (offset > size || length > size - offset)
+        return fail_corrupt(fmt::format("'{}' ({} bytes at {:#x}) runs past the end of '{}'", display_path, length, offset, path));
+    f.path_ = std::move(display_path);
+    f.window_ = true;
+    f.base_ = offset;
+    f.limit_ = length;
+    return f;
 }
 
 Result<File> File::open_read(const std::string &path) {
@@ -68,6 +87,11 @@ Result<File> File::create_new(const std::string &path, unsigned mode) {
 }
 
 Result<std::size_t> File::read_some(std::uint64_t offset, std::span<std::byte> buf) const {
+    if (window_) {
+        if (offset >= limit_) return std::size_t{0};
+        buf = buf.first(static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), limit_ - offset)));
+        offset += base_;
+    }
     std::size_t done = 0;
     while (done < buf.size()) {
         const ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
@@ -90,6 +114,7 @@ Result<void> File::read_exact(std::uint64_t offset, std::span<std::byte> buf) co
 }
 
 Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> buf) {
+    if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
     std::size_t done = 0;
     while (done < buf.size()) {
         const ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
@@ -103,6 +128,7 @@ Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> bu
 }
 
 Result<std::uint64_t> File::size() const {
+    if (window_) return limit_;
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
     if (S_ISBLK(st.st_mode)) {
@@ -114,12 +140,14 @@ Result<std::uint64_t> File::size() const {
 }
 
 Result<std::uint64_t> File::allocated_size() const {
+    if (window_) return limit_;
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
     return static_cast<std::uint64_t>(st.st_blocks) * 512u;
 }
 
 Result<void> File::truncate(std::uint64_t length) {
+    if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
     if (::ftruncate(fd_, static_cast<off_t>(length)) != 0) return fail(errno_error(errno, "cannot resize", path_));
     return success();
 }

@@ -312,3 +312,64 @@ def test_hyper2kvm_manifest_missing_disk_fails(workdir):
     p = hsdk("kvm", "manifest", "--from", OVF_DIR / "linux-bios-vcenter.ovf", "--disk-dir", workdir, "--out", workdir / "m.json", check=False)
     assert p.returncode == 1 and "web01-disk1.qcow2" in p.stderr
     assert not (workdir / "m.json").exists()
+
+
+# ---- kvm import: disks converted straight out of the package ---------------------------------
+
+def make_qcow2_ova(workdir):
+    """An OVA of ovf2-generic.ovf whose disk is a qcow2 (the descriptor names its format)."""
+    raw = write_pattern(workdir / "root.raw", 10 * MiB, seed=31)
+    disk = workdir / "app-root.qcow2"
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", raw, disk)
+    text = (OVF_DIR / "ovf2-generic.ovf").read_text().replace(
+        'ovf:capacity="10" ovf:capacityAllocationUnits="byte * 2^30"', f'ovf:capacity="{10 * MiB}"')
+    members = [("appliance.ovf", text.encode()), ("app-root.qcow2", disk.read_bytes())]
+    mf = "".join(f"SHA256({n})= {hashlib.sha256(b).hexdigest()}\n" for n, b in members)
+    members.insert(1, ("appliance.mf", mf.encode()))
+    ova = workdir / "appliance.ova"
+    with tarfile.open(ova, "w", format=tarfile.USTAR_FORMAT) as t:
+        for n, b in members:
+            info = tarfile.TarInfo(n)
+            info.size = len(b)
+            t.addfile(info, io.BytesIO(b))
+    return ova, raw
+
+
+def test_kvm_import_from_ova(workdir):
+    ova, raw = make_qcow2_ova(workdir)
+    out = workdir / "kvm"
+    p = hsdk("kvm", "import", "--from", ova, "--out", out, "--disk-format", "raw")
+    disk = out / "app-root.raw"
+    assert f"disk      {disk}" in p.stdout
+    run(["qemu-img", "compare", "-f", "raw", "-F", "raw", raw, disk])
+    xml = out / "appliance.xml"
+    assert_libvirt_accepts(xml)
+    assert str(disk) in xml.read_text()
+    m = json.loads((out / "appliance.hyper2kvm.json").read_text())
+    assert m["disks"][0]["sha256"] == hashlib.sha256(disk.read_bytes()).hexdigest()
+    # A second import refuses to clobber without --overwrite, and leaves the first intact.
+    p = hsdk("kvm", "import", "--from", ova, "--out", out, "--disk-format", "raw", check=False)
+    assert p.returncode == 1 and "exists" in p.stderr
+
+
+def test_kvm_import_refuses_tampered_ova(workdir):
+    ova, _ = make_qcow2_ova(workdir)
+    data = bytearray(ova.read_bytes())
+    i = data.find(b"QFI\xfb")
+    data[i + 4096] ^= 0xFF  # inside the disk member
+    ova.write_bytes(bytes(data))
+    out = workdir / "kvm"
+    p = hsdk("kvm", "import", "--from", ova, "--out", out, check=False)
+    assert p.returncode == 1 and "verification" in p.stderr
+    assert not any(out.glob("*.qcow2"))
+
+
+def test_kvm_import_blank_disk_from_ovf(workdir):
+    text = GOOD.replace('ovf:fileRef="file1" ', "").replace('ovf:capacity="16"', 'ovf:capacity="1"')
+    ovf = workdir / "blank.ovf"
+    ovf.write_text(text)
+    out = workdir / "kvm"
+    hsdk("kvm", "import", "--from", ovf, "--out", out)
+    info = json.loads(qemu_img("info", "--output=json", out / "vmdisk1.qcow2").stdout)
+    assert info["virtual-size"] == 1 << 30
+    assert_libvirt_accepts(out / "web01.xml")

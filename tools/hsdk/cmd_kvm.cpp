@@ -100,6 +100,51 @@ void register_manifest(CLI::App &kvm, std::vector<Command> &commands) {
                         }});
 }
 
+void register_import(CLI::App &kvm, std::vector<Command> &commands) {
+    auto *app = kvm.add_subcommand(
+        "import", "Convert the VM's disks (straight out of an OVA), write its libvirt domain and hyper2kvm manifest");
+    struct Args {
+        KvmFlags f;
+        std::string out;
+        std::vector<std::string> options;
+        bool compress = false, progress = false, no_verify = false, overwrite = false;
+        unsigned threads = 0;
+    };
+    auto a = std::make_shared<Args>();
+    add_kvm_flags(app, a->f);
+    app->add_option("--out", a->out, "Output folder for disks, domain XML and manifest (same as --disk-dir)");
+    app->add_option("-o,--options", a->options, "Options of the disk format, key=value[,...]");
+    app->add_flag("-c,--compress", a->compress, "Compress the converted disks where the format can");
+    app->add_flag("-p,--progress", a->progress, "Show a progress bar on a terminal");
+    app->add_flag("--no-verify", a->no_verify, "Do not check the OVA's manifest first");
+    app->add_flag("--overwrite", a->overwrite, "Replace existing output files");
+    app->add_option("--threads", a->threads, "Worker threads (default: one per core)");
+    commands.push_back({app, [a]() {
+                            std::string err;
+                            if (!apply_maps(a->f, err)) return report_message(err, exit_usage);
+                            hypersdk::KvmImportOptions o;
+                            o.kvm = a->f.options;
+                            if (!a->out.empty()) o.kvm.disk_dir = a->out;
+                            for (const auto &text : a->options) {
+                                auto parsed = hypersdk::parse_format_options(text);
+                                if (!parsed) return report_message(parsed.error().message, exit_usage);
+                                o.format_options.insert(o.format_options.end(), parsed.value().begin(), parsed.value().end());
+                            }
+                            o.compress = a->compress;
+                            o.threads = a->threads;
+                            o.verify = !a->no_verify;
+                            o.overwrite = a->overwrite;
+                            o.ovf.virtual_system = a->f.vm_select;
+                            if (a->progress) o.progress = terminal_progress_bar();
+                            auto r = hypersdk::import_to_kvm(a->f.from, o);
+                            if (!r) return report(r.error());
+                            for (const auto &d : r.value().disks) fmt::print("disk      {}\n", d);
+                            fmt::print("domain    {}\n", r.value().domain_xml_path);
+                            fmt::print("manifest  {}\n", r.value().manifest_path);
+                            return exit_ok;
+                        }});
+}
+
 void register_ova(CLI::App &root, std::vector<Command> &commands) {
     auto *ova = root.add_subcommand("ova", "OVA packages");
     ova->require_subcommand(1);
@@ -156,6 +201,7 @@ void register_kvm_commands(CLI::App &root, std::vector<Command> &commands) {
     kvm->require_subcommand(1);
     register_domain(*kvm, commands);
     register_manifest(*kvm, commands);
+    register_import(*kvm, commands);
     register_ova(root, commands);
 }
 

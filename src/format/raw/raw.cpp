@@ -17,6 +17,10 @@ public:
     std::uint64_t virtual_size() const noexcept override { return size_; }
 
     Result<void> layer_status(std::uint64_t offset, std::uint64_t length, std::vector<Extent> &out) override {
+        if (file_.is_window()) {  // a member of a package: no hole map of its own
+            append_extent(out, Extent{offset, length, ExtentKind::data});
+            return success();
+        }
         const std::uint64_t end = offset + length;
         std::uint64_t pos = offset;
         while (pos < end) {
