@@ -6,5 +6,7 @@
 namespace hypersdk::format {
 
 const Driver &raw_driver();
+const Driver &vhd_driver();
+const Driver &vdi_driver();
 
 }  // namespace hypersdk::format

@@ -11,6 +11,8 @@ namespace hypersdk::format {
 const std::vector<const Driver *> &drivers() {
     static const std::vector<const Driver *> list = {
         &raw_driver(),
+        &vhd_driver(),
+        &vdi_driver(),
     };
     return list;
 }
