@@ -34,6 +34,9 @@ PY
 }
 
 seed_images raw raw ""
+seed_images vhd vpc "-o subformat=dynamic" "-o subformat=fixed" "-o subformat=dynamic,force_size=on"
+seed_images vdi vdi "" "-o static=on"
+python3 "$here/seeds_vhd_vdi.py" "$corpus"  # small seeds, and differencing VHDs qemu-img cannot make
 mkdir -p "$corpus/format_options"
 printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
 printf 'subformat=streamOptimized' >"$corpus/format_options/b"
