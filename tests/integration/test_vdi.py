@@ -142,3 +142,13 @@ def test_bad_option_is_refused(workdir):
         assert p.returncode == 1
         assert options.split("=")[0] in p.stderr
     assert not (workdir / "out.vdi").exists()
+
+
+def test_empty_disk(workdir):
+    src = workdir / "empty.raw"
+    src.write_bytes(b"")
+    for static in ("on", "off"):
+        out = workdir / f"out-{static}.vdi"
+        hsdk("convert", "-f", "raw", "-O", "vdi", "-o", f"static={static}", src, out)
+        assert_qemu_check_clean(out, "vdi")
+        assert qemu_info(out, "vdi")["virtual-size"] == 0

@@ -337,3 +337,16 @@ def test_dynamic_header_checksum_reported_by_check(workdir):
     p = hsdk("check", img, check=False)
     assert p.returncode == 1
     assert "dynamic disk header checksum mismatch" in p.stdout
+
+
+def test_empty_disk(workdir):
+    src = workdir / "empty.raw"
+    src.write_bytes(b"")
+    out = workdir / "out.vhd"
+    hsdk("convert", "-f", "raw", "-O", "vhd", src, out)
+    assert qemu_info(out, "vpc")["virtual-size"] == 0
+    assert vhdiinfo(out)["Disk type"] == "Dynamic"
+    assert json.loads(hsdk("check", "--json", out).stdout)["image-end-offset"] == os.path.getsize(out)
+    # qemu-img writes a lone footer for an empty fixed VHD, which nobody can read back: refused.
+    p = hsdk("convert", "-f", "raw", "-O", "vhd", "-o", "subformat=fixed", src, workdir / "fixed.vhd", check=False)
+    assert p.returncode == 1 and "empty disk" in p.stderr

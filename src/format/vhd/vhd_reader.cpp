@@ -435,7 +435,8 @@ Result<CheckReport> VhdLayer::check() {
         if (bat_[i] != bat_unallocated && r.messages.size() < max_messages)
             r.messages.push_back(fmt::format("BAT entry {} lies past the end of the disk but is allocated (ignored)", i));
     r.total_clusters = blocks;
-    r.image_end_offset = std::max(end, header_.table_offset + std::uint64_t{header_.max_table_entries} * 4) + footer_size;
+    const std::uint64_t bat_end = div_round_up(header_.table_offset + std::uint64_t{header_.max_table_entries} * 4, sector_size) * sector_size;
+    r.image_end_offset = std::max(end, bat_end) + footer_size;
 
     // Every structure must have the file to itself.
     std::sort(regions.begin(), regions.end(), [](const Region &a, const Region &b) { return a.start < b.start; });

@@ -95,7 +95,8 @@ public:
           bitmap_size_(static_cast<std::uint32_t>(align_up((block_size / sector_size + 7) / 8, sector_size))),
           // Block data 4 KiB-aligned in the file, so each 4 KiB granule is one file-system block.
           data_alignment_(block_size >= 4096 ? 4096 : sector_size),
-          bat_((size + block_size - 1) / block_size, bat_unallocated),
+          // At least one entry: libvhdi refuses an empty BAT.
+          bat_(std::max<std::uint64_t>(1, (size + block_size - 1) / block_size), bat_unallocated),
           bat_bytes_(align_up(bat_.size() * 4, sector_size)),
           next_free_(bat_offset + bat_bytes_),
           bitmap_(bitmap_size_, std::byte{0xFF}),
@@ -203,6 +204,9 @@ Result<std::unique_ptr<DiskWriter>> create_vhd(const CreateRequest &req) {
         return fail(Errc::invalid_argument,
                     fmt::format("a {}-byte disk is larger than 2040 GiB, the most a VHD can hold (use vhdx)", size));
 
+    if (type == DiskType::fixed && size == 0)
+        return fail(Errc::invalid_argument,
+                    "an empty disk cannot be a fixed VHD: a lone footer at offset 0 reads as a broken dynamic VHD");
     HSDK_TRY(auto *file, req.outputs->add(req.path));
     if (type == DiskType::fixed) {
         HSDK_TRYV(file->truncate(size + footer_size));  // sparse: never-written ranges stay holes
