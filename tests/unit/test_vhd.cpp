@@ -500,3 +500,36 @@ TEST_CASE("VHD locator text decoding") {
                                           std::byte{'a'}, std::byte{0}, std::byte{0x00}, std::byte{0xd8}};     // lone surrogate
     CHECK(vhd::utf16_to_utf8(utf16, false) == "\xF0\x9F\x98\x80" "a\xEF\xBF\xBD");
 }
+
+TEST_CASE("VHD fixed: holes of a sparse file are reported as zeros, data keeps its offset") {
+    const auto path = work("sparse-fixed.vhd");
+    ::unlink(path.c_str());
+    {
+        std::ofstream f(path, std::ios::binary);
+        std::vector<char> data(64 * 1024, 'd');
+        f.write(data.data(), static_cast<std::streamsize>(data.size()));  // 64 KiB of data, then a hole
+    }
+    REQUIRE(::truncate(path.c_str(), static_cast<off_t>(4 * MiB)) == 0);
+    {
+        std::vector<std::byte> footer(512);
+        put_footer(footer, 0, make_footer(4 * MiB, vhd::DiskType::fixed, id_of(7)));
+        std::ofstream f(path, std::ios::binary | std::ios::app);
+        f.write(reinterpret_cast<const char *>(footer.data()), 512);
+    }
+    auto layer = open_vhd(path);
+    REQUIRE(layer);
+    std::vector<Extent> runs;
+    REQUIRE(layer.value()->layer_status(0, 4 * MiB, runs));
+    REQUIRE(runs.size() >= 1);
+    CHECK(runs[0].kind == ExtentKind::data);
+    CHECK(runs[0].host_offset == 0);
+    std::uint64_t covered = 0, zeros = 0;
+    for (const auto &r : runs) {
+        CHECK(r.offset == covered);
+        covered += r.length;
+        if (r.kind == ExtentKind::zero) zeros += r.length;
+    }
+    CHECK(covered == 4 * MiB);
+    // File systems without SEEK_HOLE report it all as data; the ones we run on have it.
+    CHECK(zeros >= 3 * MiB);
+}

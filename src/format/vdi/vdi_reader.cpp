@@ -3,6 +3,7 @@
 // The block map gives, for each block of the disk, the index of the block in the data area
 // (offset_data + index * block_size), 0xFFFFFFFF for a block never written (a hole) or
 // 0xFFFFFFFE for a discarded block (zeros).
+#include "format/host_holes.hpp"
 #include "format/vdi/vdi_driver.hpp"
 #include "format/vdi/vdi_format.hpp"
 
@@ -32,7 +33,13 @@ public:
 
     Result<void> layer_status(std::uint64_t offset, std::uint64_t length, std::vector<Extent> &out) override {
         HSDK_TRYV(check_range(offset, length));
-        map(offset, length, out);
+        std::vector<Extent> runs;
+        map(offset, length, runs);
+        // Stored ranges that are holes in a sparse file read as zeros: no need to copy them.
+        for (const auto &r : runs) {
+            if (r.kind == ExtentKind::data) HSDK_TRYV(append_split_by_host_holes(file_, r, out));
+            else append_extent(out, r);
+        }
         return success();
     }
 

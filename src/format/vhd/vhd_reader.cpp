@@ -4,6 +4,7 @@
 // (sector bitmap + data), footer. An allocated block of a dynamic disk is read whole, as qemu
 // does (its bitmap is ignored); in a differencing disk the bitmap decides per sector whether the
 // data is here (set) or in the parent (clear: a hole that shows the parent).
+#include "format/host_holes.hpp"
 #include "format/vhd/vhd_driver.hpp"
 #include "format/vhd/vhd_format.hpp"
 #include "format/vhd/vhd_parent.hpp"
@@ -58,7 +59,14 @@ public:
 
     Result<void> layer_status(std::uint64_t offset, std::uint64_t length, std::vector<Extent> &out) override {
         HSDK_TRYV(check_range(offset, length));
-        return map(offset, length, out);
+        std::vector<Extent> runs;
+        HSDK_TRYV(map(offset, length, runs));
+        // Stored ranges that are holes in a sparse file read as zeros: no need to copy them.
+        for (const auto &r : runs) {
+            if (r.kind == ExtentKind::data) HSDK_TRYV(append_split_by_host_holes(file_, r, out));
+            else append_extent(out, r);
+        }
+        return success();
     }
 
     Result<void> read(std::uint64_t offset, std::span<std::byte> buf) override {
