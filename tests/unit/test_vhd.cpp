@@ -486,6 +486,12 @@ TEST_CASE("VHD differencing: locator lengths and offsets are bounded") {
     img = build_dynamic(c);
     edit_header(img, [](vhd::DynamicHeader &h) { h.locators[0].data_offset = 1ULL << 50; });
     require_error(open_vhd(write_file("locoff.vhd", img.bytes)), Errc::corrupt_image, "beyond the end of the file");
+    // Empty locators (found by the fuzzer: an empty MacX locator) are skipped.
+    c.locators = {{"MacX", ""}, {"W2ru", ""}};
+    c.parent_name = "base.vhd";
+    auto layer = open_vhd(write_file("locempty.vhd", build_dynamic(c).bytes));
+    REQUIRE(layer);
+    CHECK(layer.value()->backing()->path == "base.vhd");
 }
 
 TEST_CASE("VHD locator text decoding") {

@@ -104,7 +104,7 @@ DecodedLocator decode_locator(const FourCC &platform, std::span<const std::byte>
     if (fourcc_is(platform, "W2ru") || fourcc_is(platform, "W2ku")) {
         d.text = utf16_to_utf8(data, /*big_endian=*/false);
         if (!d.text.empty()) d.path = windows_path_to_posix(d.text);
-    } else if (fourcc_is(platform, "MacX")) {
+    } else if (fourcc_is(platform, "MacX") && !data.empty()) {
         const char *p = reinterpret_cast<const char *>(data.data());
         d.text.assign(p, strnlen(p, data.size()));
         if (auto path = file_url_to_path(d.text)) d.path = *path;
