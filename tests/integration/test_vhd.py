@@ -114,6 +114,7 @@ def vhdiinfo(path):
     ("subformat=fixed", "Fixed", False),
     ("subformat=dynamic", "Dynamic", False),
     ("subformat=dynamic,block_size=512K", "Dynamic", False),
+    ("block_size=4K", "Dynamic", False),
     ("azure=on", "Fixed", True),
     ("azure=on,subformat=fixed", "Fixed", True),
 ])
@@ -171,6 +172,7 @@ def test_azure_refuses_dynamic(workdir):
     ("subformat=stream", "subformat"),
     ("subformat=fixed,block_size=1M", "block_size"),
     ("block_size=3000", "power of two"),
+    ("block_size=2K", "power of two"),
     ("azure=maybe", "azure"),
 ])
 def test_bad_options_are_refused(workdir, options, message):

@@ -22,6 +22,7 @@ namespace {
 constexpr std::uint64_t MiB = 1ULL << 20;
 constexpr std::uint64_t granule = 4096;  // small, so zero runs inside a block stay holes in the file
 constexpr std::uint32_t default_block_size = 2 * MiB;
+constexpr std::uint32_t min_block_size = 4096;
 constexpr std::uint32_t max_block_size = 256 * MiB;
 constexpr std::uint64_t bat_offset = footer_size + dynamic_header_size;  // 1536, right after the header
 constexpr FourCC creator_app = {'w', 'i', 'n', ' '};
@@ -93,8 +94,9 @@ public:
           size_(size),
           block_size_(block_size),
           bitmap_size_(static_cast<std::uint32_t>(align_up((block_size / sector_size + 7) / 8, sector_size))),
-          // Block data 4 KiB-aligned in the file, so each 4 KiB granule is one file-system block.
-          data_alignment_(block_size >= 4096 ? 4096 : sector_size),
+          // Block data 4 KiB-aligned in the file, so each 4 KiB granule is one file-system block;
+          // not for small blocks, where a bitmap alone in a file-system block would cost too much.
+          data_alignment_(block_size >= 64 * 1024 ? 4096 : sector_size),
           // At least one entry: libvhdi refuses an empty BAT.
           bat_(std::max<std::uint64_t>(1, (size + block_size - 1) / block_size), bat_unallocated),
           bat_bytes_(align_up(bat_.size() * 4, sector_size)),
@@ -191,9 +193,11 @@ Result<std::unique_ptr<DiskWriter>> create_vhd(const CreateRequest &req) {
     if (block_size_text) {
         if (type != DiskType::dynamic) return fail(Errc::invalid_argument, "option block_size applies to dynamic VHDs only");
         HSDK_TRY(const auto bs, parse_size_option("block_size", *block_size_text));
-        if (bs < sector_size || bs > max_block_size || (bs & (bs - 1)) != 0)
+        // Under 4 KiB qemu computes no bitmap at all (its formula rounds one bit down to nothing)
+        // and would read such a file wrong.
+        if (bs < min_block_size || bs > max_block_size || (bs & (bs - 1)) != 0)
             return fail(Errc::invalid_argument,
-                        fmt::format("option block_size: {} is not a power of two between 512 bytes and 256 MiB", bs));
+                        fmt::format("option block_size: {} is not a power of two between 4 KiB and 256 MiB", bs));
         block_size = static_cast<std::uint32_t>(bs);
     }
 
