@@ -133,7 +133,6 @@ private:
     io::File file_;
     std::uint64_t file_size_ = 0;
     Footer footer_;
-    std::array<std::byte, footer_size> footer_bytes_{};
     bool footer_from_end_ = true;
     std::string end_footer_problem_;  // why the end footer was not used
     std::string copy_problem_;        // dynamic disks: why the copy at offset 0 is not a valid footer
@@ -161,7 +160,6 @@ Result<void> VhdLayer::load_footer() {
     HSDK_TRYV(file_.read_exact(0, head));
     const std::string end_problem = footer_problem(end, file_size_ - footer_size);
     if (end_problem.empty()) {
-        footer_bytes_ = end;
         footer_ = parse_footer(end);
     } else {
         // Like qemu: a dynamic or differencing disk keeps a copy of its footer at offset 0.
@@ -171,19 +169,16 @@ Result<void> VhdLayer::load_footer() {
             if (copy.disk_type == static_cast<std::uint32_t>(DiskType::fixed))
                 head_problem = "the footer at offset 0 is of a fixed disk, which keeps no copy there";
             else {
-                footer_bytes_ = head;
                 footer_ = copy;
                 footer_from_end_ = false;
                 end_footer_problem_ = end_problem;
             }
         }
-        if (footer_from_end_) {
-            if (has_footer_cookie(end) || !has_footer_cookie(head)) {
-                if (!has_footer_cookie(end) && !has_footer_cookie(head))
-                    return fail_corrupt("no VHD footer: no 'conectix' cookie at the end of the file or at offset 0");
-                return fail_corrupt(end_problem);
-            }
-            return fail_corrupt(fmt::format("{} (and no usable footer at the end of the file: {})", head_problem, end_problem));
+        if (footer_from_end_) {  // no usable footer anywhere: name the most telling problem
+            if (has_footer_cookie(end)) return fail_corrupt(end_problem);
+            if (has_footer_cookie(head))
+                return fail_corrupt(fmt::format("{} (and no footer at the end of the file: {})", head_problem, end_problem));
+            return fail_corrupt("no VHD footer: no 'conectix' cookie at the end of the file or at offset 0");
         }
     }
     switch (footer_.disk_type) {
