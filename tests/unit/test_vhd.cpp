@@ -122,7 +122,8 @@ Built build_dynamic(const DynamicSpec &s) {
     std::memcpy(b.data() + 512, raw.data(), raw.size());
     for (std::uint32_t i = 0; i < entries; ++i) store_be<std::uint32_t>(b.data() + 1536 + 4 * i, bat[i]);
     for (std::size_t i = 0; i < (entries * 4 + 511) / 512 * 512 - entries * 4; ++i) b[1536 + entries * 4 + i] = std::byte{0xFF};
-    for (const auto &[at, data] : blobs) std::memcpy(b.data() + at, data.data(), data.size());
+    for (const auto &[at, data] : blobs)
+        if (!data.empty()) std::memcpy(b.data() + at, data.data(), data.size());
     for (std::size_t n = 0; n < s.allocated.size(); ++n) {
         const auto at = img.block_at[n];
         if (s.bitmap.empty()) std::memset(b.data() + at, 0xFF, bitmap);
