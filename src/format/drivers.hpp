@@ -8,5 +8,7 @@ namespace hypersdk::format {
 const Driver &raw_driver();
 const Driver &qcow2_driver();
 const Driver &vhdx_driver();
+const Driver &vhd_driver();
+const Driver &vdi_driver();
 
 }  // namespace hypersdk::format

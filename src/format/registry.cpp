@@ -13,6 +13,8 @@ const std::vector<const Driver *> &drivers() {
         &raw_driver(),
         &qcow2_driver(),
         &vhdx_driver(),
+        &vhd_driver(),
+        &vdi_driver(),
     };
     return list;
 }

@@ -40,6 +40,9 @@ seed_images qcow2 qcow2 "-o cluster_size=4k" "-c -o cluster_size=4k" "-c -o comp
 seed_images vhdx vhdx "-o subformat=dynamic,block_size=1M" "-o subformat=fixed,block_size=1M"
 # Variants qemu-img cannot make (dirty log, differencing), in a compact layout that fits max_len.
 python3 "$here/../integration/gen_vhdx.py" seeds "$corpus/vhdx"
+seed_images vhd vpc "-o subformat=dynamic" "-o subformat=fixed" "-o subformat=dynamic,force_size=on"
+seed_images vdi vdi "" "-o static=on"
+python3 "$here/seeds_vhd_vdi.py" "$corpus"  # small seeds, and differencing VHDs qemu-img cannot make
 mkdir -p "$corpus/format_options"
 printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
 printf 'subformat=streamOptimized' >"$corpus/format_options/b"
