@@ -98,6 +98,8 @@ struct Driver {
     Result<std::unique_ptr<Layer>> (*open)(OpenRequest request) = nullptr;
     // nullptr when the format is read-only for us.
     Result<std::unique_ptr<DiskWriter>> (*create)(const CreateRequest &request) = nullptr;
+    // Optional second probe from the file's last 512 bytes (a fixed VHD has its only footer there).
+    int (*probe_tail)(std::span<const std::byte> tail, std::uint64_t file_size) = nullptr;
 };
 
 // Every driver, in one list (format/registry.cpp).

@@ -32,11 +32,13 @@ namespace {
 Result<const Driver *> probe_driver(const io::File &file, std::uint64_t size) {
     std::vector<std::byte> head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 64 * 1024)));
     HSDK_TRYV(file.read_exact(0, head));
+    std::vector<std::byte> tail(static_cast<std::size_t>(std::min<std::uint64_t>(size, 512)));
+    HSDK_TRYV(file.read_exact(size - tail.size(), tail));
     const Driver *best = nullptr;
     int best_score = 0;
     for (const auto *d : drivers()) {
-        if (d->probe == nullptr) continue;
-        const int score = d->probe(head, size);
+        int score = d->probe ? d->probe(head, size) : 0;
+        if (d->probe_tail) score = std::max(score, d->probe_tail(tail, size));
         if (score > best_score) {
             best = d;
             best_score = score;

@@ -319,13 +319,18 @@ class mounted:
         return False
 
 
-def test_fixed_vhd_needs_format_named(workdir):
-    """A fixed VHD has no signature at its start (qemu-img cannot probe it either)."""
+def test_fixed_vhd_is_probed_by_its_footer(workdir):
+    """A fixed VHD has no signature at its start (qemu-img probes it as raw); we find its footer."""
     src = write_pattern(workdir / "src.raw", 1 * MiB, seed=10)
     img = workdir / "img.vhd"
     qemu_img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", src, img)
-    assert hsdk("info", img, check=False).returncode == 1
+    assert hsdk_info(img)["format"] == "vhd"
     assert hsdk_info(img, "-f", "vpc")["format"] == "vhd"
+    # A footer with a broken checksum is not taken for a VHD: the file stays unidentified.
+    with open(img, "r+b") as f:
+        f.seek(-512 + 64, 2)
+        f.write(b"\x00\x00\x00\x00")
+    assert hsdk("info", img, check=False).returncode == 1
 
 
 def test_dynamic_header_checksum_reported_by_check(workdir):
