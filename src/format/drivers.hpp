@@ -6,5 +6,6 @@
 namespace hypersdk::format {
 
 const Driver &raw_driver();
+const Driver &vmdk_driver();
 
 }  // namespace hypersdk::format

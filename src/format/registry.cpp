@@ -11,6 +11,7 @@ namespace hypersdk::format {
 const std::vector<const Driver *> &drivers() {
     static const std::vector<const Driver *> list = {
         &raw_driver(),
+        &vmdk_driver(),
     };
     return list;
 }
