@@ -243,7 +243,7 @@ void GrainMapExtent::check(std::uint64_t used, CheckSink &sink) {
                 sink.error(fmt::format("{}: grain {} at offset {:#x} lies beyond the end of the file", where(), g, v));
                 return;
             }
-            ranges.push_back({v, round_up_sector(len), label});
+            ranges.push_back({v, round_up_sector(len), label, true});
             return;
         }
         if (!cfg_.markers) {
@@ -251,7 +251,7 @@ void GrainMapExtent::check(std::uint64_t used, CheckSink &sink) {
                 sink.error(fmt::format("{}: compressed grain {} at offset {:#x} lies beyond the end of the file", where(), g, v));
                 return;
             }
-            ranges.push_back({v, 1, label});
+            ranges.push_back({v, 1, label, true});
             return;
         }
         std::array<std::byte, 16> head{};
@@ -277,7 +277,7 @@ void GrainMapExtent::check(std::uint64_t used, CheckSink &sink) {
             sink.error(fmt::format("{}: compressed grain at offset {:#x} runs past the end of the file", where(), v));
             return;
         }
-        ranges.push_back({v, round_up_sector(grain_marker_head + m.size), label});
+        ranges.push_back({v, round_up_sector(grain_marker_head + m.size), label, true});
     };
 
     if (cfg_.scanned) {
@@ -327,7 +327,7 @@ void GrainMapExtent::check(std::uint64_t used, CheckSink &sink) {
     for (const auto &r : ranges) {
         if (r.length == 0) continue;
         if (furthest != nullptr && r.offset < furthest->offset + furthest->length) {
-            if (r.offset == furthest->offset && r.what.starts_with("grain ") && furthest->what.starts_with("grain "))
+            if (r.offset == furthest->offset && r.grain && furthest->grain)
                 sink.error(fmt::format("{}: {} and {} point at the same data at offset {:#x}", where(), furthest->what, r.what, r.offset));
             else
                 sink.error(fmt::format("{}: {} and {} overlap at offset {:#x}", where(), furthest->what, r.what, r.offset));

@@ -24,6 +24,7 @@ struct FileRange {
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
     std::string what;
+    bool grain = false;  // a data grain (two grains at one offset are a shared grain, not an overlap)
 };
 
 struct GrainMapConfig {
