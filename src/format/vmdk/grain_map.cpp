@@ -111,7 +111,17 @@ Result<void> GrainMapExtent::status(std::uint64_t offset, std::uint64_t length, 
     std::uint64_t pos = offset;
     while (pos < end) {
         const std::uint64_t g = pos / cfg_.grain;
-        if (!cfg_.scanned) {
+        if (cfg_.scanned) {
+            // Jump over the holes between the grains the stream holds.
+            auto it = std::lower_bound(cfg_.scanned_grains.begin(), cfg_.scanned_grains.end(), std::pair<std::uint64_t, std::uint64_t>{g, 0});
+            const std::uint64_t next = it == cfg_.scanned_grains.end() ? UINT64_MAX : it->first;
+            if (next != g) {
+                const std::uint64_t stop = next == UINT64_MAX || next >= end / cfg_.grain + 1 ? end : std::min(end, next * cfg_.grain);
+                push_run(out, pos, stop - pos, ExtentKind::hole);
+                pos = stop;
+                continue;
+            }
+        } else {
             // Whole tables that are absent or zero need no per-grain walk.
             const std::uint64_t ti = g / cfg_.gtes_per_gt;
             if (ti < cfg_.directory.size() && (cfg_.directory[ti] == table_none || cfg_.directory[ti] == table_zero)) {

@@ -80,10 +80,10 @@ Result<std::unique_ptr<ExtentReader>> open_sesparse_extent(std::shared_ptr<Exten
         cfg.directory[i] = tables_region.offset + index * sesparse_table_sectors * sector_size;
     }
 
-    const std::uint64_t grain_bytes = sesparse_grain_sectors * sector_size;
+    constexpr std::uint64_t grain_bytes = sesparse_grain_sectors * sector_size;
     const std::uint64_t grain_slots = grains_region.length / grain_bytes;
     const std::uint64_t grains_at = grains_region.offset;
-    cfg.decode = [grain_slots, grains_at, grain_bytes](std::uint64_t e) -> Result<std::uint64_t> {
+    cfg.decode = [grain_slots, grains_at](std::uint64_t e) -> Result<std::uint64_t> {
         switch (e >> 60) {
         case 0x0:
             if (e != 0) return fail(Errc::corrupt_image, fmt::format("unallocated entry with stray bits {:#x}", e));

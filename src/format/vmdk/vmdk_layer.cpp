@@ -69,7 +69,9 @@ Result<std::unique_ptr<Layer>> VmdkLayer::open(OpenRequest req) {
     HSDK_TRYV(own->file.read_exact(0, std::span<std::byte>(head).first(head_len)));
     const auto head_span = std::span<const std::byte>(head).first(head_len);
 
-    if (has_kdmv_magic(head_span) && head_len == head.size()) {
+    if (has_kdmv_magic(head_span)) {
+        if (head_len < head.size())
+            return fail_corrupt(fmt::format("sparse extent '{}' is shorter than its 512-byte header", own->path));
         const SparseHeader h = parse_sparse_header(head);
         if (h.capacity == 0 && h.descriptor_offset != 0) {
             // An ESX-style sparse file that only carries a descriptor naming other extents.
