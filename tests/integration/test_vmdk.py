@@ -399,4 +399,7 @@ def test_writer_options(workdir):
         assert not (workdir / "bad.vmdk").exists()
     p = hsdk("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", src, workdir / "bad.vmdk", check=False)
     assert p.returncode == 1 and "unsupported" in p.stderr
+    (workdir / "empty.raw").write_bytes(b"")
+    p = hsdk("convert", "-f", "raw", "-O", "vmdk", workdir / "empty.raw", workdir / "bad.vmdk", check=False)
+    assert p.returncode == 1 and "empty" in p.stderr
     assert list_temporaries(workdir) == []

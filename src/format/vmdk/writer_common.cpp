@@ -85,6 +85,9 @@ Result<WriterSettings> parse_writer_settings(const CreateRequest &req) {
         s.compression_level = v;
     }
     s.capacity_sectors = (req.virtual_size + 511) / 512;
+    // A sparse header with capacity 0 means "descriptor only" to every reader, and a zero-sector
+    // extent line is skipped: an empty VMDK cannot be opened again, by qemu, VMware or us.
+    if (s.capacity_sectors == 0) return fail(Errc::invalid_argument, "cannot write an empty (0-byte) disk as VMDK");
     if (s.subformat != Subformat::monolithic_flat && s.capacity_sectors > 0xffffffffULL)
         return fail(Errc::invalid_argument, fmt::format("a {} VMDK holds at most 2 TiB ({} bytes requested); use subformat=monolithicFlat",
                                                         subformat_name(s.subformat), req.virtual_size));
