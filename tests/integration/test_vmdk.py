@@ -121,14 +121,17 @@ def test_parent_chain_with_zeroed_grains(workdir):
     assert info["format-specific"]["data"]["parent-cid"] == info["backing-image"]["format-specific"]["data"]["cid"]
 
     # A parent whose content changed (new CID) no longer matches the delta.
+    # qemu writes the CID without leading zeros: replace it by another of the same length.
     raw = bytearray((workdir / "base.vmdk").read_bytes())
     at = raw.index(b"\nCID=") + 5
-    old = raw[at:at + 8].decode()
-    raw[at:at + 8] = b"deadbeef" if old != "deadbeef" else b"feedface"
+    end = raw.index(b"\n", at)
+    old = int(raw[at:end], 16)
+    new = old ^ 0x1
+    raw[at:end] = f"{new:x}".rjust(end - at, "0").encode()
     (workdir / "base.vmdk").write_bytes(raw)
     p = hsdk("info", workdir / "child.vmdk", check=False)
     assert p.returncode == 1
-    assert "corrupt image" in p.stderr and old in p.stderr and raw[at:at + 8].decode() in p.stderr
+    assert "corrupt image" in p.stderr and f"{old:08x}" in p.stderr and f"{new:08x}" in p.stderr
 
 
 # ---- hand-written descriptors ----------------------------------------------------------------------

@@ -534,6 +534,13 @@ TEST_CASE("parents: CID mismatch, missing hint and loops") {
         REQUIRE(img);
         CHECK(img.value()->chain_info().size() == 2);
     }
+    write_file(work("c-leftover.vmdk"), make_descriptor("monolithicFlat", {"RW 8 ZERO"}, 0x22222222, 0xffffffff, "gone.vmdk"));
+    {
+        auto img = open_vmdk(work("c-leftover.vmdk"));  // parentCID ffffffff: no parent, the hint is a leftover
+        REQUIRE(img);
+        CHECK(img.value()->chain_info().size() == 1);
+        CHECK(img.value()->info().backing_filename.empty());
+    }
     write_file(work("c-mismatch.vmdk"), make_descriptor("monolithicFlat", {"RW 8 ZERO"}, 0x22222222, 0xbbbb0002, "p.vmdk"));
     const std::string mismatch = open_error(work("c-mismatch.vmdk"));
     CHECK(contains(mismatch, "corrupt image"));

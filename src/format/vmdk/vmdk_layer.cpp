@@ -285,7 +285,10 @@ Result<void> VmdkLayer::read(std::uint64_t offset, std::span<std::byte> buf) {
 }
 
 std::optional<BackingRef> VmdkLayer::backing() const {
-    if (descriptor_.parent_file_name_hint.empty()) return std::nullopt;
+    // parentCID ffffffff means "no parent"; a parentFileNameHint left next to it is a leftover
+    // (qemu would follow it and then refuse the CID mismatch).
+    if (descriptor_.parent_cid.value_or(no_parent_cid) == no_parent_cid || descriptor_.parent_file_name_hint.empty())
+        return std::nullopt;
     // A VMDK's parent is always a VMDK (qemu assumes the same).
     return BackingRef{descriptor_.parent_file_name_hint, "vmdk"};
 }
