@@ -333,6 +333,18 @@ TEST_CASE("sparse: a grain table past the end of the file fails where it is used
     CHECK(report.value().errors >= 1);
 }
 
+TEST_CASE("sparse: directory entries sharing or overlapping grain tables are refused") {
+    SparseBuilder b(128 * 512 * 3);
+    b.grains = {{0, 1}};
+    b.build();
+    b.set_gd_entry(2, b.gd_entry(0));  // one table serving two directory entries
+    write_file(work("shared-gt.vmdk"), b.file);
+    CHECK(contains(open_error(work("shared-gt.vmdk")), "overlapping grain tables"));
+    b.set_gd_entry(2, b.gd_entry(0) + 2);  // half a table apart
+    write_file(work("shared-gt.vmdk"), b.file);
+    CHECK(contains(open_error(work("shared-gt.vmdk")), "entries 0 and 2"));
+}
+
 TEST_CASE("sparse: the redundant directory stands in for a broken primary") {
     SparseBuilder b(128 * 40);
     b.grains = {{2, 0x5a}};

@@ -54,7 +54,7 @@ Result<std::unique_ptr<ExtentReader>> open_cowd_extent(std::shared_ptr<ExtentFil
     // Offset 1648: non-zero while the redo log is open (not cleanly closed).
     cfg.dirty = le32(raw.data(), 1648) != 0;
     cfg.extra = {{"cowd-version", h.version}, {"flags", fmt::format("{:#x}", h.flags)}, {"unclean-shutdown", cfg.dirty}};
-    return std::unique_ptr<ExtentReader>(new GrainMapExtent(std::move(file), std::move(cfg)));
+    return GrainMapExtent::create(std::move(file), std::move(cfg));
 }
 
 }  // namespace hypersdk::format::vmdk

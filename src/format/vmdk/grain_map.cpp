@@ -27,6 +27,21 @@ struct GrainMapExtent::Window {
     std::vector<std::byte> data;
 };
 
+Result<std::unique_ptr<ExtentReader>> GrainMapExtent::create(std::shared_ptr<ExtentFile> file, GrainMapConfig config) {
+    std::vector<std::pair<std::uint64_t, std::size_t>> tables;
+    for (std::size_t i = 0; i < config.directory.size(); ++i)
+        if (config.directory[i] != table_none && config.directory[i] != table_zero) tables.emplace_back(config.directory[i], i);
+    std::sort(tables.begin(), tables.end());
+    const std::uint64_t table_bytes = std::uint64_t{config.gtes_per_gt} * config.entry_bytes;
+    for (std::size_t i = 1; i < tables.size(); ++i)
+        if (tables[i].first - tables[i - 1].first < table_bytes)
+            return fail_corrupt(fmt::format("{} '{}': grain directory entries {} and {} point at overlapping grain tables (offsets {:#x} "
+                                            "and {:#x})",
+                                            config.what, file->path, tables[i - 1].second, tables[i].second, tables[i - 1].first,
+                                            tables[i].first));
+    return std::unique_ptr<ExtentReader>(new GrainMapExtent(std::move(file), std::move(config)));
+}
+
 GrainMapExtent::GrainMapExtent(std::shared_ptr<ExtentFile> file, GrainMapConfig config)
     : file_(std::move(file)), cfg_(std::move(config)) {
     std::sort(cfg_.scanned_grains.begin(), cfg_.scanned_grains.end());

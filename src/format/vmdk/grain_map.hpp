@@ -51,6 +51,9 @@ struct GrainMapConfig {
 
 class GrainMapExtent final : public ExtentReader {
 public:
+    // Refuses directories whose tables coincide or overlap: no writer produces them, and they would
+    // let a small file describe a huge number of grains.
+    static Result<std::unique_ptr<ExtentReader>> create(std::shared_ptr<ExtentFile> file, GrainMapConfig config);
     GrainMapExtent(std::shared_ptr<ExtentFile> file, GrainMapConfig config);
 
     std::uint64_t capacity() const noexcept override { return cfg_.capacity; }

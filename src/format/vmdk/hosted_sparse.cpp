@@ -212,7 +212,7 @@ Result<HostedSparse> open_hosted_sparse(std::shared_ptr<ExtentFile> file, std::s
 
     HostedSparse out;
     out.header = h;
-    out.reader = std::make_unique<GrainMapExtent>(std::move(file), std::move(cfg));
+    HSDK_TRY(out.reader, GrainMapExtent::create(std::move(file), std::move(cfg)));
     return out;
 }
 

@@ -118,7 +118,7 @@ Result<std::unique_ptr<ExtentReader>> open_sesparse_extent(std::shared_ptr<Exten
         else cfg.findings.push_back(fmt::format("{} (sector {}, {} sectors) lies outside the file", what, offset, size));
     }
     cfg.extra = {{"free-grain-tables", v.free_gt_number}, {"next-transaction", v.next_txn_seq_number}};
-    return std::unique_ptr<ExtentReader>(new GrainMapExtent(std::move(file), std::move(cfg)));
+    return GrainMapExtent::create(std::move(file), std::move(cfg));
 }
 
 }  // namespace hypersdk::format::vmdk
