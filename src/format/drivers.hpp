@@ -10,5 +10,6 @@ const Driver &qcow2_driver();
 const Driver &vhdx_driver();
 const Driver &vhd_driver();
 const Driver &vdi_driver();
+const Driver &vmdk_driver();
 
 }  // namespace hypersdk::format

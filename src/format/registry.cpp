@@ -15,6 +15,7 @@ const std::vector<const Driver *> &drivers() {
         &vhdx_driver(),
         &vhd_driver(),
         &vdi_driver(),
+        &vmdk_driver(),
     };
     return list;
 }

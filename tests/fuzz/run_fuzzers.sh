@@ -43,6 +43,11 @@ python3 "$here/../integration/gen_vhdx.py" seeds "$corpus/vhdx"
 seed_images vhd vpc "-o subformat=dynamic" "-o subformat=fixed" "-o subformat=dynamic,force_size=on"
 seed_images vdi vdi "" "-o static=on"
 python3 "$here/seeds_vhd_vdi.py" "$corpus"  # small seeds, and differencing VHDs qemu-img cannot make
+seed_images vmdk vmdk "-o subformat=monolithicSparse" "-o subformat=streamOptimized"
+# A stream with the directory at the end (qemu writes it up front) and a self-contained descriptor.
+[ -x "$build/tools/hsdk/hsdk" ] &&
+  "$build/tools/hsdk/hsdk" convert -f raw -O vmdk -c "$corpus/seed.raw" "$corpus/vmdk/seed-stream-gd-at-end" >/dev/null 2>&1
+printf '# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 2048 ZERO\nRDONLY 8 ZERO\nddb.adapterType = "ide"\n' >"$corpus/vmdk/seed-descriptor"
 mkdir -p "$corpus/format_options"
 printf 'cluster_size=65536,compression_type=zstd' >"$corpus/format_options/a"
 printf 'subformat=streamOptimized' >"$corpus/format_options/b"
