@@ -22,6 +22,9 @@ struct ConvertOptions {
     bool compress = false;     // -c: compress where the format can (qcow2, vmdk streamOptimized)
     unsigned threads = 0;      // 0: one per core
     bool overwrite = true;     // replace an existing destination (atomically)
+    // Write aligned data with O_DIRECT, bypassing the page cache (qemu-img's -t none); off = through
+    // the page cache (-t writeback). Either way the output is fsynced before it is renamed into place.
+    bool direct_io = true;
     ProgressCallback progress;
     CancelToken cancel;
 };

@@ -42,6 +42,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     HSDK_TRYV(refuse_overwriting_source(source, destination));
 
     io::AtomicOutputSet outputs;
+    outputs.set_direct_writes(options.direct_io);
     format::CreateRequest request{destination, source.virtual_size(), options.format_options, options.compress, &outputs};
     // A conflict means an existing destination and overwrite == false.
     if (!options.overwrite) {

@@ -38,6 +38,7 @@ Result<File *> AtomicOutputSet::add(const std::string &final_path, bool overwrit
         std::string temp = fmt::format("{}/.{}.hsdk-{:012x}.part", folder, base_name(final_path), rng() & 0xffffffffffffULL);
         auto file = File::create_new(temp);
         if (file) {
+            if (direct_) (void)file.value().enable_direct_writes();
             entries_.push_back(Entry{final_path, temp, std::make_unique<File>(std::move(file).value())});
             return entries_.back().file.get();
         }

@@ -24,6 +24,8 @@ public:
     // Creates the temporary for `final_path`. Fails with conflict if `final_path` exists and
     // overwrite is false. The returned File stays owned by the set.
     Result<File *> add(const std::string &final_path, bool overwrite = true);
+    // Files added from now on write aligned data with O_DIRECT where the file system allows.
+    void set_direct_writes(bool on) noexcept { direct_ = on; }
 
     Result<void> commit();
     // Removes every temporary now (also done by the destructor).
@@ -39,6 +41,7 @@ private:
     };
     std::vector<Entry> entries_;
     bool committed_ = false;
+    bool direct_ = false;
 };
 
 // Folder part of a path ("." for a bare name).

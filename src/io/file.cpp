@@ -31,24 +31,41 @@ Error errno_error(int err, std::string_view what, std::string_view path) {
 
 File::~File() {
     if (fd_ >= 0) ::close(fd_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
 }
 
 File::File(File &&other) noexcept
-    : fd_(other.fd_), path_(std::move(other.path_)), window_(other.window_), base_(other.base_), limit_(other.limit_) {
+    : fd_(other.fd_), direct_fd_(other.direct_fd_), path_(std::move(other.path_)), window_(other.window_), base_(other.base_),
+      limit_(other.limit_) {
     other.fd_ = -1;
+    other.direct_fd_ = -1;
 }
 
 File &File::operator=(File &&other) noexcept {
     if (this != &other) {
         if (fd_ >= 0) ::close(fd_);
+        if (direct_fd_ >= 0) ::close(direct_fd_);
         fd_ = other.fd_;
+        direct_fd_ = other.direct_fd_;
         path_ = std::move(other.path_);
         window_ = other.window_;
         base_ = other.base_;
         limit_ = other.limit_;
         other.fd_ = -1;
+        other.direct_fd_ = -1;
     }
     return *this;
+}
+
+bool File::enable_direct_writes() {
+    if (direct_fd_ >= 0) return true;
+    if (fd_ < 0 || window_) return false;
+    // Through /proc/self/fd the second descriptor names the very same file even if it was renamed.
+    const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    const int d = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (d < 0) return false;
+    direct_fd_ = d;
+    return true;
 }
 
 Result<File> File::open_window(const std::string &path, std::uint64_t offset, std::uint64_t length, std::string display_path) {
@@ -115,11 +132,25 @@ Result<void> File::read_exact(std::uint64_t offset, std::span<std::byte> buf) co
 
 Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> buf) {
     if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
+    constexpr std::uint64_t align = 4096;
+    if (direct_fd_ >= 0 && offset % align == 0 && buf.size() % align == 0 && !buf.empty() &&
+        reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0) {
+        auto r = pwrite_all(direct_fd_, offset, buf);
+        if (r || r.error().code != Errc::invalid_argument) return r;
+        // The file system took the open but refuses this write: stay buffered from now on.
+        ::close(direct_fd_);
+        direct_fd_ = -1;
+    }
+    return pwrite_all(fd_, offset, buf);
+}
+
+Result<void> File::pwrite_all(int fd, std::uint64_t offset, std::span<const std::byte> buf) {
     std::size_t done = 0;
     while (done < buf.size()) {
-        const ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+        const ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EINVAL && fd == direct_fd_) return fail(Errc::invalid_argument, "direct write refused");
             return fail(errno_error(errno, "cannot write", path_));
         }
         done += static_cast<std::size_t>(n);
@@ -154,10 +185,15 @@ Result<void> File::truncate(std::uint64_t length) {
 
 Result<void> File::sync() {
     if (::fsync(fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
+    if (direct_fd_ >= 0 && ::fsync(direct_fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
     return success();
 }
 
 Result<void> File::close() {
+    if (direct_fd_ >= 0) {
+        ::close(direct_fd_);
+        direct_fd_ = -1;
+    }
     if (fd_ < 0) return success();
     const int fd = fd_;
     fd_ = -1;

@@ -53,9 +53,18 @@ public:
     Result<void> sync();
     Result<void> close();
 
+    // Opens a second, O_DIRECT descriptor for writing: from then on, writes whose offset, length
+    // and buffer are all 4 KiB aligned bypass the page cache (no copy, and the final fsync has
+    // little left to flush); other writes stay buffered. Returns false (and changes nothing) where
+    // the file system refuses O_DIRECT (tmpfs, some FUSE mounts).
+    bool enable_direct_writes();
+    [[nodiscard]] bool direct_writes() const noexcept { return direct_fd_ >= 0; }
+
 private:
     File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    Result<void> pwrite_all(int fd, std::uint64_t offset, std::span<const std::byte> buf);
     int fd_ = -1;
+    int direct_fd_ = -1;
     std::string path_;
     bool window_ = false;
     std::uint64_t base_ = 0;
