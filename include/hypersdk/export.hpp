@@ -3,6 +3,7 @@
 #pragma once
 
 #include <hypersdk/cancel.hpp>
+#include <hypersdk/convert.hpp>
 #include <hypersdk/error.hpp>
 #include <hypersdk/progress.hpp>
 #include <hypersdk/vm.hpp>
@@ -40,9 +41,16 @@ struct ExportOptions {
     vsphere::ConnectionOptions connection;
     std::string vm;          // inventory path, e.g. /DC0/vm/DC0_H0_VM0
     std::string output_dir;  // created if missing
-    // ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi.
+    // ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi. The disk formats other than vmdk are written as
+    // the lease's stream-optimized VMDK arrives, with no intermediate file.
     std::string format = "ova";
-    // Continue an interrupted export from the state files next to the output.
+    FormatOptions format_options;  // -o options of that disk format (cluster_size, subformat, ...)
+    bool compress = false;         // compress where the disk format can
+    unsigned threads = 0;          // conversion workers per disk; 0 = one per core
+    // Continue an interrupted export from the state files next to the output. Disks kept as VMDK
+    // (vmdk, ovf, ova) resume at the byte they reached; a disk converted on the fly restarts from
+    // zero, since a half-written qcow2/VHDX/... cannot be continued (a dropped connection within
+    // a run still continues with a Range request either way).
     bool resume = false;
     bool quiesce = false;       // quiesce the guest for the snapshot of a running VM
     unsigned parallel = 1;      // disks moving at once

@@ -94,40 +94,45 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
     const std::string state_path = state_path_for(rq.final_path);
 
     Writer w;
-    std::optional<std::uint64_t> have;
-    if (rq.resume) have = read_state(state_path, rq.identity);
-    if (have) {
-        auto f = io::File::open_read_write(result.partial_path);
-        if (f) {
-            w.file = std::move(f).value();
-            HSDK_TRY(auto size, w.file.size());
-            if (size < *have) have = 0;  // the state claims more than is there: trust neither
-        } else {
-            have.reset();
+    const bool streamed = static_cast<bool>(rq.consume);
+    if (streamed) {
+        result.partial_path.clear();
+    } else {
+        std::optional<std::uint64_t> have;
+        if (rq.resume) have = read_state(state_path, rq.identity);
+        if (have) {
+            auto f = io::File::open_read_write(result.partial_path);
+            if (f) {
+                w.file = std::move(f).value();
+                HSDK_TRY(auto size, w.file.size());
+                if (size < *have) have = 0;  // the state claims more than is there: trust neither
+            } else {
+                have.reset();
+            }
         }
-    }
-    if (!have) {
-        ::unlink(result.partial_path.c_str());
-        HSDK_TRY(w.file, io::File::create_new(result.partial_path));
-        have = 0;
-    }
-    // Only what the state vouches for (synced before it was written) is kept.
-    HSDK_TRYV(w.file.truncate(*have));
-    if (*have > 0) {
-        std::vector<std::byte> buf(1u << 20);
-        for (std::uint64_t pos = 0; pos < *have;) {
-            HSDK_TRYV(rq.cancel.check());
-            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *have - pos));
-            HSDK_TRYV(w.file.read_exact(pos, std::span(buf).first(n)));
-            w.sha1.update(std::span<const std::byte>(buf).first(n));
-            w.sha256.update(std::span<const std::byte>(buf).first(n));
-            pos += n;
+        if (!have) {
+            ::unlink(result.partial_path.c_str());
+            HSDK_TRY(w.file, io::File::create_new(result.partial_path));
+            have = 0;
         }
-        log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, *have));
+        // Only what the state vouches for (synced before it was written) is kept.
+        HSDK_TRYV(w.file.truncate(*have));
+        if (*have > 0) {
+            std::vector<std::byte> buf(1u << 20);
+            for (std::uint64_t pos = 0; pos < *have;) {
+                HSDK_TRYV(rq.cancel.check());
+                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *have - pos));
+                HSDK_TRYV(w.file.read_exact(pos, std::span(buf).first(n)));
+                w.sha1.update(std::span<const std::byte>(buf).first(n));
+                w.sha256.update(std::span<const std::byte>(buf).first(n));
+                pos += n;
+            }
+            log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, *have));
+        }
+        w.offset = w.synced = *have;
+        result.resumed = *have;
+        HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
     }
-    w.offset = w.synced = *have;
-    result.resumed = *have;
-    HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
 
     std::optional<std::uint64_t> total;
     unsigned failures = 0;  // consecutive attempts that moved no byte
@@ -162,8 +167,15 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             }
             if (restart_pending) {
                 log(LogLevel::warn, fmt::format("export: the server ignored Range for {}; starting it again from zero", rq.final_path));
-                HSDK_TRYV(w.restart());
-                HSDK_TRYV(write_state(state_path, rq.identity, 0));
+                if (streamed) {
+                    w.offset = w.synced = 0;
+                    w.sha1.reset();
+                    w.sha256.reset();
+                    if (rq.restart_consumer) HSDK_TRYV(rq.restart_consumer());
+                } else {
+                    HSDK_TRYV(w.restart());
+                    HSDK_TRYV(write_state(state_path, rq.identity, 0));
+                }
                 result.restarted = true;
                 result.resumed = 0;
                 if (rq.on_bytes) rq.on_bytes(0, true);
@@ -173,13 +185,14 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
         };
         auto sink = [&](std::span<const std::byte> data) -> Result<void> {
             if (nothing_left) return success();
-            HSDK_TRYV(w.file.write_all(w.offset, data));
+            if (streamed) HSDK_TRYV(rq.consume(data));
+            else HSDK_TRYV(w.file.write_all(w.offset, data));
             w.sha1.update(data);
             w.sha256.update(data);
             w.offset += data.size();
             result.received += data.size();
             if (rq.on_bytes) rq.on_bytes(data.size(), false);
-            if (w.offset - w.synced >= sync_every) {
+            if (!streamed && w.offset - w.synced >= sync_every) {
                 HSDK_TRYV(w.file.sync());
                 w.synced = w.offset;
                 HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
@@ -194,9 +207,11 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 break;
         }
         // Whatever arrived stays: make it durable and vouch for it in the state.
-        (void)w.file.sync();
-        w.synced = w.offset;
-        (void)write_state(state_path, rq.identity, w.synced);
+        if (!streamed) {
+            (void)w.file.sync();
+            w.synced = w.offset;
+            (void)write_state(state_path, rq.identity, w.synced);
+        }
         if (!r) {
             if (!http::is_transient(r.error())) return fail(r.error());
             failures = w.offset > start ? 1 : failures + 1;
@@ -205,8 +220,10 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             HSDK_TRYV(http::backoff_sleep(rq.retry, failures, rq.cancel));
         }
     }
-    HSDK_TRYV(w.file.sync());
-    HSDK_TRYV(w.file.close());
+    if (!streamed) {
+        HSDK_TRYV(w.file.sync());
+        HSDK_TRYV(w.file.close());
+    }
     result.size = w.offset;
     result.sha1 = to_hex(w.sha1.finish());
     result.sha256 = to_hex(w.sha256.finish());

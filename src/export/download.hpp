@@ -30,10 +30,15 @@ struct DownloadRequest {
     std::function<void(std::uint64_t bytes, bool restarted)> on_bytes;
     // Learned from Content-Length / Content-Range.
     std::function<void(std::uint64_t total)> on_total;
+    // Streamed mode: the bytes go to `consume`, in order, instead of a partial file; there is no
+    // state file and `resume` does not apply. A dropped connection still continues with Range;
+    // a server that ignores Range makes `restart_consumer` run and the stream start again.
+    std::function<Result<void>(std::span<const std::byte>)> consume;
+    std::function<Result<void>()> restart_consumer;
 };
 
 struct DownloadResult {
-    std::string partial_path;  // the finished bytes, not yet renamed
+    std::string partial_path;  // the finished bytes, not yet renamed (empty in streamed mode)
     std::uint64_t size = 0;
     std::uint64_t received = 0;  // from the network in this run
     std::uint64_t resumed = 0;   // already there from an earlier run

@@ -2,6 +2,8 @@
 // CreateSnapshot + ExportSnapshot for a running one) or datastore downloads.
 #include "export/download.hpp"
 #include "export/progress.hpp"
+#include "export/streamed_conversion.hpp"
+#include "format/vmdk/sparse_header.hpp"
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/lease.hpp"
 
@@ -44,13 +46,11 @@ const std::vector<std::string> &all_formats() {
 Result<void> check_format(const std::string &format) {
     if (std::find(all_formats().begin(), all_formats().end(), format) == all_formats().end())
         return fail(Errc::invalid_argument, fmt::format("unknown export format '{}' (ova, ovf, qcow2, raw, vmdk, vhd, vhdx, vdi)", format));
-    if (format == "vmdk" || format == "ova" || format == "ovf") return success();
-    return fail_unsupported(fmt::format(
-        "--format {}: converting the exported stream-optimized VMDK on the fly needs the VMDK stream reader "
-        "(src/format/vmdk), which this build does not have yet; --format vmdk, ovf or ova keep the disks as the server "
-        "streams them",
-        format));
+    return success();
 }
+
+// Formats the disks are converted into as they arrive (the others keep the VMDK the server sends).
+bool converts(const std::string &format) { return format != "vmdk" && format != "ova" && format != "ovf"; }
 
 // A VM name as a file name: no path separators, no control characters, no leading dot.
 std::string file_stem(const std::string &name) {
@@ -86,8 +86,9 @@ struct DiskJob {
     std::string device_key;
     std::string url;
     http::Client *client = nullptr;
-    std::string final_path;
+    std::string final_path;   // the downloaded VMDK's name (or, when converting, the converted disk's)
     DownloadResult result;
+    std::unique_ptr<exporter::StreamedConversion> conversion;  // set when converting on the fly
 };
 
 class Runner {
@@ -157,7 +158,8 @@ private:
             j.device_key = dev.key;
             j.url = dev.url;
             HSDK_TRY(j.client, client_for(dev));
-            j.final_path = fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, n + 1);
+            j.final_path = disk_path_for(stem, n + 1);
+            if (converts(o_.format)) j.conversion = make_conversion(j.final_path);
             if (dev.file_size > 0) tracker_->disk_total(j.index, dev.file_size);
             jobs.push_back(std::move(j));
             ++n;
@@ -180,6 +182,21 @@ private:
         lease_ = {};
         HSDK_TRYV(publish(jobs, stem));
         return finish_cleanup();
+    }
+
+    std::string disk_path_for(const std::string &stem, std::size_t n) const {
+        const std::string ext = converts(o_.format) ? o_.format : "vmdk";
+        return fmt::format("{}/{}-disk{}.{}", o_.output_dir, stem, n, ext);
+    }
+
+    std::unique_ptr<exporter::StreamedConversion> make_conversion(const std::string &destination) const {
+        exporter::StreamedConversionOptions so;
+        so.destination = destination;
+        so.format = o_.format;
+        so.format_options = o_.format_options;
+        so.compress = o_.compress;
+        so.threads = o_.threads;
+        return std::make_unique<exporter::StreamedConversion>(std::move(so));
     }
 
     Result<void> take_snapshot() {
@@ -253,6 +270,11 @@ private:
                     else tracker_->disk_bytes(idx, n);
                 };
                 rq.on_total = [this, idx](std::uint64_t t) { tracker_->disk_total(idx, t); };
+                if (j.conversion) {
+                    auto *conv = j.conversion.get();
+                    rq.consume = [conv](std::span<const std::byte> data) { return conv->feed(data); };
+                    rq.restart_consumer = [conv] { return conv->restart(); };
+                }
                 tracker_->disk_started(idx);
                 auto r = exporter::download_resumable(rq);
                 std::lock_guard lock(m);
@@ -298,13 +320,30 @@ private:
     std::vector<std::string> planned_outputs(const std::string &stem) const {
         if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
         std::vector<std::string> out;
-        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i)
-            out.push_back(fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1));
+        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i) out.push_back(disk_path_for(stem, i + 1));
         if (o_.format == "ovf") {
             out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
             out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
         }
         return out;
+    }
+
+    // The package must describe the bytes it holds: take the capacity from the VMDK the server sent
+    // when it differs from the VM's configuration (a warning, since that should not happen).
+    void reconcile_capacity(DiskJob &j, std::uint64_t sent_capacity) {
+        if (sent_capacity == 0 || sent_capacity == j.disk->capacity_bytes) return;
+        log(LogLevel::warn, fmt::format("export: disk {} is configured as {} bytes but the server sent a disk of {} bytes; "
+                                        "describing what was sent",
+                                        j.index, j.disk->capacity_bytes, sent_capacity));
+        j.disk->capacity_bytes = sent_capacity;
+    }
+
+    static std::uint64_t vmdk_capacity(const std::string &path) {
+        auto f = io::File::open_read(path);
+        if (!f) return 0;
+        std::array<std::byte, 512> sector{};
+        if (!f.value().read_exact(0, sector) || !format::vmdk::has_kdmv_magic(sector)) return 0;
+        return format::vmdk::parse_sparse_header(sector).capacity * format::vmdk::sector_size;
     }
 
     void record_disk(DiskJob &j, const std::string &file) {
@@ -316,6 +355,7 @@ private:
 
     Result<void> publish(std::vector<DiskJob> &jobs, const std::string &stem) {
         if (o_.format == "vmdk") return publish_disks(jobs);
+        if (converts(o_.format)) return publish_conversions(jobs);
         tracker_->phase("manifest");
         // The descriptor comes from the VM's properties (the hardware discovery read), with the
         // disks as the server streamed them.
@@ -324,6 +364,7 @@ private:
         for (auto &j : jobs) {
             const std::string name = io::base_name(j.final_path);
             files.push_back(OvfWriteFile{name, j.result.size});
+            reconcile_capacity(j, vmdk_capacity(j.result.partial_path));
             record_disk(j, name);
         }
         const std::string ovf_name = stem + ".ovf";
@@ -372,6 +413,54 @@ private:
         return success();
     }
 
+    // Converted disks: flushed, then renamed into place together once everything checked out.
+    Result<void> publish_conversions(std::vector<DiskJob> &jobs) {
+        tracker_->phase("converting");
+        for (auto &j : jobs) {
+            if (!j.conversion) {
+                // A datastore download: a hosted sparse VMDK, converted from its partial file.
+                HSDK_TRYV(convert_partial(j));
+                continue;
+            }
+            auto flushed = j.conversion->finish();
+            if (!flushed) {
+                corrupt_ = true;
+                return fail(flushed.error().with_context(fmt::format("disk {}", j.index)));
+            }
+        }
+        for (auto &j : jobs) {
+            if (j.conversion) {
+                reconcile_capacity(j, j.conversion->virtual_size());
+                HSDK_TRYV(j.conversion->commit());
+            }
+            j.disk->file = j.final_path;
+            j.disk->file_format = o_.format;
+            std::error_code ec;
+            j.disk->file_bytes = std::filesystem::file_size(j.final_path, ec);
+            j.disk->sha256.clear();  // of the VMDK stream, not of this file
+            result_.files.push_back(j.final_path);
+        }
+        partials_.clear();
+        return success();
+    }
+
+    // Datastore transport: the disk arrived as its datastore file (not a stream): convert it now.
+    Result<void> convert_partial(DiskJob &j) {
+        ConvertOptions co;
+        co.output_format = o_.format;
+        co.format_options = o_.format_options;
+        co.compress = o_.compress;
+        co.threads = o_.threads;
+        co.overwrite = true;
+        co.cancel = o_.cancel;
+        OpenOptions src;
+        src.format = "vmdk";
+        auto converted = convert(j.result.partial_path, src, j.final_path, co);
+        if (!converted) return fail(converted.error().with_context(fmt::format("converting disk {}", j.index)));
+        exporter::discard_partial(j.final_path);
+        return success();
+    }
+
     // The disks appear under their final names together, only once everything checked out.
     Result<void> publish_disks(std::vector<DiskJob> &jobs) {
         for (auto &j : jobs) {
@@ -407,7 +496,7 @@ private:
                 return co;
             }()).release();
             owned_.emplace_back(j.client);
-            j.final_path = fmt::format("{}/{}-disk{}.vmdk", o_.output_dir, stem, i + 1);
+            j.final_path = disk_path_for(stem, i + 1);
             jobs.push_back(std::move(j));
         }
         HSDK_TRYV(download_all(jobs, powered_off, "datastore"));

@@ -399,13 +399,78 @@ def test_cancel_stops_promptly_and_cleans_up(sim, tmp_path):
     assert st["calls"]["HttpNfcLeaseAbort"] == 1
 
 
-def test_unsupported_formats_say_why(sim, tmp_path):
-    # Until the VMDK stream reader lands, converting formats refuse before touching the server.
-    p = export(sim, tmp_path / "qcow2", fmt="qcow2", check=False)
-    assert p.returncode == 1 and "unsupported" in p.stderr
-    assert "CreateSnapshot_Task" not in sim.state()["calls"]
+# ---- streamed conversion: the lease's VMDK straight into another format ---------------------
+
+@pytest.fixture(scope="module")
+def served_vmdk(tmp_path_factory, disk_image):
+    """The bytes the lease serves, as a file qemu-img can compare against."""
+    p = tmp_path_factory.mktemp("served") / "served.vmdk"
+    p.write_bytes(disk_image)
+    return p
+
+
+QEMU_NAME = {"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vhdx": "vhdx", "vdi": "vdi"}
+
+
+@pytest.mark.parametrize("fmt", sorted(QEMU_NAME))
+def test_export_streams_into_any_format(sim, tmp_path, served_vmdk, fmt):
+    out = tmp_path / "out"
+    export(sim, out, fmt=fmt)
+    disk = out / f"DC0_H0_VM0-disk1.{fmt}"
+    assert outputs(out) == [disk.name]  # no intermediate VMDK, no partial file
+    qemu_img("compare", "-f", "vmdk", "-F", QEMU_NAME[fmt], served_vmdk, disk)
+    if fmt in ("qcow2", "vhdx", "vdi"):
+        qemu_img("check", "-f", QEMU_NAME[fmt], disk)
+    st = assert_clean_server(sim)
+    assert st["calls"]["HttpNfcLeaseComplete"] == 1
+
+
+def test_streamed_export_takes_format_options(sim, tmp_path, served_vmdk):
+    out = tmp_path / "out"
+    export(sim, out, "-c", "-o", "cluster_size=16k,compression_type=zstd", fmt="qcow2")
+    disk = out / "DC0_H0_VM0-disk1.qcow2"
+    info = json.loads(qemu_img("info", "--output=json", disk).stdout)
+    assert info["cluster-size"] == 16384 and info["format-specific"]["data"]["compression-type"] == "zstd"
+    qemu_img("compare", "-f", "vmdk", "-F", "qcow2", served_vmdk, disk)
+
+
+def test_streamed_export_survives_a_dropped_connection(sim, tmp_path, served_vmdk):
+    sim.control(faults={"nfc_drop_after": 1_000_000})
+    out = tmp_path / "out"
+    export(sim, out, fmt="qcow2")
+    qemu_img("compare", "-f", "vmdk", "-F", "qcow2", served_vmdk, out / "DC0_H0_VM0-disk1.qcow2")
+    assert [r["range"] for r in sim.state()["nfc_requests"]] == ["", "bytes=1000000-"]
+
+
+def test_streamed_export_restarts_when_range_is_ignored(sim, tmp_path, served_vmdk):
+    sim.control(faults={"nfc_drop_after": 1_000_000, "nfc_ignore_range": True})
+    out = tmp_path / "out"
+    export(sim, out, fmt="vhdx")
+    qemu_img("compare", "-f", "vmdk", "-F", "vhdx", served_vmdk, out / "DC0_H0_VM0-disk1.vhdx")
+    assert sim.state()["nfc_requests"][1]["status"] == 200
+
+
+def test_streamed_export_with_bad_bytes_leaves_nothing(sim, tmp_path):
+    sim.control(faults={"nfc_corrupt": True})
+    out = tmp_path / "out"
+    p = export(sim, out, fmt="qcow2", check=False)
+    assert p.returncode == 1
+    assert outputs(out) == []  # neither a converted disk nor a temporary one
+    st = assert_clean_server(sim)
+    assert st["calls"]["HttpNfcLeaseAbort"] == 1
+
+
+def test_streamed_export_from_the_datastore(sim, tmp_path, served_vmdk):
+    out = tmp_path / "out"
+    export(sim, out, "--transport", "datastore", fmt="raw")
+    qemu_img("compare", "-f", "vmdk", "-F", "raw", served_vmdk, out / "DC0_H0_VM0-disk1.raw")
+    assert outputs(out) == ["DC0_H0_VM0-disk1.raw"]
+
+
+def test_unknown_format_is_a_usage_error(sim, tmp_path):
     p = export(sim, tmp_path / "x", fmt="floppy", check=False)
     assert p.returncode == 2
+    assert "CreateSnapshot_Task" not in sim.state()["calls"]
 
 
 # ---- ESXi: lease URLs with a '*' host ------------------------------------------------------

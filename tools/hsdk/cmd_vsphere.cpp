@@ -140,8 +140,9 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     struct Args {
         ConnectionFlags conn;
         std::string vm, out, format = "ova", transport = "auto";
-        bool resume = false, progress = false, quiesce = false, overwrite = false;
-        unsigned parallel = 1;
+        bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false;
+        unsigned parallel = 1, threads = 0;
+        std::vector<std::string> options;
     };
     auto a = std::make_shared<Args>();
     add_connection_flags(app, a->conn);
@@ -154,6 +155,9 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     app->add_flag("--quiesce", a->quiesce, "Quiesce the guest file systems for the snapshot of a running VM");
     app->add_flag("--overwrite", a->overwrite, "Replace existing output files");
     app->add_option("--parallel", a->parallel, "Disks to download at once (default 1)")->check(CLI::Range(1u, 16u));
+    app->add_option("-o,--options", a->options, "Options of the disk format, key=value[,...] (as for hsdk convert)");
+    app->add_flag("-c,--compress", a->compress, "Compress the disks where the format can (qcow2)");
+    app->add_option("--threads", a->threads, "Conversion workers per disk (default: one per core)");
     app->add_option("--transport", a->transport, "auto (NFC lease, datastore if the server cannot export), nfc or datastore")
         ->check(CLI::IsMember({"auto", "nfc", "datastore"}));
     commands.push_back({app, [a]() {
@@ -168,6 +172,13 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                             o.quiesce = a->quiesce;
                             o.overwrite = a->overwrite;
                             o.parallel = a->parallel;
+                            o.compress = a->compress;
+                            o.threads = a->threads;
+                            for (const auto &text : a->options) {
+                                auto parsed = hypersdk::parse_format_options(text);
+                                if (!parsed) return report_message(parsed.error().message, exit_usage);
+                                o.format_options.insert(o.format_options.end(), parsed.value().begin(), parsed.value().end());
+                            }
                             o.transport = a->transport == "nfc"         ? hypersdk::ExportTransport::nfc
                                           : a->transport == "datastore" ? hypersdk::ExportTransport::datastore
                                                                         : hypersdk::ExportTransport::automatic;

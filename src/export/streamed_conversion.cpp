@@ -1,0 +1,65 @@
+#include "export/streamed_conversion.hpp"
+
+#include <fmt/format.h>
+
+namespace hypersdk::exporter {
+
+StreamedConversion::StreamedConversion(StreamedConversionOptions options) : o_(std::move(options)) { reset(); }
+
+StreamedConversion::~StreamedConversion() {
+    // Tear down in dependency order; an uncommitted output set removes its temporaries.
+    parser_.reset();
+    sink_.reset();
+    writer_.reset();
+    outputs_.reset();
+}
+
+void StreamedConversion::reset() {
+    parser_.reset();
+    sink_.reset();
+    writer_.reset();
+    outputs_ = std::make_unique<io::AtomicOutputSet>();
+    outputs_->set_direct_writes(o_.direct_io);
+    virtual_size_ = 0;
+    parser_ = std::make_unique<format::vmdk::StreamParser>(
+        format::vmdk::StreamParser::Handlers{
+            [this](const format::vmdk::SparseHeader &h) { return start_writer(h); },
+            [this](std::uint64_t offset, std::span<const std::byte> data) { return sink_->write(offset, data); }},
+        fmt::format("stream for '{}'", o_.destination));
+}
+
+Result<void> StreamedConversion::start_writer(const format::vmdk::SparseHeader &header) {
+    driver_ = format::find_driver(o_.format);
+    if (driver_ == nullptr || driver_->create == nullptr)
+        return fail(Errc::invalid_argument, fmt::format("cannot write format '{}'", o_.format));
+    virtual_size_ = header.capacity * format::vmdk::sector_size;
+    format::CreateRequest req{o_.destination, virtual_size_, o_.format_options, o_.compress, outputs_.get()};
+    HSDK_TRY(auto writer, driver_->create(req));
+    if (writer->backing())
+        return fail(Errc::invalid_argument, "a streamed export cannot write an overlay on a backing file");
+    writer_ = std::move(writer);
+    sink_ = std::make_unique<pipeline::StreamSink>(*writer_, virtual_size_, o_.threads);
+    return success();
+}
+
+Result<void> StreamedConversion::feed(std::span<const std::byte> bytes) { return parser_->feed(bytes); }
+
+Result<void> StreamedConversion::restart() {
+    reset();
+    return success();
+}
+
+Result<void> StreamedConversion::finish() {
+    HSDK_TRYV(parser_->finish());
+    if (!sink_) return fail_corrupt(fmt::format("stream for '{}' had no header", o_.destination));
+    HSDK_TRYV(sink_->finish());
+    return writer_->finish();
+}
+
+Result<void> StreamedConversion::commit() {
+    sink_.reset();
+    writer_.reset();
+    return outputs_->commit();
+}
+
+}  // namespace hypersdk::exporter
