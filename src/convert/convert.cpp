@@ -71,6 +71,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     po.progress = &progress;
     po.cancel = options.cancel;
     po.backing = backing.get();
+    po.io_fence = {[&outputs] { return outputs.io_ticket(); }, [&outputs](std::uint64_t t) { return outputs.wait_io(t); }};
     HSDK_TRY(auto stats, pipeline::run_pipeline(source, *writer, po));
     HSDK_TRYV(options.cancel.check());
     HSDK_TRYV(writer->finish());

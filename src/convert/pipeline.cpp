@@ -162,6 +162,7 @@ private:
     }
 
     Result<void> commit_loop() {
+        RetiredUnits retired(options_.io_fence);
         while (next_commit_ < units_.size()) {
             PreparedUnit unit;
             {
@@ -174,13 +175,14 @@ private:
             if (cancelled()) return fail(Errc::cancelled, "conversion cancelled");
             HSDK_TRYV(commit_unit(writer_, unit, stats_));
             if (options_.progress) options_.progress->advance(unit.bytes_read);
+            HSDK_TRYV(retired.retire(std::move(unit)));
             {
                 std::lock_guard lock(mutex_);
                 ++next_commit_;
             }
             changed_.notify_all();
         }
-        return success();
+        return retired.drain_all();
     }
 
     BlockDevice &source_;

@@ -4,7 +4,10 @@
 #include <hypersdk/disk.hpp>
 #include <hypersdk/progress.hpp>
 
+#include "convert/unit.hpp"
 #include "format/layer.hpp"
+
+#include <functional>
 
 namespace hypersdk::pipeline {
 
@@ -16,6 +19,8 @@ struct PipelineOptions {
     // When the output sits on a backing image: only ranges that differ from it are written, and
     // zeros over its data become explicit zero writes.
     BlockDevice *backing = nullptr;
+    // The output's write-behind (AtomicOutputSet::io_ticket / wait_io); empty when nothing writes behind.
+    IoFence io_fence;
 };
 
 struct PipelineStats {

@@ -8,8 +8,9 @@
 namespace hypersdk::pipeline {
 
 StreamSink::StreamSink(format::DiskWriter &writer, std::uint64_t virtual_size, unsigned threads, ProgressReporter *progress,
-                       std::uint64_t unit_bytes)
-    : writer_(writer), size_(virtual_size), progress_(progress), pool_(threads), window_(2 * pool_.size() + 2) {
+                       IoFence io_fence, std::uint64_t unit_bytes)
+    : writer_(writer), size_(virtual_size), progress_(progress), pool_(threads), window_(2 * pool_.size() + 2),
+      retired_(std::move(io_fence)) {
     const std::uint64_t g = writer.granularity();
     unit_ = std::max(g, unit_bytes / g * g);
 }
@@ -75,13 +76,13 @@ Result<void> StreamSink::commit_front() {
         return committed;
     }
     if (progress_) progress_->advance(unit->bytes_read);
-    return success();
+    return retired_.retire(std::move(*unit));
 }
 
 Result<void> StreamSink::finish() {
     if (current_) HSDK_TRYV(seal());
     while (!in_flight_.empty()) HSDK_TRYV(commit_front());
-    return success();
+    return retired_.drain_all();
 }
 
 }  // namespace hypersdk::pipeline

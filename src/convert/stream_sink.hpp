@@ -15,8 +15,9 @@ namespace hypersdk::pipeline {
 class StreamSink {
 public:
     // `threads` workers run zero detection and encoding (compression) in parallel; 0 = one per core.
+    // `io_fence` is the output's write-behind (AtomicOutputSet::io_ticket / wait_io), if it has one.
     StreamSink(format::DiskWriter &writer, std::uint64_t virtual_size, unsigned threads = 0,
-               ProgressReporter *progress = nullptr, std::uint64_t unit_bytes = 2ULL << 20);
+               ProgressReporter *progress = nullptr, IoFence io_fence = {}, std::uint64_t unit_bytes = 2ULL << 20);
     ~StreamSink();
     StreamSink(const StreamSink &) = delete;
     StreamSink &operator=(const StreamSink &) = delete;
@@ -41,6 +42,7 @@ private:
     std::uint64_t next_offset_ = 0;  // pieces must start at or after this
     std::deque<std::future<Result<std::unique_ptr<PreparedUnit>>>> in_flight_;
     CommitStats stats_;
+    RetiredUnits retired_;
     bool failed_ = false;
 };
 

@@ -5,15 +5,65 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <mutex>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace hypersdk::pipeline {
 
-AlignedBuffer::AlignedBuffer(std::size_t size) : size_(size) {
-    if (::posix_memalign(reinterpret_cast<void **>(&data_), 4096, size ? size : 1) != 0) throw std::bad_alloc();
+namespace {
+
+// Unit buffers are recycled: a conversion allocates and frees thousands of same-sized buffers, and
+// fresh memory costs a page fault (and the kernel zeroing the page) for every 4 KiB touched.
+class BufferCache {
+public:
+    std::byte *take(std::size_t size) {
+        std::lock_guard lock(mutex_);
+        for (auto it = free_.begin(); it != free_.end(); ++it) {
+            if (it->second == size) {
+                std::byte *p = it->first;
+                free_.erase(it);
+                cached_ -= size;
+                return p;
+            }
+        }
+        return nullptr;
+    }
+    // False when the cache is full (the caller frees the memory).
+    bool give(std::byte *p, std::size_t size) {
+        std::lock_guard lock(mutex_);
+        if (cached_ + size > limit) return false;
+        free_.emplace_back(p, size);
+        cached_ += size;
+        return true;
+    }
+    ~BufferCache() {
+        for (auto &[p, n] : free_) std::free(p);
+    }
+
+private:
+    static constexpr std::size_t limit = 64u << 20;
+    std::mutex mutex_;
+    std::vector<std::pair<std::byte *, std::size_t>> free_;
+    std::size_t cached_ = 0;
+};
+
+BufferCache &buffer_cache() {
+    static BufferCache cache;
+    return cache;
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+}  // namespace
+
+AlignedBuffer::AlignedBuffer(std::size_t size) : size_(size) {
+    data_ = buffer_cache().take(size);
+    if (data_ == nullptr && ::posix_memalign(reinterpret_cast<void **>(&data_), 4096, size ? size : 1) != 0) throw std::bad_alloc();
+}
+
+AlignedBuffer::~AlignedBuffer() {
+    if (!buffer_cache().give(data_, size_)) std::free(data_);
+}
 
 Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::span<const std::byte> backing) {
     const std::uint64_t granule = writer.granularity();
@@ -58,6 +108,29 @@ Result<void> commit_unit(format::DiskWriter &writer, PreparedUnit &unit, CommitS
     stats.bytes_read += unit.bytes_read;
     stats.units++;
     return success();
+}
+
+RetiredUnits::~RetiredUnits() {
+    // The caller already has an error to report if this fails; what matters is that no write
+    // still reads a buffer about to be freed.
+    if (!units_.empty() && fence_) (void)fence_.wait(units_.back().second);
+}
+
+Result<void> RetiredUnits::retire(PreparedUnit unit) {
+    if (!fence_) return success();  // nothing can be in flight: let the unit go now
+    units_.emplace_back(std::move(unit), fence_.ticket());
+    while (units_.size() > window_) {
+        HSDK_TRYV(fence_.wait(units_.front().second));
+        units_.pop_front();
+    }
+    return success();
+}
+
+Result<void> RetiredUnits::drain_all() {
+    if (units_.empty() || !fence_) return success();
+    auto r = fence_.wait(units_.back().second);
+    units_.clear();
+    return r;
 }
 
 }  // namespace hypersdk::pipeline

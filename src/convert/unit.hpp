@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -58,5 +60,31 @@ struct CommitStats {
 
 // Hands a prepared unit's runs to the writer (call in ascending order, from one thread).
 Result<void> commit_unit(format::DiskWriter &writer, PreparedUnit &unit, CommitStats &stats);
+
+// The output's write-behind, seen through tickets (AtomicOutputSet::io_ticket / wait_io).
+struct IoFence {
+    std::function<std::uint64_t()> ticket;
+    std::function<Result<void>(std::uint64_t)> wait;
+    [[nodiscard]] explicit operator bool() const noexcept { return ticket && wait; }
+};
+
+// Keeps committed units alive while writes of their data may still be in flight (write-behind):
+// once more than `window` are held, waits for the oldest one's writes only; waits for all before
+// letting go of them - also on failure paths.
+class RetiredUnits {
+public:
+    explicit RetiredUnits(IoFence fence, std::size_t window = 8) : fence_(std::move(fence)), window_(window) {}
+    ~RetiredUnits();
+    RetiredUnits(const RetiredUnits &) = delete;
+    RetiredUnits &operator=(const RetiredUnits &) = delete;
+
+    Result<void> retire(PreparedUnit unit);
+    Result<void> drain_all();
+
+private:
+    IoFence fence_;
+    std::size_t window_;
+    std::deque<std::pair<PreparedUnit, std::uint64_t>> units_;  // with the ticket of their last write
+};
 
 }  // namespace hypersdk::pipeline

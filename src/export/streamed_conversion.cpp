@@ -38,7 +38,10 @@ Result<void> StreamedConversion::start_writer(const format::vmdk::SparseHeader &
     if (writer->backing())
         return fail(Errc::invalid_argument, "a streamed export cannot write an overlay on a backing file");
     writer_ = std::move(writer);
-    sink_ = std::make_unique<pipeline::StreamSink>(*writer_, virtual_size_, o_.threads);
+    auto *outputs = outputs_.get();
+    sink_ = std::make_unique<pipeline::StreamSink>(
+        *writer_, virtual_size_, o_.threads, nullptr,
+        pipeline::IoFence{[outputs] { return outputs->io_ticket(); }, [outputs](std::uint64_t t) { return outputs->wait_io(t); }});
     return success();
 }
 

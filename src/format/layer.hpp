@@ -72,7 +72,8 @@ struct EncodedRun {
 // run is zero-padded past the end of the disk; writers must not grow the disk beyond its size).
 // Runs that are entirely zero at that granularity are never handed over: fresh images read as
 // zeros there. encode() runs on worker threads concurrently; commit() runs on one thread with
-// strictly ascending offsets.
+// strictly ascending offsets. The data (and encoded) spans stay valid until the output set is
+// drained, so writers may hand them to io::File::write_behind() instead of waiting for each write.
 class DiskWriter {
 public:
     virtual ~DiskWriter() = default;

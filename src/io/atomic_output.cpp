@@ -38,7 +38,10 @@ Result<File *> AtomicOutputSet::add(const std::string &final_path, bool overwrit
         std::string temp = fmt::format("{}/.{}.hsdk-{:012x}.part", folder, base_name(final_path), rng() & 0xffffffffffffULL);
         auto file = File::create_new(temp);
         if (file) {
-            if (direct_) (void)file.value().enable_direct_writes();
+            if (direct_ && file.value().enable_direct_writes()) {
+                if (!write_behind_) write_behind_ = std::make_unique<WriteBehind>();
+                file.value().attach_write_behind(write_behind_.get());
+            }
             entries_.push_back(Entry{final_path, temp, std::make_unique<File>(std::move(file).value())});
             return entries_.back().file.get();
         }
@@ -47,7 +50,20 @@ Result<File *> AtomicOutputSet::add(const std::string &final_path, bool overwrit
     return fail(Errc::io_error, fmt::format("cannot create a temporary file next to '{}'", final_path));
 }
 
+Result<void> AtomicOutputSet::drain() {
+    if (write_behind_) return write_behind_->drain();
+    return success();
+}
+
+std::uint64_t AtomicOutputSet::io_ticket() { return write_behind_ ? write_behind_->ticket() : 0; }
+
+Result<void> AtomicOutputSet::wait_io(std::uint64_t ticket) {
+    if (write_behind_) return write_behind_->wait_for(ticket);
+    return success();
+}
+
 Result<void> AtomicOutputSet::commit() {
+    HSDK_TRYV(drain());
     for (auto &e : entries_) {
         HSDK_TRYV(e.file->sync());
         HSDK_TRYV(e.file->close());
@@ -70,6 +86,7 @@ Result<void> AtomicOutputSet::commit() {
 }
 
 void AtomicOutputSet::abandon() noexcept {
+    if (write_behind_) (void)write_behind_->drain();  // no write may land after the file is gone
     for (auto &e : entries_) {
         if (e.file) (void)e.file->close();
         if (!e.temp_path.empty()) ::unlink(e.temp_path.c_str());

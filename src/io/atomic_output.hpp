@@ -7,6 +7,7 @@
 #pragma once
 
 #include "io/file.hpp"
+#include "io/write_behind.hpp"
 
 #include <memory>
 #include <string>
@@ -24,8 +25,13 @@ public:
     // Creates the temporary for `final_path`. Fails with conflict if `final_path` exists and
     // overwrite is false. The returned File stays owned by the set.
     Result<File *> add(const std::string &final_path, bool overwrite = true);
-    // Files added from now on write aligned data with O_DIRECT where the file system allows.
+    // Files added from now on write aligned data with O_DIRECT where the file system allows, with
+    // several such writes in flight (File::write_behind); drain() waits for them.
     void set_direct_writes(bool on) noexcept { direct_ = on; }
+    Result<void> drain();
+    // See WriteBehind::ticket / wait_for (0 and success when nothing writes behind).
+    [[nodiscard]] std::uint64_t io_ticket();
+    Result<void> wait_io(std::uint64_t ticket);
 
     Result<void> commit();
     // Removes every temporary now (also done by the destructor).
@@ -42,6 +48,7 @@ private:
     std::vector<Entry> entries_;
     bool committed_ = false;
     bool direct_ = false;
+    std::unique_ptr<WriteBehind> write_behind_;
 };
 
 // Folder part of a path ("." for a bare name).

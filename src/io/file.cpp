@@ -1,5 +1,7 @@
 #include "io/file.hpp"
 
+#include "io/write_behind.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -35,8 +37,8 @@ File::~File() {
 }
 
 File::File(File &&other) noexcept
-    : fd_(other.fd_), direct_fd_(other.direct_fd_), path_(std::move(other.path_)), window_(other.window_), base_(other.base_),
-      limit_(other.limit_) {
+    : fd_(other.fd_), direct_fd_(other.direct_fd_), write_behind_(other.write_behind_), path_(std::move(other.path_)),
+      window_(other.window_), base_(other.base_), limit_(other.limit_) {
     other.fd_ = -1;
     other.direct_fd_ = -1;
 }
@@ -47,6 +49,7 @@ File &File::operator=(File &&other) noexcept {
         if (direct_fd_ >= 0) ::close(direct_fd_);
         fd_ = other.fd_;
         direct_fd_ = other.direct_fd_;
+        write_behind_ = other.write_behind_;
         path_ = std::move(other.path_);
         window_ = other.window_;
         base_ = other.base_;
@@ -142,6 +145,14 @@ Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> bu
         direct_fd_ = -1;
     }
     return pwrite_all(fd_, offset, buf);
+}
+
+Result<void> File::write_behind(std::uint64_t offset, std::span<const std::byte> buf) {
+    constexpr std::uint64_t align = 4096;
+    if (write_behind_ != nullptr && direct_fd_ >= 0 && offset % align == 0 && buf.size() % align == 0 && !buf.empty() &&
+        reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0)
+        return write_behind_->submit(direct_fd_, offset, buf, &path_);
+    return write_all(offset, buf);
 }
 
 Result<void> File::pwrite_all(int fd, std::uint64_t offset, std::span<const std::byte> buf) {

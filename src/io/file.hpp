@@ -60,11 +60,18 @@ public:
     bool enable_direct_writes();
     [[nodiscard]] bool direct_writes() const noexcept { return direct_fd_ >= 0; }
 
+    // Like write_all, but a direct-eligible write may be queued on the attached write-behind and
+    // complete later: the caller keeps `buf` alive until the write-behind is drained. Writers use
+    // it for the data the conversion pipeline hands them (see DiskWriter::commit).
+    Result<void> write_behind(std::uint64_t offset, std::span<const std::byte> buf);
+    void attach_write_behind(class WriteBehind *queue) noexcept { write_behind_ = queue; }
+
 private:
     File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     Result<void> pwrite_all(int fd, std::uint64_t offset, std::span<const std::byte> buf);
     int fd_ = -1;
     int direct_fd_ = -1;
+    class WriteBehind *write_behind_ = nullptr;
     std::string path_;
     bool window_ = false;
     std::uint64_t base_ = 0;

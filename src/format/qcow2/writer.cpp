@@ -184,7 +184,7 @@ private:
     Result<void> write_plain(std::uint64_t guest, std::span<const std::byte> data) {
         const std::uint64_t n = data.size() / cs_;
         const std::uint64_t first = allocate(n, 1);
-        HSDK_TRYV(file_->write_all(first * cs_, data));
+        HSDK_TRYV(file_->write_behind(first * cs_, data));
         for (std::uint64_t i = 0; i < n; ++i) HSDK_TRYV(set_entry(guest + i * cs_, ((first + i) * cs_) | oflag_copied));
         return flush_full_refblocks();
     }

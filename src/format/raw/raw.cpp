@@ -73,7 +73,7 @@ public:
     Result<void> commit(std::uint64_t offset, std::span<const std::byte> data, EncodedRun *) override {
         if (offset >= size_) return success();
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), size_ - offset));
-        return file_->write_all(offset, data.first(n));
+        return file_->write_behind(offset, data.first(n));
     }
 
     Result<void> finish() override { return file_->truncate(size_); }

@@ -56,7 +56,7 @@ public:
             // Commits arrive in ascending order, so blocks are appended in disk order.
             if (bmap_[index] == block_unallocated) bmap_[index] = h_.blocks_allocated++;
             const std::uint64_t at = h_.offset_data + std::uint64_t{bmap_[index]} * bs + in_block;
-            HSDK_TRYV(file_->write_all(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
+            HSDK_TRYV(file_->write_behind(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
             pos += n;
         }
         return success();

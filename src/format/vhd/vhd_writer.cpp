@@ -72,7 +72,7 @@ public:
     Result<void> commit(std::uint64_t offset, std::span<const std::byte> data, EncodedRun *) override {
         if (offset >= size_) return success();
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), size_ - offset));
-        return file_->write_all(offset, data.first(n));
+        return file_->write_behind(offset, data.first(n));
     }
 
     Result<void> finish() override {
@@ -115,7 +115,7 @@ public:
             const std::uint64_t n = std::min<std::uint64_t>(block_size_ - in_block, end - pos);
             if (bat_[index] == bat_unallocated) HSDK_TRYV(allocate(index));
             const std::uint64_t at = std::uint64_t{bat_[index]} * sector_size + bitmap_size_ + in_block;
-            HSDK_TRYV(file_->write_all(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
+            HSDK_TRYV(file_->write_behind(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
             pos += n;
         }
         return success();

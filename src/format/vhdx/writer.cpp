@@ -77,14 +77,14 @@ public:
             if (pending_length > 0 && pending_file + pending_length == at) {
                 pending_length += n;
             } else {
-                if (pending_length > 0) HSDK_TRYV(file_->write_all(pending_file, data.subspan(pending_from, pending_length)));
+                if (pending_length > 0) HSDK_TRYV(file_->write_behind(pending_file, data.subspan(pending_from, pending_length)));
                 pending_file = at;
                 pending_from = done;
                 pending_length = n;
             }
             done += n;
         }
-        if (pending_length > 0) HSDK_TRYV(file_->write_all(pending_file, data.subspan(pending_from, pending_length)));
+        if (pending_length > 0) HSDK_TRYV(file_->write_behind(pending_file, data.subspan(pending_from, pending_length)));
         return success();
     }
 

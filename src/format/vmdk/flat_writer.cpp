@@ -29,7 +29,7 @@ public:
     Result<void> commit(std::uint64_t offset, std::span<const std::byte> data, EncodedRun *) override {
         if (offset >= capacity_bytes_) return success();
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), capacity_bytes_ - offset));
-        return flat_->write_all(offset, data.first(n));
+        return flat_->write_behind(offset, data.first(n));
     }
 
     Result<void> finish() override {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 namespace hypersdk::format::vmdk {
 namespace {
@@ -22,9 +23,23 @@ std::uint64_t round_up_sector(std::uint64_t v) { return (v + sector_size - 1) / 
 
 }  // namespace
 
+// Read-ahead window for compressed grains. Reused by each thread across reads, and never
+// zero-filled: a conversion reads hundreds of these windows, and fresh zeroed buffers cost page
+// faults and memsets for bytes that are overwritten at once.
 struct GrainMapExtent::Window {
     std::uint64_t start = 0;
-    std::vector<std::byte> data;
+    std::size_t len = 0;
+    std::size_t cap = 0;
+    std::unique_ptr<std::byte[]> buf;
+    std::span<std::byte> reserve(std::size_t n) {
+        if (n > cap) {
+            buf.reset(new std::byte[n]);
+            cap = n;
+        }
+        len = n;
+        return {buf.get(), n};
+    }
+    [[nodiscard]] std::span<const std::byte> bytes() const { return {buf.get(), len}; }
 };
 
 Result<std::unique_ptr<ExtentReader>> GrainMapExtent::create(std::shared_ptr<ExtentFile> file, GrainMapConfig config) {
@@ -165,13 +180,15 @@ Result<void> GrainMapExtent::read_compressed(std::uint64_t g, std::uint64_t at, 
     const std::uint64_t need = grain_bytes(g);
     // Make [at, at + len) available in the window, reading ahead `ahead` bytes when refilling.
     auto ensure = [&](std::uint64_t len, std::uint64_t ahead) -> Result<void> {
-        if (at >= window.start && at - window.start + len <= window.data.size()) return success();
+        if (window.len != 0 && at >= window.start && at - window.start + len <= window.len) return success();
         if (at > file_->size || len > file_->size - at)
             return fail_corrupt(fmt::format("{}: compressed grain {} at offset {:#x} runs past the end of the file", where(), g, at));
         const std::uint64_t n = std::min(file_->size - at, std::max(len, ahead));
-        window.data.resize(static_cast<std::size_t>(n));
+        auto dst = window.reserve(static_cast<std::size_t>(n));
         window.start = at;
-        return file_->file.read_exact(at, window.data);
+        auto r = file_->file.read_exact(at, dst);
+        if (!r) window.len = 0;
+        return r;
     };
     // Streams store grains in LBA order, so the rest of the request usually follows this grain: read
     // about that much (compressed data rarely exceeds its plain size by more than a few percent).
@@ -179,7 +196,7 @@ Result<void> GrainMapExtent::read_compressed(std::uint64_t g, std::uint64_t at, 
     std::span<const std::byte> data;
     if (cfg_.markers) {
         HSDK_TRYV(ensure(grain_marker_head, ahead));
-        const Marker m = parse_marker(std::span<const std::byte>(window.data).subspan(static_cast<std::size_t>(at - window.start)));
+        const Marker m = parse_marker(window.bytes().subspan(static_cast<std::size_t>(at - window.start)));
         if (m.size == 0)
             return fail_corrupt(fmt::format("{}: grain {} points at offset {:#x}, which holds a metadata marker, not a grain", where(),
                                             g, at));
@@ -191,12 +208,12 @@ Result<void> GrainMapExtent::read_compressed(std::uint64_t g, std::uint64_t at, 
             return fail_corrupt(fmt::format("{}: grain marker at offset {:#x} is for sector {}, the grain table expects sector {}",
                                             where(), at, m.value, expected_lba));
         HSDK_TRYV(ensure(grain_marker_head + m.size, ahead));
-        data = std::span<const std::byte>(window.data).subspan(static_cast<std::size_t>(at - window.start) + grain_marker_head, m.size);
+        data = window.bytes().subspan(static_cast<std::size_t>(at - window.start) + grain_marker_head, m.size);
     } else {
         // Without markers the stream's length is unknown: give the decoder up to two grains.
         const std::uint64_t len = std::min(file_->size - at, 2 * cfg_.grain);
         HSDK_TRYV(ensure(len, ahead));
-        data = std::span<const std::byte>(window.data).subspan(static_cast<std::size_t>(at - window.start), static_cast<std::size_t>(len));
+        data = window.bytes().subspan(static_cast<std::size_t>(at - window.start), static_cast<std::size_t>(len));
     }
     const std::string what = fmt::format("{}: grain {} at offset {:#x}", where(), g, at);
     if (in_grain == 0 && out.size() == need) return codec::decompress_exact(codec::Kind::zlib, data, out, what);
@@ -221,8 +238,9 @@ Result<void> GrainMapExtent::read(std::uint64_t offset, std::span<std::byte> buf
         pending_len = 0;
         return r;
     };
-    Window window;
-    std::vector<std::byte> scratch;
+    thread_local Window window;
+    window.len = 0;  // a window left by another extent or request is not ours
+    thread_local std::vector<std::byte> scratch;
     std::uint64_t pos = offset;
     while (pos < end) {
         const std::uint64_t g = pos / cfg_.grain;

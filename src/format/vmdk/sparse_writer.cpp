@@ -38,7 +38,7 @@ public:
             return fail(Errc::no_space, "monolithicSparse output exceeds the 2 TiB a sparse extent can address");
         for (std::uint64_t i = 0; i < count; ++i)
             entries_[static_cast<std::size_t>(first + i)] = static_cast<std::uint32_t>(next_sector_ + i * writer_grain_sectors);
-        HSDK_TRYV(file_->write_all(next_sector_ * sector_size, data));
+        HSDK_TRYV(file_->write_behind(next_sector_ * sector_size, data));
         next_sector_ += count * writer_grain_sectors;
         return success();
     }
