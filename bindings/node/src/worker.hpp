@@ -40,11 +40,11 @@ private:
     void OnOK() override { Settle(); }
     void OnError(const Napi::Error &) override { Settle(); }
 
+    // node-addon-api has opened a handle scope around OnOK/OnError already.
     void Settle() {
         Napi::Env env = Env();
-        Napi::HandleScope scope(env);
+        Finish();
         try {
-            Finish();
             Napi::Value thrown = CallbackException(env);
             if (!thrown.IsEmpty()) {
                 deferred_.Reject(thrown);
@@ -54,8 +54,12 @@ private:
                 deferred_.Resolve(Result(env));
             }
         } catch (const Napi::Error &e) {
-            // Building the result failed (e.g. out of memory): reject rather than throw into the loop.
-            deferred_.Reject(e.Value());
+            // Building the result failed: reject rather than throw into the event loop.
+            try {
+                deferred_.Reject(e.Value());
+            } catch (const Napi::Error &) {
+                // JavaScript can no longer run (a Worker is being terminated): nobody awaits this.
+            }
         }
     }
 
