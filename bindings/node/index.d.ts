@@ -143,7 +143,7 @@ export interface ConvertOptions {
    * the conversion waits for it. Return true to cancel; a thrown exception cancels and becomes
    * the rejection.
    */
-  onProgress?: (progress: Progress) => boolean | void | unknown;
+  onProgress?: (progress: Progress) => boolean | void | Promise<unknown>;
   /** Aborting cancels the conversion (rejects with code "cancelled"). */
   signal?: AbortSignal;
 }

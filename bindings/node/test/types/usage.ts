@@ -23,6 +23,12 @@ export async function usage(): Promise<void> {
     threads: 2,
     overwrite: true,
     onProgress: (p) => p.bytesDone > p.bytesTotal,
+  });
+  await hypersdk.convert('a.raw', 'c.raw', {
+    outputFormat: 'raw',
+    onProgress: async (p) => {
+      await Promise.resolve(p.phase);
+    },
     signal: controller.signal,
   });
   const same = await hypersdk.compare('a.raw', 'b.qcow2', { aFormat: 'raw', strict: true });
@@ -56,4 +62,6 @@ export async function misuse(img: Image): Promise<void> {
   await hypersdk.kvmDomainXml({} as VirtualMachine).then(() => 0);
   // @ts-expect-error unknown option
   await hypersdk.openImage('x', { fromat: 'raw' });
+  // @ts-expect-error a progress callback answers with a boolean (true cancels), nothing or a Promise
+  await hypersdk.convert('a', 'b', { outputFormat: 'raw', onProgress: () => 'stop' });
 }
