@@ -4,6 +4,9 @@
 
 #include "errors.hpp"
 
+#include <exception>
+#include <new>
+
 namespace hsdk_node {
 
 class PromiseWorker : public Napi::AsyncWorker {
@@ -30,11 +33,16 @@ protected:
 
 private:
     void Execute() override {
-        const hsdk_status status = Run();
-        if (status != HSDK_OK) {
-            failure_ = capture_failure(status);  // this thread's hsdk_last_error(), copied now
-            SetError(failure_.message);
+        // Copying results (strings, extent lists) can throw; the library's own calls cannot.
+        try {
+            const hsdk_status status = Run();
+            if (status != HSDK_OK) failure_ = capture_failure(status);  // this thread's hsdk_last_error(), copied now
+        } catch (const std::bad_alloc &) {
+            failure_ = Failure{HSDK_E_NOMEM, "out of memory"};
+        } catch (const std::exception &e) {
+            failure_ = Failure{HSDK_E_INTERNAL, e.what()};
         }
+        if (failure_.status != HSDK_OK) SetError(failure_.message);
     }
 
     void OnOK() override { Settle(); }
