@@ -1,0 +1,292 @@
+// Type declarations of the hypersdk package (lib/index.js).
+//
+// Conventions: byte offsets and sizes are numbers (exact up to 2^53, beyond any virtual disk);
+// inputs also accept bigints. Paths are strings or file: URLs. Every failure is a HypersdkError,
+// and functions returning a Promise reject rather than throw.
+
+/// <reference types="node" />
+
+/** Names of the library's statuses (hsdk_status_name), as HypersdkError.code carries them. */
+export type StatusName =
+  | 'ok'
+  | 'invalid_argument'
+  | 'not_found'
+  | 'unsupported'
+  | 'corrupt_image'
+  | 'io_error'
+  | 'no_space'
+  | 'network_error'
+  | 'tls_error'
+  | 'auth_failed'
+  | 'permission_denied'
+  | 'timeout'
+  | 'cancelled'
+  | 'checksum_mismatch'
+  | 'remote_error'
+  | 'conflict'
+  | 'internal'
+  | 'no_memory';
+
+/** The error every function of this package throws or rejects with. */
+export class HypersdkError extends Error {
+  constructor(message: string, code: StatusName | string, status: number);
+  readonly name: 'HypersdkError';
+  /** Stable snake_case name of the status, e.g. "not_found". */
+  code: StatusName | string;
+  /** The C ABI's pinned status number (negative), e.g. -2. */
+  status: number;
+}
+
+/** Every status by name: { ok: 0, invalid_argument: -1, not_found: -2, ... }. */
+export const statusCodes: Readonly<Record<StatusName, number>>;
+
+export type PathLike = string | URL;
+export type ByteCount = number | bigint;
+
+/** Version of the libhypersdk actually loaded, e.g. "0.1.0". */
+export function version(): string;
+
+/** The format a file would be opened as ("qcow2", "vmdk", ...). Raw is never guessed: a raw file rejects with code "unsupported". */
+export function probeFormat(path: PathLike): Promise<string>;
+
+export interface OpenOptions {
+  /** Format to open as (raw, qcow2, vmdk, vhd/vpc, vhdx, vdi); probed by signature when absent. */
+  format?: string;
+  /** Follow backing files and extents outside the image's folder (default false). */
+  allowExternalFiles?: boolean;
+  /** Compose the backing chain (default true). */
+  openBacking?: boolean;
+}
+
+export type ExtentKind = 'data' | 'zero' | 'hole';
+
+export interface Extent {
+  offset: number;
+  length: number;
+  /** data: allocated, read it; zero: reads as zeros; hole: allocated nowhere in the chain. */
+  kind: ExtentKind;
+  /** Layer of the chain that provides the run: 0 = the image itself, 1 = its backing file, ... */
+  depth: number;
+  /** Offset in the image file when the run is a plain range of one file, else null. */
+  hostOffset: number | null;
+}
+
+/** qemu-img-like description of one image; keys as `qemu-img info --output=json`. */
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  'virtual-size': number;
+  'actual-size'?: number;
+  'cluster-size'?: number;
+  'backing-filename'?: string;
+  'backing-filename-format'?: string;
+  'dirty-flag'?: boolean;
+  files?: string[];
+  'format-specific'?: { type: string; data: Record<string, unknown> };
+  /** Present in chainInfo(): the backing image, nested. */
+  'backing-image'?: ImageInfo;
+  [key: string]: unknown;
+}
+
+/** A disk image opened read-only as a block device. Obtain one with openImage(). */
+export class Image {
+  private constructor();
+  /** Size of the disk the image presents, in bytes. Throws when closed. */
+  readonly virtualSize: number;
+  /** Description of the image itself (a fresh object on each access). Throws when closed. */
+  readonly info: ImageInfo;
+  readonly closed: boolean;
+  /** The image and its backing files, each nested under "backing-image". */
+  chainInfo(): ImageInfo;
+  /** Reads length bytes at offset; the range must lie inside virtualSize. */
+  read(offset: ByteCount, length: ByteCount): Promise<Buffer>;
+  /** Allocation map of [offset, offset+length); defaults to the whole disk. */
+  blockStatus(offset?: ByteCount, length?: ByteCount): Promise<Extent[]>;
+  /** Frees the image now (idempotent); operations already running finish first. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Opens a disk image read-only. */
+export function openImage(path: PathLike, options?: OpenOptions): Promise<Image>;
+
+export interface Progress {
+  /** "converting", ... */
+  phase: string;
+  bytesDone: number;
+  /** Bytes the phase will process (for a conversion: the data to read); 0 when unknown. */
+  bytesTotal: number;
+  rateBytesPerSec: number;
+  /** Negative when unknown. */
+  etaSeconds: number;
+}
+
+export type FormatOptionValue = string | number | bigint | boolean;
+
+export interface ConvertOptions {
+  /** raw, qcow2, vmdk, vhd (vpc), vhdx, vdi. Required. */
+  outputFormat: string;
+  /** Writer options as for qemu-img -o: an object ({cluster_size: 65536}) or "key=value,..." text. */
+  options?: Record<string, FormatOptionValue> | string;
+  /** Compress where the output format can (default false). */
+  compress?: boolean;
+  /** Worker threads; 0 or absent = one per core. */
+  threads?: number;
+  /** Format of the source; probed when absent (raw must be named). */
+  sourceFormat?: string;
+  /** Let the source follow files outside its folder (default false). */
+  allowExternalFiles?: boolean;
+  /** Replace an existing destination, atomically (default true); false rejects with "conflict". */
+  overwrite?: boolean;
+  /**
+   * Called on the JavaScript thread for each report (at most every 100 ms, and at phase changes);
+   * the conversion waits for it. Return true to cancel; a thrown exception cancels and becomes
+   * the rejection.
+   */
+  onProgress?: (progress: Progress) => boolean | void | Promise<unknown>;
+  /** Aborting cancels the conversion (rejects with code "cancelled"). */
+  signal?: AbortSignal;
+}
+
+export interface ConvertStats {
+  virtualSize: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** Size of the output file(s) on disk. */
+  outputSize: number;
+  seconds: number;
+}
+
+/** Converts an image. The destination appears only when complete; a failed or cancelled job leaves nothing. */
+export function convert(source: PathLike, destination: PathLike, options: ConvertOptions): Promise<ConvertStats>;
+
+export interface CompareOptions {
+  aFormat?: string;
+  bFormat?: string;
+  /** Sizes must match too (default false: a longer image whose tail reads as zeros is equal). */
+  strict?: boolean;
+}
+
+export interface CompareResult {
+  identical: boolean;
+  /** First differing byte offset; null when identical. */
+  firstDifference: number | null;
+}
+
+export function compare(a: PathLike, b: PathLike, options?: CompareOptions): Promise<CompareResult>;
+
+/** Metadata check report; keys as `qemu-img check --output=json`, plus clean and messages. */
+export interface CheckReport {
+  filename: string;
+  format: string;
+  clean: boolean;
+  'check-errors': number;
+  leaks: number;
+  messages: string[];
+  'allocated-clusters'?: number;
+  'total-clusters'?: number;
+  'image-end-offset'?: number;
+  [key: string]: unknown;
+}
+
+export function check(path: PathLike, options?: { format?: string }): Promise<CheckReport>;
+
+/** A disk of the VM model (docs/vm-model.md). */
+export interface VmDisk {
+  id: string;
+  label: string;
+  capacity_bytes: number;
+  controller: string;
+  controller_model: string;
+  controller_bus: number;
+  unit: number;
+  backing_file: string;
+  datastore: string;
+  change_id: string;
+  thin: boolean;
+  file: string;
+  file_format: string;
+  file_bytes: number;
+  sha256: string;
+  boot_order: number | null;
+  [key: string]: unknown;
+}
+
+export interface VmNic {
+  id: string;
+  mac: string;
+  network: string;
+  adapter_type: string;
+  connected: boolean;
+  [key: string]: unknown;
+}
+
+/** hsdk's VM model (docs/vm-model.md); keys as the model names them. */
+export interface VirtualMachine {
+  provider: string;
+  id: string;
+  name: string;
+  inventory_path: string;
+  uuid: string;
+  instance_uuid: string;
+  power_state: string;
+  guest_id: string;
+  ovf_os_id: number;
+  guest_os_description: string;
+  cpus: number;
+  cores_per_socket: number;
+  memory_mib: number;
+  firmware: 'bios' | 'efi';
+  secure_boot: boolean;
+  hardware_version: string;
+  disks: VmDisk[];
+  nics: VmNic[];
+  [key: string]: unknown;
+}
+
+/** Reads a VM description (.ovf, .ova or VM-model .json). */
+export function loadVm(path: PathLike, options?: { virtualSystem?: string }): Promise<VirtualMachine>;
+
+export type NameMap = Record<string, string> | Map<string, string> | string;
+
+export interface KvmOptions {
+  /** Domain name; default the VM's. */
+  name?: string;
+  /** Folder of the converted disks; default ".". */
+  diskDir?: PathLike;
+  /** Format of the converted disks; default "qcow2". */
+  diskFormat?: string;
+  /** libvirt network for every NIC; default "default". */
+  network?: string;
+  /** Or a host bridge for every NIC. */
+  bridge?: string;
+  /** Per source network: libvirt network ({Source: "net"} or "Source=net,..."). */
+  networkMap?: NameMap;
+  /** Per source network: host bridge. */
+  bridgeMap?: NameMap;
+  /** The Windows guest already has virtio drivers. */
+  windowsVirtio?: boolean;
+  /** Force "q35" or "pc". */
+  machine?: string;
+}
+
+/** libvirt domain XML. Synchronous: it reads no file. */
+export function kvmDomainXml(vm: VirtualMachine, options?: KvmOptions): string;
+
+/** hyper2kvm artifact manifest (docs/hyper2kvm-manifest.md); hashes the disks in diskDir. */
+export function kvmManifest(vm: VirtualMachine, options?: KvmOptions & { signal?: AbortSignal }): Promise<Record<string, unknown>>;
+
+export interface OvaReport {
+  /** Name of the .ovf member. */
+  descriptor: string;
+  /** Name of the .mf member; "" when there is none. */
+  manifest: string;
+  /** Members whose digest matched the manifest. */
+  verified: string[];
+  problems: string[];
+  /** True when there are no problems. */
+  ok: boolean;
+}
+
+/** Checks an OVA (or an .ovf with its files) against its manifest. */
+export function verifyOva(path: PathLike, options?: { signal?: AbortSignal }): Promise<OvaReport>;

@@ -1,0 +1,67 @@
+// Compiled (never run) by api.test.js: the declarations must accept real use and refuse misuse.
+// Each @ts-expect-error line must be an error, or tsc fails for an unused directive.
+import * as hypersdk from '../..';
+import { HypersdkError, type ConvertStats, type Extent, type Image, type OvaReport, type VirtualMachine } from '../..';
+
+export async function usage(): Promise<void> {
+  const v: string = hypersdk.version();
+  const fmt: string = await hypersdk.probeFormat(new URL('file:///disk.qcow2'));
+  const img: Image = await hypersdk.openImage('disk.qcow2', { format: 'qcow2', allowExternalFiles: false, openBacking: true });
+  const size: number = img.virtualSize;
+  const backing = img.chainInfo()['backing-image']?.filename;
+  const buf: Buffer = await img.read(0, 512n);
+  const runs: Extent[] = await img.blockStatus();
+  const kinds = runs.map((r) => (r.kind === 'data' ? r.hostOffset ?? -1 : r.depth));
+  img.close();
+
+  const controller = new AbortController();
+  const stats: ConvertStats = await hypersdk.convert('a.raw', 'b.qcow2', {
+    outputFormat: 'qcow2',
+    sourceFormat: 'raw',
+    options: { cluster_size: 65536, lazy_refcounts: true },
+    compress: false,
+    threads: 2,
+    overwrite: true,
+    onProgress: (p) => p.bytesDone > p.bytesTotal,
+  });
+  await hypersdk.convert('a.raw', 'c.raw', {
+    outputFormat: 'raw',
+    onProgress: async (p) => {
+      await Promise.resolve(p.phase);
+    },
+    signal: controller.signal,
+  });
+  const same = await hypersdk.compare('a.raw', 'b.qcow2', { aFormat: 'raw', strict: true });
+  const first: number | null = same.firstDifference;
+  const report = await hypersdk.check('b.qcow2');
+  const clean: boolean = report.clean && report['check-errors'] === 0;
+
+  const vm: VirtualMachine = await hypersdk.loadVm('vm.ova', { virtualSystem: 'vm' });
+  const xml: string = hypersdk.kvmDomainXml(vm, { diskDir: '/images', bridgeMap: { 'VM Network': 'br0' }, networkMap: new Map() });
+  const manifest = await hypersdk.kvmManifest(vm, { diskDir: '/images', signal: controller.signal });
+  const ova: OvaReport = await hypersdk.verifyOva('vm.ova');
+
+  try {
+    await hypersdk.openImage('missing');
+  } catch (e) {
+    if (e instanceof HypersdkError) console.log(e.code, e.status, hypersdk.statusCodes[e.code as 'not_found']);
+  }
+  console.log(v, fmt, size, backing, buf.length, kinds, stats.outputSize, first, clean, xml, manifest, ova.ok);
+}
+
+export async function misuse(img: Image): Promise<void> {
+  // @ts-expect-error outputFormat is required
+  await hypersdk.convert('a', 'b', {});
+  // @ts-expect-error offsets are numbers or bigints
+  await img.read('0', 1);
+  // @ts-expect-error virtualSize is read-only
+  img.virtualSize = 1;
+  // @ts-expect-error Image has no public constructor
+  new hypersdk.Image();
+  // @ts-expect-error kvmDomainXml is synchronous
+  await hypersdk.kvmDomainXml({} as VirtualMachine).then(() => 0);
+  // @ts-expect-error unknown option
+  await hypersdk.openImage('x', { fromat: 'raw' });
+  // @ts-expect-error a progress callback answers with a boolean (true cancels), nothing or a Promise
+  await hypersdk.convert('a', 'b', { outputFormat: 'raw', onProgress: () => 'stop' });
+}
