@@ -52,6 +52,11 @@ Result<KvmOptions> kvm_options_from(const hsdk_kvm_options *in) {
     o.bridge_map = std::move(bm);
     o.windows_virtio = c.windows_virtio != 0;
     if (c.machine) o.machine = c.machine;
+    if (c.ovmf_code) o.ovmf_code = c.ovmf_code;
+    if (c.ovmf_vars) o.ovmf_vars = c.ovmf_vars;
+    if (c.ovmf_code_secure) o.ovmf_code_secure = c.ovmf_code_secure;
+    if (c.ovmf_vars_secure) o.ovmf_vars_secure = c.ovmf_vars_secure;
+    if (c.nvram_dir) o.nvram_dir = c.nvram_dir;
     return o;
 }
 

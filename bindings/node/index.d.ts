@@ -268,6 +268,13 @@ export interface KvmOptions {
   windowsVirtio?: boolean;
   /** Force "q35" or "pc". */
   machine?: string;
+  /** Firmware files on the KVM host (defaults: Debian/Ubuntu ovmf package paths). */
+  ovmfCode?: string;
+  ovmfVars?: string;
+  ovmfCodeSecure?: string;
+  ovmfVarsSecure?: string;
+  /** Where libvirt keeps per-VM NVRAM (default /var/lib/libvirt/qemu/nvram). */
+  nvramDir?: string;
 }
 
 /** libvirt domain XML. Synchronous: it reads no file. */

@@ -279,8 +279,14 @@ typedef struct hsdk_kvm_options {
     const char *bridge_map;   /* "SOURCE=BRIDGE,..." or NULL */
     int windows_virtio;       /* the Windows guest has virtio drivers */
     const char *machine;      /* "q35" or "pc" to force; NULL = decide */
+    /* Firmware files on the KVM host; NULL = Debian/Ubuntu ovmf package paths. */
+    const char *ovmf_code;
+    const char *ovmf_vars;
+    const char *ovmf_code_secure;
+    const char *ovmf_vars_secure;
+    const char *nvram_dir;    /* NULL = /var/lib/libvirt/qemu/nvram */
 } hsdk_kvm_options;
-#define HSDK_KVM_OPTIONS_INIT { sizeof(hsdk_kvm_options), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL }
+#define HSDK_KVM_OPTIONS_INIT { sizeof(hsdk_kvm_options), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /* libvirt domain XML for a VM (VM-model JSON). options may be NULL. */
 HSDK_API hsdk_status hsdk_kvm_domain_xml(char **out_xml, const char *vm_json, const hsdk_kvm_options *options);

@@ -4,7 +4,7 @@
 const native = require('./native');
 const args = require('./args');
 const { withSignal } = require('./cancel');
-const { invalidArgument, unsupported } = require('./errors');
+const { invalidArgument } = require('./errors');
 
 const LOAD_OPTIONS = ['virtualSystem'];
 
@@ -37,16 +37,10 @@ function pairMap(value, what) {
   }).join(',');
 }
 
-const KVM_OPTIONS = ['name', 'diskDir', 'diskFormat', 'network', 'bridge', 'networkMap', 'bridgeMap', 'windowsVirtio', 'machine'];
-// Options of the C++ API that hsdk_kvm_options does not carry: named so a caller hears so.
-const NOT_IN_C_ABI = ['ovmfCode', 'ovmfVars', 'ovmfCodeSecure', 'ovmfVarsSecure', 'nvramDir'];
+const KVM_OPTIONS = ['name', 'diskDir', 'diskFormat', 'network', 'bridge', 'networkMap', 'bridgeMap', 'windowsVirtio', 'machine',
+  'ovmfCode', 'ovmfVars', 'ovmfCodeSecure', 'ovmfVarsSecure', 'nvramDir'];
 
 function kvmOptions(options, extra, fn) {
-  if (options && typeof options === 'object') {
-    for (const key of NOT_IN_C_ABI) {
-      if (key in options) throw unsupported(`${fn}: option '${key}' is not available through the C ABI (hsdk_kvm_options has no such field)`);
-    }
-  }
   const o = args.options(options, [...KVM_OPTIONS, ...extra], fn);
   return {
     options: {
@@ -59,6 +53,11 @@ function kvmOptions(options, extra, fn) {
       bridgeMap: pairMap(o.bridgeMap, 'bridgeMap'),
       windowsVirtio: args.optionalBoolean(o.windowsVirtio, 'windowsVirtio'),
       machine: args.optionalString(o.machine, 'machine'),
+      ovmfCode: args.optionalString(o.ovmfCode, 'ovmfCode'),
+      ovmfVars: args.optionalString(o.ovmfVars, 'ovmfVars'),
+      ovmfCodeSecure: args.optionalString(o.ovmfCodeSecure, 'ovmfCodeSecure'),
+      ovmfVarsSecure: args.optionalString(o.ovmfVarsSecure, 'ovmfVarsSecure'),
+      nvramDir: args.optionalString(o.nvramDir, 'nvramDir'),
     },
     signal: o.signal,
   };

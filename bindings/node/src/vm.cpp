@@ -8,7 +8,8 @@ namespace {
 
 // The strings behind an hsdk_kvm_options, owned here so they outlive the call on the pool thread.
 struct KvmOptions {
-    std::optional<std::string> name, disk_dir, disk_format, network, bridge, network_map, bridge_map, machine;
+    std::optional<std::string> name, disk_dir, disk_format, network, bridge, network_map, bridge_map, machine, ovmf_code,
+        ovmf_vars, ovmf_code_secure, ovmf_vars_secure, nvram_dir;
     bool windows_virtio = false;
 
     hsdk_kvm_options view() const {
@@ -22,11 +23,17 @@ struct KvmOptions {
         o.bridge_map = c_str_or_null(bridge_map);
         o.windows_virtio = windows_virtio ? 1 : 0;
         o.machine = c_str_or_null(machine);
+        o.ovmf_code = c_str_or_null(ovmf_code);
+        o.ovmf_vars = c_str_or_null(ovmf_vars);
+        o.ovmf_code_secure = c_str_or_null(ovmf_code_secure);
+        o.ovmf_vars_secure = c_str_or_null(ovmf_vars_secure);
+        o.nvram_dir = c_str_or_null(nvram_dir);
         return o;
     }
 };
 
-// {name, diskDir, diskFormat, network, bridge, networkMap, bridgeMap, windowsVirtio, machine};
+// {name, diskDir, diskFormat, network, bridge, networkMap, bridgeMap, windowsVirtio, machine,
+//  ovmfCode, ovmfVars, ovmfCodeSecure, ovmfVarsSecure, nvramDir};
 // the maps arrive as "SOURCE=TARGET,..." strings (lib/vm.js builds them).
 KvmOptions kvm_options_from(Napi::Env env, const Napi::Value &value) {
     KvmOptions o;
@@ -42,6 +49,11 @@ KvmOptions kvm_options_from(Napi::Env env, const Napi::Value &value) {
     o.bridge_map = optional_string(env, obj, "bridgeMap");
     o.machine = optional_string(env, obj, "machine");
     o.windows_virtio = bool_value(obj, "windowsVirtio", false);
+    o.ovmf_code = optional_string(env, obj, "ovmfCode");
+    o.ovmf_vars = optional_string(env, obj, "ovmfVars");
+    o.ovmf_code_secure = optional_string(env, obj, "ovmfCodeSecure");
+    o.ovmf_vars_secure = optional_string(env, obj, "ovmfVarsSecure");
+    o.nvram_dir = optional_string(env, obj, "nvramDir");
     return o;
 }
 

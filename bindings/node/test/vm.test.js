@@ -71,7 +71,18 @@ test('kvmDomainXml: bad input is reported, unsupported options are named', async
   assert.throws(() => hypersdk.kvmDomainXml(vm, { networkMap: 'no-equals-sign' }), { code: 'invalid_argument', message: /network_map/ });
   assert.throws(() => hypersdk.kvmDomainXml(vm, { bridgeMap: { 'a,b': 'br0' } }), { code: 'invalid_argument' });
   assert.throws(() => hypersdk.kvmDomainXml(vm, { disk_dir: '/x' }), { code: 'invalid_argument', message: /unknown option 'disk_dir'/ });
-  assert.throws(() => hypersdk.kvmDomainXml(vm, { ovmfCode: '/x.fd' }), { code: 'unsupported', status: -3, message: /ovmfCode/ });
+});
+
+test('kvmDomainXml takes the firmware paths of the KVM host', async () => {
+  const vm = await hypersdk.loadVm(path.join(OVF_DIR, 'linux-uefi-secureboot.ovf'));
+  const xml = hypersdk.kvmDomainXml(vm, {
+    ovmfCodeSecure: '/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd',
+    ovmfVarsSecure: '/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd',
+    nvramDir: '/srv/nvram',
+  });
+  assert.match(xml, /<loader readonly='yes' secure='yes' type='pflash'>\/usr\/share\/edk2\/ovmf\/OVMF_CODE\.secboot\.fd<\/loader>/);
+  assert.match(xml, /<nvram template='\/usr\/share\/edk2\/ovmf\/OVMF_VARS\.secboot\.fd'>\/srv\/nvram\/db01_VARS\.fd<\/nvram>/);
+  assert.throws(() => hypersdk.kvmDomainXml(vm, { ovmfCode: 42 }), { code: 'invalid_argument' });
 });
 
 test('kvmManifest measures the converted disks', async (t) => {
