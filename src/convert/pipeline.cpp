@@ -8,7 +8,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -45,6 +47,66 @@ std::vector<Range> plan_units(const std::vector<Range> &interesting, std::uint64
     return units;
 }
 
+// Plans units window by window (1 GiB of virtual disk at a time), so memory stays bounded however
+// large or fragmented the disk: a whole-disk allocation map of a fragmented multi-TiB image could
+// hold millions of runs.
+class Planner {
+public:
+    Planner(BlockDevice &source, BlockDevice *backing, std::uint64_t granule, std::uint64_t unit)
+        : source_(source), backing_(backing), granule_(granule), unit_(unit),
+          window_(std::max<std::uint64_t>(unit, (1ULL << 30) / unit * unit)) {}
+
+    // The next unit in ascending order, or nullopt when the disk is done.
+    Result<std::optional<Range>> next() {
+        while (queue_.empty()) {
+            if (next_window_ >= source_.virtual_size()) return std::optional<Range>();
+            HSDK_TRYV(plan_window(next_window_, queue_));
+            next_window_ += window_;
+        }
+        Range r = queue_.front();
+        queue_.pop_front();
+        return std::optional<Range>(r);
+    }
+
+    // Bytes of the source the units cover, for progress: a first pass that keeps nothing.
+    Result<std::uint64_t> total_bytes() {
+        std::uint64_t total = 0;
+        const std::uint64_t size = source_.virtual_size();
+        std::deque<Range> units;
+        for (std::uint64_t w = 0; w < size; w += window_) {
+            units.clear();
+            HSDK_TRYV(plan_window(w, units));
+            for (const auto &u : units) total += std::min(u.end, size) - std::min(u.begin, size);
+        }
+        return total;
+    }
+
+private:
+    Result<void> plan_window(std::uint64_t w, std::deque<Range> &out) {
+        const std::uint64_t size = source_.virtual_size();
+        const std::uint64_t len = std::min(window_, size - w);
+        std::vector<Range> interesting;
+        HSDK_TRY(auto map, source_.block_status(w, len));
+        for (const auto &e : map)
+            if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+        if (backing_ != nullptr && w < backing_->virtual_size()) {
+            HSDK_TRY(auto bmap, backing_->block_status(w, std::min(len, backing_->virtual_size() - w)));
+            for (const auto &e : bmap)
+                if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+            std::sort(interesting.begin(), interesting.end(), [](const Range &a, const Range &b) { return a.begin < b.begin; });
+        }
+        // The window starts on a unit boundary, so granule-aligned units never cross it.
+        for (const auto &u : plan_units(interesting, granule_, unit_)) out.push_back(u);
+        return success();
+    }
+
+    BlockDevice &source_;
+    BlockDevice *backing_;
+    const std::uint64_t granule_, unit_, window_;
+    std::uint64_t next_window_ = 0;
+    std::deque<Range> queue_;
+};
+
 class Pipeline {
 public:
     Pipeline(BlockDevice &source, format::DiskWriter &writer, const PipelineOptions &options)
@@ -53,28 +115,13 @@ public:
     Result<PipelineStats> run() {
         if (granule_ == 0 || (granule_ & (granule_ - 1)) != 0)
             return fail(Errc::internal, fmt::format("writer granularity {} is not a power of two", granule_));
-        const std::uint64_t size = source_.virtual_size();
-        std::uint64_t unit = std::max(granule_, align_down(options_.unit_bytes, granule_));
-
-        HSDK_TRY(auto source_map, source_.block_status(0, size));
-        std::vector<Range> interesting;
-        for (const auto &e : source_map)
-            if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
-        if (options_.backing != nullptr) {
-            const std::uint64_t bsize = std::min(size, options_.backing->virtual_size());
-            HSDK_TRY(auto backing_map, options_.backing->block_status(0, bsize));
-            for (const auto &e : backing_map)
-                if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
-            std::sort(interesting.begin(), interesting.end(), [](const Range &a, const Range &b) { return a.begin < b.begin; });
-        }
-        units_ = plan_units(interesting, granule_, unit);
-
-        std::uint64_t total = 0;
-        for (const auto &u : units_) total += std::min(u.end, size) - std::min(u.begin, size);
+        const std::uint64_t unit = std::max(granule_, align_down(options_.unit_bytes, granule_));
+        planner_ = std::make_unique<Planner>(source_, options_.backing, granule_, unit);
+        HSDK_TRY(auto total, planner_->total_bytes());
         if (options_.progress) options_.progress->set_total(total);
 
         unsigned threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
-        threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(units_.size(), 1)));
+        threads = static_cast<unsigned>(std::min<std::uint64_t>(threads, std::max<std::uint64_t>(1, (total + unit - 1) / unit)));
         window_ = 2 * threads + 2;
 
         std::vector<std::thread> workers;
@@ -107,11 +154,26 @@ private:
     void worker() {
         for (;;) {
             std::size_t index;
+            Range range{};
             {
                 std::unique_lock lock(mutex_);
-                changed_.wait(lock, [this] { return stop_ || next_unit_ >= units_.size() || next_unit_ < next_commit_ + window_; });
-                if (stop_ || next_unit_ >= units_.size()) return;
-                index = next_unit_++;
+                changed_.wait(lock, [this] { return stop_ || planned_all_ || issued_ < next_commit_ + window_; });
+                if (stop_ || planned_all_) return;
+                // Planning reads metadata only; doing it under the lock keeps units in order.
+                auto next = planner_->next();
+                if (!next) {
+                    if (!first_error_) first_error_ = std::move(next).error();
+                    stop_ = true;
+                    changed_.notify_all();
+                    return;
+                }
+                if (!next.value()) {
+                    planned_all_ = true;
+                    changed_.notify_all();
+                    return;
+                }
+                range = *next.value();
+                index = issued_++;
             }
             if (cancelled()) {
                 record_error(Error{Errc::cancelled, "conversion cancelled"});
@@ -119,7 +181,7 @@ private:
             }
             Result<PreparedUnit> r = Error{};
             try {
-                r = process(units_[index]);
+                r = process(range);
             } catch (const std::bad_alloc &) {
                 r = fail(Errc::no_memory, "out of memory in the conversion pipeline");
             } catch (const std::exception &e) {
@@ -163,12 +225,15 @@ private:
 
     Result<void> commit_loop() {
         RetiredUnits retired(options_.io_fence);
-        while (next_commit_ < units_.size()) {
+        for (;;) {
             PreparedUnit unit;
             {
                 std::unique_lock lock(mutex_);
-                changed_.wait(lock, [this] { return first_error_.has_value() || done_.count(next_commit_) != 0; });
+                changed_.wait(lock, [this] {
+                    return first_error_.has_value() || done_.count(next_commit_) != 0 || (planned_all_ && next_commit_ == issued_);
+                });
                 if (first_error_) return success();  // reported by run()
+                if (done_.count(next_commit_) == 0) break;  // everything planned is committed
                 auto node = done_.extract(next_commit_);
                 unit = std::move(node.mapped());
             }
@@ -189,12 +254,13 @@ private:
     format::DiskWriter &writer_;
     const PipelineOptions &options_;
     const std::uint64_t granule_;
-    std::vector<Range> units_;
+    std::unique_ptr<Planner> planner_;
     std::size_t window_ = 4;
 
     std::mutex mutex_;
     std::condition_variable changed_;
-    std::size_t next_unit_ = 0;
+    std::size_t issued_ = 0;  // units handed to workers
+    bool planned_all_ = false;
     std::size_t next_commit_ = 0;
     bool stop_ = false;
     std::optional<Error> first_error_;
