@@ -50,4 +50,10 @@ def test_sparse_in_sparse_out(big_sparse, tmp_path, fmt, extra, qemu_fmt):
     assert allocated(dst) < DATA + 16 * MiB, f"{fmt}: {allocated(dst) / MiB:.1f} MiB allocated"
     info = qemu_img("info", "--output=json", "-f", qemu_fmt, dst).stdout
     assert '"virtual-size": 68719476736' in info or fmt == "vhd"  # VHD may round to its geometry
-    assert_qemu_identical(big_sparse, "raw", dst, qemu_fmt)
+    if fmt == "vhdx":
+        # qemu 7.2's vhdx driver reports no allocation, so `qemu-img compare` would read all 64 GiB:
+        # qemu checks the metadata, our compare (which follows the BAT) checks the bytes.
+        qemu_img("check", "-f", "vhdx", dst)
+        hsdk("compare", "-f", "raw", "-F", "vhdx", big_sparse, dst)
+    else:
+        assert_qemu_identical(big_sparse, "raw", dst, qemu_fmt)
