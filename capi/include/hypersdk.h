@@ -262,6 +262,32 @@ typedef struct hsdk_export_options {
 HSDK_API hsdk_status hsdk_export(char **out_result_json, const hsdk_export_options *options);
 
 /* ---------------------------------------------------------------------------------------
+ * Writing an image from your own data: pieces in ascending order (any size, gaps read as zeros);
+ * raw also in any order. The image appears only when hsdk_writer_close() succeeds.
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_writer hsdk_writer;
+
+typedef struct hsdk_writer_options {
+    size_t struct_size;
+    const char *format;   /* raw, qcow2, vmdk, vhd (vpc), vhdx, vdi */
+    const char *options;  /* "key=value,..." as for hsdk_convert; NULL for none */
+    int compress;
+    unsigned threads;     /* 0 = one per core */
+    int overwrite;        /* default 1 */
+} hsdk_writer_options;
+#define HSDK_WRITER_OPTIONS_INIT { sizeof(hsdk_writer_options), NULL, NULL, 0, 0, 1 }
+
+HSDK_API hsdk_status hsdk_writer_create(hsdk_writer **out, const char *path, uint64_t virtual_size,
+                                        const hsdk_writer_options *options);
+HSDK_API hsdk_status hsdk_writer_write(hsdk_writer *writer, uint64_t offset, const void *data, size_t length);
+/* 1 when pieces may come in any order (raw), 0 when they must ascend. */
+HSDK_API int hsdk_writer_random_access(const hsdk_writer *writer);
+/* Finishes the image, fsyncs it and renames it into place. */
+HSDK_API hsdk_status hsdk_writer_close(hsdk_writer *writer);
+/* Frees the handle; an image that was not closed is removed. NULL-safe. */
+HSDK_API void hsdk_writer_free(hsdk_writer *writer);
+
+/* ---------------------------------------------------------------------------------------
  * VM descriptions, OVF/OVA and KVM. VMs cross the C ABI as JSON in hsdk's VM model
  * (docs/vm-model.md), which keeps this interface stable as the model grows.
  * ------------------------------------------------------------------------------------- */

@@ -13,3 +13,4 @@
 #include <hypersdk/convert.hpp>
 #include <hypersdk/kvm.hpp>
 #include <hypersdk/ovf.hpp>
+#include <hypersdk/writer.hpp>

@@ -224,3 +224,42 @@ TEST_CASE("OVF to VM JSON to libvirt XML") {
     CHECK(hsdk_kvm_domain_xml(&xml, "{not json", nullptr) == HSDK_E_INVALID_ARGUMENT);
     CHECK(hsdk_vm_load_json(&vm, "/nonexistent.ovf", nullptr) == HSDK_E_NOT_FOUND);
 }
+
+// ---- writing images through the C ABI ------------------------------------------------------
+
+TEST_CASE("writer: ascending pieces into qcow2, read back; free without close leaves nothing") {
+    const std::string path = std::string(HSDK_TEST_WORK_DIR) + "/capi-writer.qcow2";
+    std::remove(path.c_str());
+    hsdk_writer_options o = HSDK_WRITER_OPTIONS_INIT;
+    o.format = "qcow2";
+    o.options = "cluster_size=4096";
+    hsdk_writer *w = nullptr;
+    REQUIRE(hsdk_writer_create(&w, path.c_str(), 1 << 20, &o) == HSDK_OK);
+    CHECK(hsdk_writer_random_access(w) == 0);
+    std::vector<unsigned char> block(5000, 0x5a);
+    REQUIRE(hsdk_writer_write(w, 12345, block.data(), block.size()) == HSDK_OK);
+    CHECK(hsdk_writer_write(w, 0, block.data(), block.size()) == HSDK_E_INVALID_ARGUMENT);  // backwards
+    REQUIRE(hsdk_writer_write(w, 500000, block.data(), block.size()) == HSDK_OK);
+    REQUIRE(hsdk_writer_close(w) == HSDK_OK);
+    hsdk_writer_free(w);
+
+    hsdk_image *img = nullptr;
+    REQUIRE(hsdk_image_open(&img, path.c_str(), nullptr) == HSDK_OK);
+    unsigned char got[16];
+    REQUIRE(hsdk_image_read(img, 12345 + 4990, got, sizeof got) == HSDK_OK);
+    CHECK(got[0] == 0x5a);
+    CHECK(got[9] == 0x5a);
+    CHECK(got[10] == 0);
+    hsdk_image_free(img);
+
+    const std::string gone = std::string(HSDK_TEST_WORK_DIR) + "/capi-writer-gone.vdi";
+    o.format = "vdi";
+    o.options = nullptr;
+    REQUIRE(hsdk_writer_create(&w, gone.c_str(), 1 << 20, &o) == HSDK_OK);
+    REQUIRE(hsdk_writer_write(w, 0, block.data(), block.size()) == HSDK_OK);
+    hsdk_writer_free(w);  // not closed: no image
+    FILE *f = std::fopen(gone.c_str(), "rb");
+    CHECK(f == nullptr);
+    if (f) std::fclose(f);
+    hsdk_writer_free(nullptr);
+}

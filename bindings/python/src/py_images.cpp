@@ -4,6 +4,7 @@
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/log.hpp>
+#include <hypersdk/writer.hpp>
 
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
@@ -152,6 +153,62 @@ void register_images(py::module_ &m) {
         "Open a disk image (format probed unless given; raw only when named).");
 
     m.def("probe_format", [](const std::string &path) { return unwrap(probe_format(path)); }, py::arg("path"));
+
+    py::class_<ImageWriter>(m, "ImageWriter",
+                            "Writes an image from your own data (hypersdk.create_image). Pieces ascend; raw takes any order.")
+        .def(
+            "write",
+            [](ImageWriter &w, std::uint64_t offset, py::buffer data) {
+                py::buffer_info info = data.request();
+                const auto *p = static_cast<const std::byte *>(info.ptr);
+                const auto n = static_cast<std::size_t>(info.size * info.itemsize);
+                Result<void> r = success();
+                {
+                    py::gil_scoped_release nogil;
+                    r = w.write(offset, std::span<const std::byte>(p, n));
+                }
+                unwrap(std::move(r));
+            },
+            py::arg("offset"), py::arg("data"))
+        .def_property_readonly("random_access", &ImageWriter::random_access)
+        .def_property_readonly("virtual_size", &ImageWriter::virtual_size)
+        .def("close",
+             [](ImageWriter &w) {
+                 Result<void> r = success();
+                 {
+                     py::gil_scoped_release nogil;
+                     r = w.close();
+                 }
+                 unwrap(std::move(r));
+             })
+        .def("__enter__", [](ImageWriter &w) -> ImageWriter & { return w; }, py::return_value_policy::reference)
+        .def("__exit__", [](ImageWriter &w, py::object exc_type, py::object, py::object) {
+            // Leaving the block normally publishes the image; an exception leaves nothing behind.
+            if (exc_type.is_none()) {
+                Result<void> r = success();
+                {
+                    py::gil_scoped_release nogil;
+                    r = w.close();
+                }
+                if (!r && r.error().message.find("already closed") == std::string::npos) unwrap(std::move(r));
+            }
+        });
+
+    m.def(
+        "create_image",
+        [](const std::string &path, std::uint64_t virtual_size, const std::string &format, py::object options, bool compress,
+           unsigned threads, bool overwrite) {
+            ImageWriterOptions o;
+            o.format = format;
+            o.format_options = format_options(options);
+            o.compress = compress;
+            o.threads = threads;
+            o.overwrite = overwrite;
+            return std::unique_ptr<ImageWriter>(unwrap(ImageWriter::create(path, virtual_size, o)));
+        },
+        py::arg("path"), py::arg("virtual_size"), py::arg("format"), py::arg("options") = py::none(), py::arg("compress") = false,
+        py::arg("threads") = 0, py::arg("overwrite") = true,
+        "Create an image to fill with ImageWriter.write(); it appears when closed (or the with-block ends cleanly).");
 
     m.def(
         "convert",

@@ -149,3 +149,42 @@ def test_kvm_entry_points(tmp_path):
     assert hypersdk.parse_ovf(text)["vm"]["cpus"] == 8
     with pytest.raises(hypersdk.CorruptImageError):
         hypersdk.parse_ovf("<not-ovf/>")
+
+
+def test_create_image_from_own_data(tmp_path):
+    """Writing an image from Python data: qemu-img must read it back as what was written."""
+    size = 8 * MiB
+    expected = bytearray(size)
+    rng = random.Random(9)
+    pieces = []
+    for off in range(0, size, 700 * 1024):
+        data = rng.randbytes(100 * 1024)
+        expected[off: off + len(data)] = data
+        pieces.append((off, data))
+    raw = tmp_path / "expected.raw"
+    raw.write_bytes(bytes(expected))
+    for fmt, qemu in (("qcow2", "qcow2"), ("vhdx", "vhdx"), ("vmdk", "vmdk"), ("vhd", "vpc"), ("vdi", "vdi")):
+        out = tmp_path / f"made.{fmt}"
+        with hypersdk.create_image(str(out), size, fmt) as w:
+            assert not w.random_access
+            for off, data in pieces:
+                w.write(off, data)
+            assert not out.exists()
+        p = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", qemu, str(raw), str(out)], capture_output=True, text=True)
+        assert p.returncode == 0, (fmt, p.stdout, p.stderr)
+    # An exception inside the block leaves nothing behind.
+    out = tmp_path / "failed.qcow2"
+    with pytest.raises(RuntimeError):
+        with hypersdk.create_image(str(out), size, "qcow2") as w:
+            w.write(0, b"x" * 4096)
+            raise RuntimeError("producer failed")
+    del w
+    import gc
+    gc.collect()
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".hsdk-" in p.name]
+    with hypersdk.create_image(str(tmp_path / "r.raw"), MiB, "raw") as w:
+        assert w.random_access
+        w.write(4096, b"b" * 10)
+        w.write(0, b"a" * 10)
+    assert (tmp_path / "r.raw").read_bytes()[:10] == b"a" * 10
