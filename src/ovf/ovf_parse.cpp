@@ -163,17 +163,17 @@ void read_virtualbox_machine(const xml::Element &vs, VirtualMachine &vm, std::ve
 std::string producer_of(const xml::Element &root) {
     constexpr std::string_view ns_vmw = "http://www.vmware.com/schema/ovf";
     bool vmware = false, vbox = false;
-    std::vector<const xml::Element *> todo{&root};
-    while (!todo.empty() && !vbox) {
-        const auto *e = todo.back();
-        todo.pop_back();
+    std::vector<const xml::Element *> pending{&root};
+    while (!pending.empty() && !vbox) {
+        const auto *e = pending.back();
+        pending.pop_back();
         vmware = vmware || e->ns == ns_vmw;
         vbox = vbox || e->ns == ns_vbox;
         for (const auto &a : e->attributes) {
             vmware = vmware || a.ns == ns_vmw;
             vbox = vbox || a.ns == ns_vbox;
         }
-        for (const auto &c : e->children) todo.push_back(&c);
+        for (const auto &c : e->children) pending.push_back(&c);
     }
     return vbox ? "virtualbox" : (vmware ? "vmware" : "generic");
 }
@@ -240,13 +240,13 @@ Result<OvfDescriptor> parse_ovf(std::string_view text, std::string_view what, co
 
     // Virtual systems (possibly inside a VirtualSystemCollection).
     std::vector<const xml::Element *> systems;
-    std::vector<const xml::Element *> todo{&root};
-    while (!todo.empty()) {
-        const auto *e = todo.back();
-        todo.pop_back();
+    std::vector<const xml::Element *> pending{&root};
+    while (!pending.empty()) {
+        const auto *e = pending.back();
+        pending.pop_back();
         for (auto it = e->children.rbegin(); it != e->children.rend(); ++it) {
             if (it->local == "VirtualSystem") systems.push_back(&*it);
-            else if (it->local == "VirtualSystemCollection") todo.push_back(&*it);
+            else if (it->local == "VirtualSystemCollection") pending.push_back(&*it);
         }
     }
     std::reverse(systems.begin(), systems.end());

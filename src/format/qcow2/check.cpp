@@ -16,7 +16,6 @@ namespace hypersdk::format::qcow2 {
 namespace {
 
 constexpr std::uint64_t max_checked_clusters = 128ULL << 20;  // 256 MiB of 16-bit counters
-constexpr std::size_t max_messages = 200;
 constexpr std::size_t max_beyond_eof_entries = 1 << 20;
 constexpr std::uint64_t work_budget = 1ULL << 33;  // cluster visits, so a hostile image cannot spin forever
 constexpr std::size_t refblock_cache_blocks = 8;
@@ -98,26 +97,13 @@ public:
         HSDK_TRYV(walk_bitmaps());
         HSDK_TRYV(check_refblocks());
         HSDK_TRYV(compare());
-        if (dropped_messages_ > 0) report_.messages.push_back(fmt::format("... and {} more messages", dropped_messages_));
         report_.image_end_offset = (highest_ + 1) * cs_;
         return report_;
     }
 
 private:
-    void error(std::string msg) {
-        ++report_.errors;
-        message(std::move(msg));
-    }
-    void leak(std::string msg) {
-        ++report_.leaks;
-        message(std::move(msg));
-    }
-    void message(std::string msg) {
-        if (report_.messages.size() < max_messages)
-            report_.messages.push_back(std::move(msg));
-        else
-            ++dropped_messages_;
-    }
+    void error(std::string msg) { report_.add_error(std::move(msg)); }
+    void leak(std::string msg) { report_.add_leak(std::move(msg)); }
 
     Result<void> spend(std::uint64_t n) {
         work_ += n;
@@ -306,7 +292,7 @@ private:
         if (!rc) {
             ++report_.errors;
             const std::uint64_t block = cluster / h_.refcount_block_entries();
-            if (block != unreadable_block) message(fmt::format("Can't get refcount for clusters of refcount block {}", block));
+            if (block != unreadable_block) report_.add_note(fmt::format("Can't get refcount for clusters of refcount block {}", block));
             unreadable_block = block;
             if (reference > 0) highest_ = std::max(highest_, cluster);
             return success();
@@ -336,7 +322,6 @@ private:
     std::map<std::uint64_t, std::uint64_t> beyond_;
     std::uint64_t highest_ = 0;
     std::uint64_t work_ = 0;
-    std::size_t dropped_messages_ = 0;
     CheckReport report_;
 };
 

@@ -393,11 +393,7 @@ ImageInfo VhdLayer::info() const {
 Result<CheckReport> VhdLayer::check() {
     CheckReport r;
     r.format = "vhd";
-    constexpr std::size_t max_messages = 50;
-    auto error = [&](std::string m) {
-        ++r.errors;
-        if (r.messages.size() < max_messages) r.messages.push_back("ERROR: " + std::move(m));
-    };
+    auto error = [&](std::string m) { r.add_error("ERROR: " + std::move(m)); };
     if (!footer_from_end_) error("the footer at the end of the file is damaged (" + end_footer_problem_ + "); the copy at offset 0 was used");
     if (type_ == DiskType::fixed) {
         r.image_end_offset = virtual_size_ + footer_size;
@@ -435,8 +431,7 @@ Result<CheckReport> VhdLayer::check() {
         end = std::max(end, at + bitmap_size_ + block_size_);
     }
     for (std::uint64_t i = blocks; i < bat_.size(); ++i)
-        if (bat_[i] != bat_unallocated && r.messages.size() < max_messages)
-            r.messages.push_back(fmt::format("BAT entry {} lies past the end of the disk but is allocated (ignored)", i));
+        if (bat_[i] != bat_unallocated) r.add_note(fmt::format("BAT entry {} lies past the end of the disk but is allocated (ignored)", i));
     r.total_clusters = blocks;
     const std::uint64_t bat_end = div_round_up(header_.table_offset + std::uint64_t{header_.max_table_entries} * 4, sector_size) * sector_size;
     r.image_end_offset = std::max(end, bat_end) + footer_size;

@@ -328,10 +328,7 @@ ImageInfo VhdxLayer::info() const {
 Result<CheckReport> VhdxLayer::check() {
     CheckReport r;
     r.format = "vhdx";
-    auto error = [&r](std::string m) {
-        ++r.errors;
-        r.messages.push_back(std::move(m));
-    };
+    auto error = [&r](std::string m) { r.add_error(std::move(m)); };
     if (!header_.other_problem.empty())
         error(fmt::format("header {} is invalid: {} (header {} is used)", header_.index == 1 ? 2 : 1, header_.other_problem,
                           header_.index));
