@@ -16,7 +16,7 @@ struct WriterSettings {
     Subformat subformat = Subformat::monolithic_sparse;
     std::string adapter_type = "lsilogic";
     std::string hw_version = "4";
-    int compression_level = 6;
+    int compression_level = 4;  // libdeflate 4: within ~2% of zlib-6's ratio, 1.5x faster than its level 6
     std::uint64_t capacity_sectors = 0;  // the virtual size rounded up to whole sectors
 };
 
