@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <array>
+#include <cmath>
 #include <memory>
 
 namespace hypersdk::codec {
@@ -30,7 +31,7 @@ libdeflate_compressor *thread_compressor(int level) {
         }
     };
     thread_local Compressors cs;
-    if (level < 1) level = 1;
+    if (level < 0) level = 0;  // 0: stored blocks only
     if (level > 12) level = 12;
     auto &slot = cs.by_level[static_cast<std::size_t>(level)];
     if (slot == nullptr) slot = libdeflate_alloc_compressor(level);
@@ -53,6 +54,22 @@ Result<std::size_t> zlib_inflate(Kind kind, std::span<const std::byte> in, std::
     inflateEnd(&s);
     if (rc == Z_STREAM_END || (rc == Z_BUF_ERROR && s.avail_out == 0)) return produced;
     return fail_corrupt(fmt::format("{}: compressed data is damaged (zlib error {})", what, rc));
+}
+
+// Order-0 entropy of the bytes, in bits per byte. Random (already compressed, encrypted) data is
+// near 8; deflate cannot shrink such data, so searching it for matches is wasted time.
+double byte_entropy(std::span<const std::byte> in) {
+    if (in.empty()) return 0;
+    std::array<std::uint32_t, 256> counts{};
+    for (std::byte b : in) ++counts[static_cast<unsigned char>(b)];
+    double h = 0;
+    const double n = static_cast<double>(in.size());
+    for (auto c : counts) {
+        if (c == 0) continue;
+        const double p = c / n;
+        h -= p * std::log2(p);
+    }
+    return h;
 }
 
 }  // namespace
@@ -104,6 +121,9 @@ Result<std::size_t> compress(Kind kind, int level, std::span<const std::byte> in
         if (ZSTD_isError(n)) return fail(Errc::internal, fmt::format("zstd compression failed: {}", ZSTD_getErrorName(n)));
         return n;
     }
+    // Near-random input: emit stored blocks (level 0) - the same size deflate would reach, at a
+    // fraction of the time. Only whole buffers of some size are judged (small ones are cheap anyway).
+    if (in.size() >= 4096 && byte_entropy(in) > 7.95) level = 0;
     auto *c = thread_compressor(level);
     const std::size_t n = kind == Kind::zlib ? libdeflate_zlib_compress(c, in.data(), in.size(), out.data(), out.size())
                                              : libdeflate_deflate_compress(c, in.data(), in.size(), out.data(), out.size());
