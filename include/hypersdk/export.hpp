@@ -47,10 +47,12 @@ struct ExportOptions {
     FormatOptions format_options;  // -o options of that disk format (cluster_size, subformat, ...)
     bool compress = false;         // compress where the disk format can
     unsigned threads = 0;          // conversion workers per disk; 0 = one per core
-    // Continue an interrupted export from the state files next to the output. Disks kept as VMDK
-    // (vmdk, ovf, ova) resume at the byte they reached; a disk converted on the fly restarts from
-    // zero, since a half-written qcow2/VHDX/... cannot be continued (a dropped connection within
-    // a run still continues with a Range request either way).
+    // Continue an interrupted export from the state files next to the output, at the byte it
+    // reached. Disks kept as VMDK (vmdk, ovf, ova) always leave such state. A disk converted on the
+    // fly (qcow2, raw, ...) leaves it only when resume is set for the run that gets interrupted:
+    // the received stream is then also kept on disk, and the next run replays it into a fresh
+    // conversion before continuing with a Range request. Without resume, a converted disk has no
+    // intermediate file and an interrupted one starts again from zero.
     bool resume = false;
     bool quiesce = false;       // quiesce the guest for the snapshot of a running VM
     unsigned parallel = 1;      // disks moving at once

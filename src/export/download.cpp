@@ -94,8 +94,9 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
     const std::string state_path = state_path_for(rq.final_path);
 
     Writer w;
-    const bool streamed = static_cast<bool>(rq.consume);
-    if (streamed) {
+    const bool consuming = static_cast<bool>(rq.consume);
+    const bool keep_file = !consuming || rq.keep_partial;
+    if (!keep_file) {
         result.partial_path.clear();
     } else {
         std::optional<std::uint64_t> have;
@@ -125,12 +126,15 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 HSDK_TRYV(w.file.read_exact(pos, std::span(buf).first(n)));
                 w.sha1.update(std::span<const std::byte>(buf).first(n));
                 w.sha256.update(std::span<const std::byte>(buf).first(n));
+                // A consumer (a streamed conversion) starts from byte 0: it gets the kept bytes first.
+                if (consuming) HSDK_TRYV(rq.consume(std::span<const std::byte>(buf).first(n)));
                 pos += n;
             }
             log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, *have));
         }
         w.offset = w.synced = *have;
         result.resumed = *have;
+        if (*have > 0 && rq.on_resumed) rq.on_resumed(*have);
         HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
     }
 
@@ -167,14 +171,14 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             }
             if (restart_pending) {
                 log(LogLevel::warn, fmt::format("export: the server ignored Range for {}; starting it again from zero", rq.final_path));
-                if (streamed) {
+                if (consuming && rq.restart_consumer) HSDK_TRYV(rq.restart_consumer());
+                if (keep_file) {
+                    HSDK_TRYV(w.restart());
+                    HSDK_TRYV(write_state(state_path, rq.identity, 0));
+                } else {
                     w.offset = w.synced = 0;
                     w.sha1.reset();
                     w.sha256.reset();
-                    if (rq.restart_consumer) HSDK_TRYV(rq.restart_consumer());
-                } else {
-                    HSDK_TRYV(w.restart());
-                    HSDK_TRYV(write_state(state_path, rq.identity, 0));
                 }
                 result.restarted = true;
                 result.resumed = 0;
@@ -185,14 +189,14 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
         };
         auto sink = [&](std::span<const std::byte> data) -> Result<void> {
             if (nothing_left) return success();
-            if (streamed) HSDK_TRYV(rq.consume(data));
-            else HSDK_TRYV(w.file.write_all(w.offset, data));
+            if (keep_file) HSDK_TRYV(w.file.write_all(w.offset, data));
+            if (consuming) HSDK_TRYV(rq.consume(data));
             w.sha1.update(data);
             w.sha256.update(data);
             w.offset += data.size();
             result.received += data.size();
             if (rq.on_bytes) rq.on_bytes(data.size(), false);
-            if (!streamed && w.offset - w.synced >= sync_every) {
+            if (keep_file && w.offset - w.synced >= sync_every) {
                 HSDK_TRYV(w.file.sync());
                 w.synced = w.offset;
                 HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
@@ -207,7 +211,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 break;
         }
         // Whatever arrived stays: make it durable and vouch for it in the state.
-        if (!streamed) {
+        if (keep_file) {
             (void)w.file.sync();
             w.synced = w.offset;
             (void)write_state(state_path, rq.identity, w.synced);
@@ -220,7 +224,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             HSDK_TRYV(http::backoff_sleep(rq.retry, failures, rq.cancel));
         }
     }
-    if (!streamed) {
+    if (keep_file) {
         HSDK_TRYV(w.file.sync());
         HSDK_TRYV(w.file.close());
     }

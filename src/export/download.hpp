@@ -28,13 +28,18 @@ struct DownloadRequest {
     // Bytes that arrived (may be called from the downloading thread only); the first call after a
     // restart from zero passes `restarted`.
     std::function<void(std::uint64_t bytes, bool restarted)> on_bytes;
+    // Bytes a resumed download already holds (before any new byte arrives).
+    std::function<void(std::uint64_t bytes)> on_resumed;
     // Learned from Content-Length / Content-Range.
     std::function<void(std::uint64_t total)> on_total;
-    // Streamed mode: the bytes go to `consume`, in order, instead of a partial file; there is no
-    // state file and `resume` does not apply. A dropped connection still continues with Range;
-    // a server that ignores Range makes `restart_consumer` run and the stream start again.
+    // Streamed mode: the bytes go to `consume`, in order. Without keep_partial there is no partial
+    // file and no state (and `resume` does not apply); with it, the bytes are also kept as the
+    // usual resumable partial file, and a resumed download first replays what that file holds into
+    // `consume`. A dropped connection continues with Range either way; a server that ignores Range
+    // makes `restart_consumer` run and the stream start again.
     std::function<Result<void>(std::span<const std::byte>)> consume;
     std::function<Result<void>()> restart_consumer;
+    bool keep_partial = false;
 };
 
 struct DownloadResult {

@@ -269,11 +269,14 @@ private:
                     if (restarted) tracker_->disk_restarted(idx);
                     else tracker_->disk_bytes(idx, n);
                 };
+                rq.on_resumed = [this, idx](std::uint64_t n) { tracker_->disk_resumed(idx, n); };
                 rq.on_total = [this, idx](std::uint64_t t) { tracker_->disk_total(idx, t); };
                 if (j.conversion) {
                     auto *conv = j.conversion.get();
                     rq.consume = [conv](std::span<const std::byte> data) { return conv->feed(data); };
                     rq.restart_consumer = [conv] { return conv->restart(); };
+                    // Resumable only when asked: the received stream is then also kept on disk.
+                    rq.keep_partial = o_.resume;
                 }
                 tracker_->disk_started(idx);
                 auto r = exporter::download_resumable(rq);
@@ -432,6 +435,7 @@ private:
             if (j.conversion) {
                 reconcile_capacity(j, j.conversion->virtual_size());
                 HSDK_TRYV(j.conversion->commit());
+                exporter::discard_partial(j.final_path);  // the stream kept for --resume, if any
             }
             j.disk->file = j.final_path;
             j.disk->file_format = o_.format;

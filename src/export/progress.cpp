@@ -33,6 +33,14 @@ void ExportProgressTracker::disk_bytes(unsigned i, std::uint64_t bytes) {
     report(false, i);
 }
 
+void ExportProgressTracker::disk_resumed(unsigned i, std::uint64_t bytes) {
+    std::lock_guard lock(mutex_);
+    if (i == 0 || i > disks_.size()) return;
+    disks_[i - 1].done += bytes;
+    last_sample_bytes_ += bytes;  // keeps the smoothed rate to bytes that actually moved
+    report(true, i);
+}
+
 void ExportProgressTracker::disk_restarted(unsigned i) {
     std::lock_guard lock(mutex_);
     if (i == 0 || i > disks_.size()) return;

@@ -18,6 +18,8 @@ public:
     void disk_started(unsigned index_1based);
     void disk_total(unsigned index_1based, std::uint64_t total);
     void disk_bytes(unsigned index_1based, std::uint64_t bytes);
+    // Bytes a resumed disk already had: counted as done, not as transfer rate.
+    void disk_resumed(unsigned index_1based, std::uint64_t bytes);
     void disk_restarted(unsigned index_1based);  // the disk's bytes start again from zero
     [[nodiscard]] std::uint64_t bytes_done() const;
     [[nodiscard]] int percent() const;  // 0..100 over all disks, for HttpNfcLeaseProgress

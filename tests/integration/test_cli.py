@@ -98,3 +98,31 @@ def test_sha256_manifest_lines(workdir):
     f.write_bytes(b"abc")
     p = hsdk("sha256", f)
     assert p.stdout.strip() == f"SHA256({f})= ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_progress_bar_on_a_terminal(workdir):
+    """-p draws a bar with percentage, rate and ETA when stderr is a terminal, and nothing otherwise."""
+    import pty
+    import subprocess
+
+    src = write_pattern(workdir / "src.raw", 16 * MiB, seed=8)
+    master, slave = pty.openpty()
+    p = subprocess.run([str(HSDK), "convert", "-p", "-f", "raw", "-O", "qcow2", str(src), str(workdir / "o.qcow2")],
+                       stdout=subprocess.PIPE, stderr=slave, timeout=120)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert p.returncode == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "converting [" in shown and "100.0%" in shown and "ETA" in shown and "/s" in shown
+    # Not a terminal: no bar.
+    p = hsdk("convert", "-p", "-f", "raw", "-O", "qcow2", src, workdir / "o2.qcow2")
+    assert "ETA" not in p.stderr

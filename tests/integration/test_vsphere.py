@@ -336,6 +336,40 @@ def test_killed_server_then_resume_is_byte_identical(tmp_path, disk_image):
         second.stop()
 
 
+def test_killed_server_then_resume_of_a_converted_export(tmp_path, served_vmdk, disk_image):
+    """--resume with a converting format keeps the received stream; the next run replays it into a
+    fresh conversion and continues with Range. Without --resume nothing but the output is written."""
+    out = tmp_path / "out"
+    first = Simulator(tmp_path / "a")
+    try:
+        first.upload(VM_BACKING, disk_image)
+        first.control(power_off=["DC0_H0_VM0"], faults={"nfc_kill_after": 3_000_000})
+        p = export(first, out, "--resume", "--retries", "2", fmt="qcow2", check=False)
+        assert p.returncode == 1
+        first.proc.wait(timeout=30)
+    finally:
+        first.stop()
+    names = outputs(out)
+    assert "DC0_H0_VM0-disk1.qcow2" not in names  # nothing that looks finished
+    partial = out / "DC0_H0_VM0-disk1.qcow2.hsdk-partial"
+    assert partial.exists() and "DC0_H0_VM0-disk1.qcow2.hsdk-resume" in names
+    kept = partial.stat().st_size
+    assert 0 < kept <= 3_000_000
+
+    second = Simulator(tmp_path / "b")
+    try:
+        second.upload(VM_BACKING, disk_image)
+        second.control(power_off=["DC0_H0_VM0"])
+        p = export(second, out, "--resume", fmt="qcow2")
+        assert "resumed" in p.stdout
+        assert outputs(out) == ["DC0_H0_VM0-disk1.qcow2"]  # the kept stream is gone too
+        qemu_img("compare", "-f", "vmdk", "-F", "qcow2", served_vmdk, out / "DC0_H0_VM0-disk1.qcow2")
+        qemu_img("check", "-f", "qcow2", out / "DC0_H0_VM0-disk1.qcow2")
+        assert [r["range"] for r in second.state()["nfc_requests"]] == [f"bytes={kept}-"]
+    finally:
+        second.stop()
+
+
 # ---- failures that must clean up -----------------------------------------------------------
 
 def test_unknown_vm_is_not_found(sim, tmp_path):

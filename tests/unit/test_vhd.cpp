@@ -427,11 +427,12 @@ TEST_CASE("VHD differencing: parent references are policed") {
         require_error(open_image(chain.child), Errc::permission_denied, "'/srv/parent disk.vhd' is an absolute path");
     }
     SUBCASE("relative path climbing out") {
-        auto chain = make_chain("diff-dotdot", {{"W2ru", "..\\diff-ok\\parent.vhd"}});
+        auto chain = make_chain("diff-dotdot", {{"W2ru", "..\\diff-up\\parent.vhd"}});
         require_error(open_image(chain.child), Errc::permission_denied, "'..'");
         OpenOptions o;
         o.allow_external_files = true;
-        make_chain("diff-ok", {{"W2ru", ".\\parent.vhd"}});
+        // Its own folder: test cases run in parallel processes and "diff-ok" belongs to another.
+        make_chain("diff-up", {{"W2ru", ".\\parent.vhd"}});
         CHECK(open_image(chain.child, o));
     }
     SUBCASE("unique id mismatch names both ids") {

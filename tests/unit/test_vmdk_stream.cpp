@@ -25,13 +25,14 @@ std::vector<std::byte> read_all(const std::string &path) {
 }
 
 // A disk of `size` bytes with data in some places, converted to streamOptimized by our writer.
-std::pair<std::vector<std::byte>, std::vector<std::byte>> make_stream(std::uint64_t size) {
+// `name` keeps each test case's files apart: ctest runs the cases of one binary in parallel.
+std::pair<std::vector<std::byte>, std::vector<std::byte>> make_stream(std::uint64_t size, const std::string &name) {
     std::vector<std::byte> disk(size, std::byte{0});
     std::mt19937 rng(3);
     for (std::uint64_t off = 0; off + 70000 < size; off += 300000)
         for (std::uint64_t i = 0; i < 70000; ++i) disk[off + i] = static_cast<std::byte>(rng() % 7 == 0 ? rng() : 'x');
-    const std::string raw = std::string(HSDK_TEST_WORK_DIR) + "/stream-src.raw";
-    const std::string vmdk = std::string(HSDK_TEST_WORK_DIR) + "/stream-src.vmdk";
+    const std::string raw = std::string(HSDK_TEST_WORK_DIR) + "/" + name + ".raw";
+    const std::string vmdk = std::string(HSDK_TEST_WORK_DIR) + "/" + name + ".vmdk";
     ::unlink(raw.c_str());
     ::unlink(vmdk.c_str());
     {
@@ -51,7 +52,7 @@ std::pair<std::vector<std::byte>, std::vector<std::byte>> make_stream(std::uint6
 
 TEST_CASE("stream parser: any chunking yields the disk") {
     const std::uint64_t size = 3 * 1024 * 1024 + 4096 + 512;  // partial last grain
-    auto [disk, stream] = make_stream(size);
+    auto [disk, stream] = make_stream(size, "stream-chunking");
     for (std::size_t chunk : {std::size_t{1}, std::size_t{511}, std::size_t{4096}, std::size_t{1} << 20}) {
         std::vector<std::byte> got;
         std::uint64_t last_end = 0;
@@ -75,7 +76,7 @@ TEST_CASE("stream parser: any chunking yields the disk") {
 }
 
 TEST_CASE("stream parser: truncated and malformed streams fail clearly") {
-    auto [disk, stream] = make_stream(2 * 1024 * 1024);
+    auto [disk, stream] = make_stream(2 * 1024 * 1024, "stream-truncated");
     format::vmdk::StreamParser cut({{}, [](std::uint64_t, std::span<const std::byte>) { return success(); }}, "cut");
     // Cut inside a grain (not at a marker boundary).
     REQUIRE(cut.feed(std::span(stream).first(stream.size() / 2 + 7)));
