@@ -305,69 +305,59 @@ def test_5xx_is_retried_then_given_up(sim, tmp_path, disk_image):
     assert st["calls"]["HttpNfcLeaseAbort"] == 1
 
 
-def test_killed_server_then_resume_is_byte_identical(tmp_path, disk_image):
-    out = tmp_path / "out"
+def kill_server_mid_export(tmp_path, out, disk_image, fmt, *flags):
+    """Exports from a simulator that dies after 3 MB of the disk; checks that nothing looks
+    finished and returns the number of bytes the resumable partial file keeps."""
     first = Simulator(tmp_path / "a")
     try:
         first.upload(VM_BACKING, disk_image)
         first.control(power_off=["DC0_H0_VM0"], faults={"nfc_kill_after": 3_000_000})
-        p = export(first, out, "--retries", "2", check=False)
+        p = export(first, out, *flags, "--retries", "2", fmt=fmt, check=False)
         assert p.returncode == 1
         first.proc.wait(timeout=30)  # it really died mid-download
     finally:
         first.stop()
+    disk = f"DC0_H0_VM0-disk1.{fmt}"
     names = outputs(out)
-    assert "DC0_H0_VM0-disk1.vmdk" not in names  # nothing that looks finished
-    partial = out / "DC0_H0_VM0-disk1.vmdk.hsdk-partial"
-    assert partial.exists() and "DC0_H0_VM0-disk1.vmdk.hsdk-resume" in names
+    assert disk not in names  # nothing that looks finished
+    partial = out / f"{disk}.hsdk-partial"
+    assert partial.exists() and f"{disk}.hsdk-resume" in names
     kept = partial.stat().st_size
     assert 0 < kept <= 3_000_000
+    return kept
 
+
+def resume_export(tmp_path, out, disk_image, fmt, kept):
+    """Runs the export again with --resume against a fresh simulator serving the same disk;
+    checks that it resumed with one Range request from the kept byte and left only the disk."""
     second = Simulator(tmp_path / "b")
     try:
         second.upload(VM_BACKING, disk_image)
         second.control(power_off=["DC0_H0_VM0"])
-        p = export(second, out, "--resume")
+        p = export(second, out, "--resume", fmt=fmt)
         assert "resumed" in p.stdout
-        assert (out / "DC0_H0_VM0-disk1.vmdk").read_bytes() == disk_image
-        assert outputs(out) == ["DC0_H0_VM0-disk1.vmdk"]
+        assert outputs(out) == [f"DC0_H0_VM0-disk1.{fmt}"]  # partial and state files are gone
         assert [r["range"] for r in second.state()["nfc_requests"]] == [f"bytes={kept}-"]
     finally:
         second.stop()
+    return out / f"DC0_H0_VM0-disk1.{fmt}"
+
+
+def test_killed_server_then_resume_is_byte_identical(tmp_path, disk_image):
+    out = tmp_path / "out"
+    kept = kill_server_mid_export(tmp_path, out, disk_image, "vmdk")
+    disk = resume_export(tmp_path, out, disk_image, "vmdk", kept)
+    assert disk.read_bytes() == disk_image
 
 
 def test_killed_server_then_resume_of_a_converted_export(tmp_path, served_vmdk, disk_image):
     """--resume with a converting format keeps the received stream; the next run replays it into a
     fresh conversion and continues with Range. Without --resume nothing but the output is written."""
     out = tmp_path / "out"
-    first = Simulator(tmp_path / "a")
-    try:
-        first.upload(VM_BACKING, disk_image)
-        first.control(power_off=["DC0_H0_VM0"], faults={"nfc_kill_after": 3_000_000})
-        p = export(first, out, "--resume", "--retries", "2", fmt="qcow2", check=False)
-        assert p.returncode == 1
-        first.proc.wait(timeout=30)
-    finally:
-        first.stop()
-    names = outputs(out)
-    assert "DC0_H0_VM0-disk1.qcow2" not in names  # nothing that looks finished
-    partial = out / "DC0_H0_VM0-disk1.qcow2.hsdk-partial"
-    assert partial.exists() and "DC0_H0_VM0-disk1.qcow2.hsdk-resume" in names
-    kept = partial.stat().st_size
-    assert 0 < kept <= 3_000_000
-
-    second = Simulator(tmp_path / "b")
-    try:
-        second.upload(VM_BACKING, disk_image)
-        second.control(power_off=["DC0_H0_VM0"])
-        p = export(second, out, "--resume", fmt="qcow2")
-        assert "resumed" in p.stdout
-        assert outputs(out) == ["DC0_H0_VM0-disk1.qcow2"]  # the kept stream is gone too
-        qemu_img("compare", "-f", "vmdk", "-F", "qcow2", served_vmdk, out / "DC0_H0_VM0-disk1.qcow2")
-        qemu_img("check", "-f", "qcow2", out / "DC0_H0_VM0-disk1.qcow2")
-        assert [r["range"] for r in second.state()["nfc_requests"]] == [f"bytes={kept}-"]
-    finally:
-        second.stop()
+    kept = kill_server_mid_export(tmp_path, out, disk_image, "qcow2", "--resume")
+    disk = resume_export(tmp_path, out, disk_image, "qcow2", kept)
+    qemu_img("compare", "-f", "vmdk", "-F", "qcow2", served_vmdk, disk)
+    qemu_img("check", "-f", "qcow2", disk)
 
 
 # ---- failures that must clean up -----------------------------------------------------------

@@ -9,25 +9,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include "scratch.hpp"
+
 using namespace hypersdk;
+using namespace hypersdk::test;
 using namespace hypersdk::io;
 
 namespace {
-std::string work(const std::string &name) { return std::string(HSDK_TEST_WORK_DIR) + "/" + name; }
-bool exists(const std::string &p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
-// Temporaries of outputs whose names start with `stem` (tests of other modules share the folder
-// and may have their own in flight).
-int leftover_temporaries(const std::string &stem) {
-    int n = 0;
-    DIR *d = ::opendir(HSDK_TEST_WORK_DIR);
-    while (auto *e = ::readdir(d))
-        if (const std::string name(e->d_name); name.find(".hsdk-") != std::string::npos && name.rfind("." + stem, 0) == 0) ++n;
-    ::closedir(d);
-    return n;
-}
 std::span<const std::byte> bytes(const std::string &s) { return std::as_bytes(std::span(s.data(), s.size())); }
 }  // namespace
 

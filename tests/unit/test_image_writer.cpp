@@ -12,16 +12,12 @@
 #include <unistd.h>
 #include <vector>
 
+#include "scratch.hpp"
+
 using namespace hypersdk;
+using namespace hypersdk::test;
 
 namespace {
-
-std::string work(const std::string &n) { return std::string(HSDK_TEST_WORK_DIR) + "/" + n; }
-
-bool exists(const std::string &p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
 
 struct Disk {
     std::vector<std::byte> bytes;

@@ -12,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "scratch.hpp"
+
 using namespace hypersdk;
+using namespace hypersdk::test;
 namespace vdi = hypersdk::format::vdi;
 
 namespace {
@@ -20,15 +23,6 @@ namespace {
 constexpr std::uint64_t MiB = 1ULL << 20;
 constexpr std::uint32_t U = vdi::block_unallocated;
 constexpr std::uint32_t D = vdi::block_discarded;
-
-std::string work(const std::string &name) { return std::string(HSDK_TEST_WORK_DIR) + "/" + name; }
-
-std::string write_file(const std::string &name, const std::vector<std::byte> &bytes) {
-    const auto path = work(name);
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    return path;
-}
 
 struct Spec {
     std::uint64_t disk_size = 4 * MiB;

@@ -15,21 +15,15 @@
 #include <unistd.h>
 #include <vector>
 
+#include "scratch.hpp"
+
 using namespace hypersdk;
+using namespace hypersdk::test;
 namespace vhd = hypersdk::format::vhd;
 
 namespace {
 
 constexpr std::uint64_t MiB = 1ULL << 20;
-
-std::string work(const std::string &name) { return std::string(HSDK_TEST_WORK_DIR) + "/" + name; }
-
-std::string write_file(const std::string &name, const std::vector<std::byte> &bytes) {
-    const auto path = work(name);
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    return path;
-}
 
 vhd::Uuid id_of(std::uint8_t seed) {
     vhd::Uuid u{};

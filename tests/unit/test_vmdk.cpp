@@ -18,12 +18,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include "scratch.hpp"
+
 using namespace hypersdk;
+using hypersdk::test::work;  // this file has a write_file of its own, on full paths
 using namespace hypersdk::format::vmdk;
 
 namespace {
-
-std::string work(const std::string &name) { return std::string(HSDK_TEST_WORK_DIR) + "/" + name; }
 
 void write_file(const std::string &path, const void *data, std::size_t size) {
     ::unlink(path.c_str());
