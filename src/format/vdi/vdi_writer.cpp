@@ -3,6 +3,7 @@
 // block map at 1 MiB, data at the next MiB boundary after the map.
 #include "format/vdi/vdi_driver.hpp"
 #include "format/vdi/vdi_format.hpp"
+#include "format/block_map_writes.hpp"
 
 #include "core/endian.hpp"
 
@@ -48,18 +49,12 @@ public:
     Result<void> commit(std::uint64_t offset, std::span<const std::byte> data, EncodedRun *) override {
         if (offset >= h_.disk_size) return success();
         const std::uint64_t bs = h_.block_size;
-        const std::uint64_t end = offset + std::min<std::uint64_t>(data.size(), h_.disk_size - offset);
-        for (std::uint64_t pos = offset; pos < end;) {
-            const std::uint64_t index = pos / bs;
-            const std::uint64_t in_block = pos % bs;
-            const std::uint64_t n = std::min(bs - in_block, end - pos);
+        data = data.first(static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), h_.disk_size - offset)));
+        return write_through_block_map(*file_, offset, data, bs, [&](std::uint64_t index) -> Result<std::uint64_t> {
             // Commits arrive in ascending order, so blocks are appended in disk order.
             if (bmap_[index] == block_unallocated) bmap_[index] = h_.blocks_allocated++;
-            const std::uint64_t at = h_.offset_data + std::uint64_t{bmap_[index]} * bs + in_block;
-            HSDK_TRYV(file_->write_behind(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
-            pos += n;
-        }
-        return success();
+            return h_.offset_data + std::uint64_t{bmap_[index]} * bs;
+        });
     }
 
     Result<void> finish() override {

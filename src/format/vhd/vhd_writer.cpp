@@ -7,6 +7,7 @@
 // instead of being rounded down (which would cut off its last sectors).
 #include "format/vhd/vhd_driver.hpp"
 #include "format/vhd/vhd_format.hpp"
+#include "format/block_map_writes.hpp"
 
 #include "core/endian.hpp"
 
@@ -108,17 +109,11 @@ public:
 
     Result<void> commit(std::uint64_t offset, std::span<const std::byte> data, EncodedRun *) override {
         if (offset >= size_) return success();
-        const std::uint64_t end = offset + std::min<std::uint64_t>(data.size(), size_ - offset);
-        for (std::uint64_t pos = offset; pos < end;) {
-            const std::uint64_t index = pos / block_size_;
-            const std::uint64_t in_block = pos % block_size_;
-            const std::uint64_t n = std::min<std::uint64_t>(block_size_ - in_block, end - pos);
+        data = data.first(static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), size_ - offset)));
+        return write_through_block_map(*file_, offset, data, block_size_, [&](std::uint64_t index) -> Result<std::uint64_t> {
             if (bat_[index] == bat_unallocated) HSDK_TRYV(allocate(index));
-            const std::uint64_t at = std::uint64_t{bat_[index]} * sector_size + bitmap_size_ + in_block;
-            HSDK_TRYV(file_->write_behind(at, data.subspan(static_cast<std::size_t>(pos - offset), static_cast<std::size_t>(n))));
-            pos += n;
-        }
-        return success();
+            return std::uint64_t{bat_[index]} * sector_size + bitmap_size_;
+        });
     }
 
     Result<void> finish() override {

@@ -5,6 +5,7 @@
 // Options: subformat=dynamic|fixed, block_size (1 MiB..256 MiB, a power of two; default by disk
 // size like qemu-img: 8 MiB up to 1 GiB, 16 MiB up to 100 GiB, 32 MiB up to 32 TiB, 64 MiB above),
 // logical_sector_size=512|4096 (default 512), physical_sector_size=512|4096 (default: the logical one).
+#include "format/block_map_writes.hpp"
 #include "format/vhdx/bat.hpp"
 #include "format/vhdx/constants.hpp"
 #include "format/vhdx/headers.hpp"
@@ -63,29 +64,8 @@ public:
         const std::uint64_t size = md_.virtual_size;
         if (offset >= size) return success();
         data = data.first(static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), size - offset)));
-        const std::uint32_t block_size = md_.block_size;
-        // Consecutive blocks usually sit next to each other in the file: write them in one go.
-        std::uint64_t pending_file = 0;
-        std::size_t pending_from = 0, pending_length = 0;
-        std::size_t done = 0;
-        while (done < data.size()) {
-            const std::uint64_t pos = offset + done;
-            const std::uint64_t block = pos / block_size;
-            const std::uint64_t in_block = pos % block_size;
-            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size() - done, block_size - in_block));
-            const std::uint64_t at = block_file_offset(block) + in_block;
-            if (pending_length > 0 && pending_file + pending_length == at) {
-                pending_length += n;
-            } else {
-                if (pending_length > 0) HSDK_TRYV(file_->write_behind(pending_file, data.subspan(pending_from, pending_length)));
-                pending_file = at;
-                pending_from = done;
-                pending_length = n;
-            }
-            done += n;
-        }
-        if (pending_length > 0) HSDK_TRYV(file_->write_behind(pending_file, data.subspan(pending_from, pending_length)));
-        return success();
+        return write_through_block_map(*file_, offset, data, md_.block_size,
+                                       [this](std::uint64_t block) -> Result<std::uint64_t> { return block_file_offset(block); });
     }
 
     Result<void> finish() override {
