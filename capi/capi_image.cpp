@@ -132,6 +132,9 @@ HSDK_API hsdk_status hsdk_convert(hsdk_convert_stats *out_stats, const char *sou
         co.compress = o.compress != 0;
         co.threads = o.threads;
         co.overwrite = o.overwrite != 0;
+        if (o.cache != nullptr) {
+            if (auto set = set_cache_mode(co, o.cache); !set) return capi::set_error(set.error());
+        }
         co.cancel = capi::token_of(o.cancel);
         if (o.progress != nullptr) {
             auto fn = o.progress;

@@ -139,6 +139,12 @@ export interface ConvertOptions {
   /** Replace an existing destination, atomically (default true); false rejects with "conflict". */
   overwrite?: boolean;
   /**
+   * Output cache mode as qemu-img's -t: "none" (default: O_DIRECT for aligned data, fsync),
+   * "writeback" (page cache, fsync) or "unsafe" (page cache, no fsync; qemu-img convert's default).
+   * Other names reject with "invalid_argument".
+   */
+  cache?: 'none' | 'writeback' | 'unsafe';
+  /**
    * Called on the JavaScript thread for each report (at most every 100 ms, and at phase changes);
    * the conversion waits for it. Return true to cancel; a thrown exception cancels and becomes
    * the rejection.

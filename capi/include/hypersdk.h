@@ -179,8 +179,11 @@ typedef struct hsdk_convert_options {
     hsdk_progress_fn progress; /* may be NULL; returning non-zero cancels */
     void *progress_user_data;
     hsdk_cancel *cancel;       /* may be NULL */
+    /* Output cache mode as qemu-img's -t: "none" (O_DIRECT for aligned data, fsync; NULL means
+     * this), "writeback" (page cache, fsync) or "unsafe" (page cache, no fsync). */
+    const char *cache;
 } hsdk_convert_options;
-#define HSDK_CONVERT_OPTIONS_INIT { sizeof(hsdk_convert_options), NULL, NULL, 0, 0, 1, NULL, NULL, NULL }
+#define HSDK_CONVERT_OPTIONS_INIT { sizeof(hsdk_convert_options), NULL, NULL, 0, 0, 1, NULL, NULL, NULL, NULL }
 
 typedef struct hsdk_convert_stats {
     size_t struct_size;

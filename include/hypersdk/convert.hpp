@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,8 +24,12 @@ struct ConvertOptions {
     unsigned threads = 0;      // 0: one per core
     bool overwrite = true;     // replace an existing destination (atomically)
     // Write aligned data with O_DIRECT, bypassing the page cache (qemu-img's -t none); off = through
-    // the page cache (-t writeback). Either way the output is fsynced before it is renamed into place.
+    // the page cache (-t writeback).
     bool direct_io = true;
+    // fsync the output and its folder around the rename into place. Off (with direct_io off) is
+    // qemu-img convert's default cache mode, "unsafe": faster, but the data may still be only in the
+    // page cache when convert() returns, and a crash can leave a complete-looking file with holes.
+    bool flush = true;
     ProgressCallback progress;
     CancelToken cancel;
 };
@@ -36,6 +41,11 @@ struct ConvertStats {
     std::uint64_t output_size = 0;    // sum of the output files' sizes
     double seconds = 0;
 };
+
+// Sets direct_io and flush from a qemu-img cache mode name: "none" (the default: O_DIRECT for aligned
+// data, fsync), "writeback" (page cache, fsync) or "unsafe" (page cache, no fsync). Other names fail
+// with invalid_argument.
+Result<void> set_cache_mode(ConvertOptions &options, std::string_view mode);
 
 // Writes `source` to `destination` (under a temporary name, renamed when complete and flushed).
 Result<ConvertStats> convert(BlockDevice &source, const std::string &destination, const ConvertOptions &options);

@@ -32,6 +32,23 @@ Result<void> refuse_overwriting_source(BlockDevice &source, const std::string &d
 
 }  // namespace
 
+Result<void> set_cache_mode(ConvertOptions &options, std::string_view mode) {
+    if (mode == "none") {
+        options.direct_io = true;
+        options.flush = true;
+    } else if (mode == "writeback") {
+        options.direct_io = false;
+        options.flush = true;
+    } else if (mode == "unsafe") {
+        options.direct_io = false;
+        options.flush = false;
+    } else {
+        return fail(Errc::invalid_argument,
+                    fmt::format("unknown cache mode '{}' (expected none, writeback or unsafe)", mode));
+    }
+    return success();
+}
+
 Result<ConvertStats> convert(BlockDevice &source, const std::string &destination, const ConvertOptions &options) {
     const auto started = std::chrono::steady_clock::now();
     if (options.output_format.empty()) return fail(Errc::invalid_argument, "no output format given");
@@ -43,6 +60,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
 
     io::AtomicOutputSet outputs;
     outputs.set_direct_writes(options.direct_io);
+    outputs.set_flush(options.flush);
     format::CreateRequest request{destination, source.virtual_size(), options.format_options, options.compress, &outputs};
     // A conflict means an existing destination and overwrite == false.
     if (!options.overwrite) {

@@ -65,7 +65,7 @@ Result<void> AtomicOutputSet::wait_io(std::uint64_t ticket) {
 Result<void> AtomicOutputSet::commit() {
     HSDK_TRYV(drain());
     for (auto &e : entries_) {
-        HSDK_TRYV(e.file->sync());
+        if (flush_) HSDK_TRYV(e.file->sync());
         HSDK_TRYV(e.file->close());
     }
     for (auto &e : entries_) {
@@ -75,6 +75,7 @@ Result<void> AtomicOutputSet::commit() {
     }
     // Make the renames durable.
     for (auto &e : entries_) {
+        if (!flush_) break;
         const int dfd = ::open(parent_folder(e.final_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             ::fsync(dfd);

@@ -28,6 +28,10 @@ public:
     // Files added from now on write aligned data with O_DIRECT where the file system allows, with
     // several such writes in flight (File::write_behind); drain() waits for them.
     void set_direct_writes(bool on) noexcept { direct_ = on; }
+    // Off: commit() renames without fsyncing the files or their folders, leaving the data in the
+    // page cache (qemu-img convert's default, "-t unsafe"). A crash soon after may lose data of a
+    // file that already has its final name; completion is still all-or-nothing for this process.
+    void set_flush(bool on) noexcept { flush_ = on; }
     Result<void> drain();
     // See WriteBehind::ticket / wait_for (0 and success when nothing writes behind).
     [[nodiscard]] std::uint64_t io_ticket();
@@ -48,6 +52,7 @@ private:
     std::vector<Entry> entries_;
     bool committed_ = false;
     bool direct_ = false;
+    bool flush_ = true;
     std::unique_ptr<WriteBehind> write_behind_;
 };
 

@@ -177,6 +177,21 @@ TEST_CASE("convert with progress, cancel from the callback, compare, check") {
     CHECK(identical == 1);
     hsdk_image_free(b);
 
+    // qemu-img's cache mode names: "unsafe" (page cache, no fsync) writes the same image.
+    co.options = nullptr;
+    const std::string unflushed = std::string(HSDK_TEST_WORK_DIR) + "/capi-unsafe.raw";
+    std::remove(unflushed.c_str());
+    co.cache = "unsafe";
+    REQUIRE(hsdk_convert(nullptr, src.c_str(), &so, unflushed.c_str(), &co) == HSDK_OK);
+    REQUIRE(hsdk_image_open(&b, unflushed.c_str(), &so) == HSDK_OK);
+    REQUIRE(hsdk_compare(&identical, &diff, a, b, 1) == HSDK_OK);
+    CHECK(identical == 1);
+    hsdk_image_free(b);
+    std::remove(unflushed.c_str());
+    co.cache = "sometimes";
+    CHECK(hsdk_convert(nullptr, src.c_str(), &so, unflushed.c_str(), &co) == HSDK_E_INVALID_ARGUMENT);
+    CHECK(std::string(hsdk_last_error()->message).find("cache mode 'sometimes'") != std::string::npos);
+
     // Change one byte: compare names its offset.
     f = std::fopen(dst.c_str(), "r+b");
     REQUIRE(f);

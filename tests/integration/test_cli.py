@@ -2,7 +2,9 @@
 import os
 import pathlib
 
-from conftest import HSDK, MiB, assert_qemu_identical, hsdk, list_temporaries, write_pattern
+import pytest
+
+from conftest import HSDK, MiB, assert_qemu_check_clean, assert_qemu_identical, hsdk, list_temporaries, run, write_pattern
 
 
 def test_version_and_help():
@@ -126,3 +128,39 @@ def test_progress_bar_on_a_terminal(workdir):
     # Not a terminal: no bar.
     p = hsdk("convert", "-p", "-f", "raw", "-O", "qcow2", src, workdir / "o2.qcow2")
     assert "ETA" not in p.stderr
+
+
+def fsync_calls(*args):
+    """Runs hsdk under strace and returns how many fsync/fdatasync calls it made."""
+    p = run(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", "/dev/stderr", HSDK, *args], check=False)
+    assert p.returncode == 0, p.stderr
+    return sum(1 for line in p.stderr.splitlines() if "fsync(" in line or "fdatasync(" in line)
+
+
+@pytest.mark.parametrize("cache", ["none", "writeback", "unsafe"])
+def test_cache_modes_write_the_same_image(workdir, cache):
+    src = write_pattern(workdir / "src.raw", 6 * MiB + 4096, seed=11)
+    dst = workdir / f"dst-{cache}.qcow2"
+    hsdk("convert", "-t", cache, "-f", "raw", "-O", "qcow2", src, dst)
+    assert_qemu_identical(src, "raw", dst, "qcow2")
+    assert_qemu_check_clean(dst, "qcow2")
+    assert list_temporaries(workdir) == []
+
+
+def test_only_the_unsafe_cache_mode_skips_fsync(workdir):
+    if run(["strace", "-qq", "-o", "/dev/null", "true"], check=False).returncode != 0:
+        pytest.skip("strace cannot trace processes here")
+    src = write_pattern(workdir / "src.raw", 3 * MiB, seed=12)
+    # Default: the image and its folder are flushed before and after the rename.
+    assert fsync_calls("convert", "-f", "raw", "-O", "qcow2", src, workdir / "durable.qcow2") >= 2
+    assert fsync_calls("convert", "-t", "writeback", "-f", "raw", "-O", "qcow2", src, workdir / "wb.qcow2") >= 2
+    assert fsync_calls("convert", "-t", "unsafe", "-f", "raw", "-O", "qcow2", src, workdir / "fast.qcow2") == 0
+    assert_qemu_identical(src, "raw", workdir / "fast.qcow2", "qcow2")
+
+
+def test_unknown_cache_mode_is_a_usage_error(workdir):
+    src = write_pattern(workdir / "src.raw", MiB, seed=13)
+    p = hsdk("convert", "-t", "directsync", "-f", "raw", "-O", "qcow2", src, workdir / "x.qcow2", check=False)
+    assert p.returncode == 2
+    assert "cache" in p.stderr
+    assert not (workdir / "x.qcow2").exists()

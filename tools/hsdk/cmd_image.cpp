@@ -132,8 +132,10 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_option("-t,--cache", a->cache, "Output cache mode: none (O_DIRECT for aligned data, the default) or writeback")
-        ->check(CLI::IsMember({"none", "writeback"}));
+    app->add_option("-t,--cache", a->cache,
+                    "Output cache mode: none (O_DIRECT for aligned data, fsync; the default), writeback (page cache, "
+                    "fsync) or unsafe (page cache, no fsync: qemu-img convert's default)")
+        ->check(CLI::IsMember({"none", "writeback", "unsafe"}));
     app->add_option("-O,--output-format", a->out_format, "Output format: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi")->required();
     app->add_option("-o,--options", a->options, "Output options key=value[,key=value...] (repeatable)");
     app->add_flag("-c,--compress", a->compress, "Compress where the output format can (qcow2, vmdk streamOptimized)");
@@ -151,7 +153,8 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                             }
                             co.compress = a->compress;
                             co.threads = a->threads;
-                            co.direct_io = a->cache == "none";
+                            if (auto set = hypersdk::set_cache_mode(co, a->cache); !set)
+                                return report_message(set.error().message, exit_usage);
                             if (a->progress) co.progress = terminal_progress_bar();
                             g_interrupt_token = &co.cancel;
                             std::signal(SIGINT, on_interrupt);

@@ -25,7 +25,7 @@ function formatOptions(value) {
 }
 
 const CONVERT_OPTIONS = ['outputFormat', 'options', 'compress', 'threads', 'sourceFormat', 'allowExternalFiles',
-  'overwrite', 'onProgress', 'signal'];
+  'overwrite', 'cache', 'onProgress', 'signal'];
 
 /**
  * Converts source into destination. The destination appears only when complete; a failed or
@@ -45,6 +45,7 @@ async function convert(source, destination, options) {
     sourceFormat: args.optionalString(o.sourceFormat, 'sourceFormat'),
     allowExternalFiles: args.optionalBoolean(o.allowExternalFiles, 'allowExternalFiles'),
     overwrite: args.optionalBoolean(o.overwrite, 'overwrite'),
+    cache: args.optionalString(o.cache, 'cache'),
     onProgress: args.optionalFunction(o.onProgress, 'onProgress'),
   };
   return withSignal(o.signal, 'convert', (cancel) => native.convert(source, destination, { ...request, cancel }));

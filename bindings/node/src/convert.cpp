@@ -39,6 +39,7 @@ struct ConvertRequest {
     bool compress = false;
     unsigned threads = 0;
     bool overwrite = true;
+    std::optional<std::string> cache;  // "none", "writeback", "unsafe"
     OpenOptions source_options;
 };
 
@@ -62,6 +63,7 @@ private:
         co.compress = request_.compress ? 1 : 0;
         co.threads = request_.threads;
         co.overwrite = request_.overwrite ? 1 : 0;
+        co.cache = c_str_or_null(request_.cache);
         co.cancel = cancel_.get();
         if (progress_) {
             co.progress = &ProgressBridge::Callback;
@@ -93,8 +95,8 @@ private:
     hsdk_convert_stats stats_{};
 };
 
-// convert(source, destination, {outputFormat, options, compress, threads, overwrite, sourceFormat,
-//         allowExternalFiles, onProgress, cancel})
+// convert(source, destination, {outputFormat, options, compress, threads, overwrite, cache,
+//         sourceFormat, allowExternalFiles, onProgress, cancel})
 Napi::Value convert(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     ConvertRequest r;
@@ -109,6 +111,7 @@ Napi::Value convert(const Napi::CallbackInfo &info) {
     if (threads > 4096) throw_invalid_argument(env, "threads must be at most 4096");
     r.threads = static_cast<unsigned>(threads);
     r.overwrite = bool_value(o, "overwrite", true);
+    r.cache = optional_string(env, o, "cache");
     r.source_options.format = optional_string(env, o, "sourceFormat");
     r.source_options.allow_external_files = bool_value(o, "allowExternalFiles", false);
     CancelHandle cancel = cancel_handle_from(env, o.Get("cancel"));

@@ -57,6 +57,21 @@ test('compressed qcow2 is clean, identical and smaller for compressible data', a
   assert.ok(fs.statSync(out).size < MiB, `compressed output is ${fs.statSync(out).size} bytes`);
 });
 
+test('cache modes write the same image; an unknown one is refused', async (t) => {
+  const dir = scratch(t);
+  const raw = makeRaw(path.join(dir, 'disk.raw'));
+  for (const cache of ['none', 'writeback', 'unsafe']) {
+    const out = path.join(dir, `${cache}.qcow2`);
+    await hypersdk.convert(raw, out, { outputFormat: 'qcow2', sourceFormat: 'raw', cache });
+    qemuCheck(out, 'qcow2');
+    assert.equal(qemuCompare(raw, 'raw', out, 'qcow2').identical, true);
+  }
+  const never = path.join(dir, 'never.qcow2');
+  await assert.rejects(hypersdk.convert(raw, never, { outputFormat: 'qcow2', sourceFormat: 'raw', cache: 'often' }),
+    { name: 'HypersdkError', code: 'invalid_argument', message: /cache mode 'often'/ });
+  assert.equal(fs.existsSync(never), false);
+});
+
 test('overwrite: false refuses an existing destination and leaves it untouched', async (t) => {
   const dir = scratch(t);
   const raw = makeRaw(path.join(dir, 'disk.raw'));

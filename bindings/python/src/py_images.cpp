@@ -214,8 +214,9 @@ void register_images(py::module_ &m) {
         "convert",
         [](const std::string &source, const std::string &destination, const std::string &output_format, py::object options,
            bool compress, unsigned threads, std::optional<std::string> source_format, bool allow_external_files,
-           py::object progress, std::optional<CancelToken> cancel, bool overwrite) {
+           py::object progress, std::optional<CancelToken> cancel, bool overwrite, const std::string &cache) {
             ConvertOptions co;
+            unwrap(set_cache_mode(co, cache));
             co.output_format = output_format;
             co.format_options = format_options(options);
             co.compress = compress;
@@ -243,8 +244,10 @@ void register_images(py::module_ &m) {
         py::arg("source"), py::arg("destination"), py::arg("output_format"), py::arg("options") = py::none(),
         py::arg("compress") = false, py::arg("threads") = 0, py::arg("source_format") = py::none(),
         py::arg("allow_external_files") = false, py::arg("progress") = py::none(), py::arg("cancel") = py::none(),
-        py::arg("overwrite") = true,
-        "Convert an image. The destination appears only when complete. progress(dict) may return True to cancel.");
+        py::arg("overwrite") = true, py::arg("cache") = "none",
+        "Convert an image. The destination appears only when complete. progress(dict) may return True to cancel.\n"
+        "cache: 'none' (O_DIRECT for aligned data, fsync), 'writeback' (page cache, fsync) or 'unsafe' (page cache,\n"
+        "no fsync: qemu-img convert's default).");
 
     m.def(
         "compare",

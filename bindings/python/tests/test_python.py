@@ -100,6 +100,17 @@ def test_bad_options_raise_value_error(tmp_path):
         hypersdk.convert(str(raw), str(tmp_path / "o.raw"), "raw", source_format="raw", options={"nonsense": 1})
 
 
+def test_cache_modes(tmp_path):
+    raw = make_raw(tmp_path / "d.raw")
+    for cache in ("none", "writeback", "unsafe"):
+        out = tmp_path / f"o-{cache}.qcow2"
+        hypersdk.convert(str(raw), str(out), "qcow2", source_format="raw", cache=cache)
+        assert hypersdk.compare(str(raw), str(out), a_format="raw")["identical"]
+    with pytest.raises(ValueError, match="cache mode 'always'"):
+        hypersdk.convert(str(raw), str(tmp_path / "never.qcow2"), "qcow2", source_format="raw", cache="always")
+    assert not (tmp_path / "never.qcow2").exists()
+
+
 def test_gil_is_released_during_conversion(tmp_path):
     raw = make_raw(tmp_path / "d.raw", size=64 * MiB)
     ticks = []
