@@ -38,7 +38,7 @@ File::~File() {
 
 File::File(File &&other) noexcept
     : fd_(other.fd_), direct_fd_(other.direct_fd_), write_behind_(other.write_behind_), path_(std::move(other.path_)),
-      window_(other.window_), base_(other.base_), limit_(other.limit_) {
+      window_(other.window_), base_(other.base_), limit_(other.limit_), reservation_(std::move(other.reservation_)) {
     other.fd_ = -1;
     other.direct_fd_ = -1;
 }
@@ -54,6 +54,7 @@ File &File::operator=(File &&other) noexcept {
         window_ = other.window_;
         base_ = other.base_;
         limit_ = other.limit_;
+        reservation_ = std::move(other.reservation_);
         other.fd_ = -1;
         other.direct_fd_ = -1;
     }
@@ -103,7 +104,9 @@ Result<File> File::open_read_write(const std::string &path) {
 Result<File> File::create_new(const std::string &path, unsigned mode) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return fail(errno_error(errno, "cannot create", path));
-    return File(fd, path);
+    File file(fd, path);
+    file.reservation_.start_empty();
+    return file;
 }
 
 Result<std::size_t> File::read_some(std::uint64_t offset, std::span<std::byte> buf) const {
@@ -150,8 +153,11 @@ Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> bu
 Result<void> File::write_behind(std::uint64_t offset, std::span<const std::byte> buf) {
     constexpr std::uint64_t align = 4096;
     if (write_behind_ != nullptr && direct_fd_ >= 0 && offset % align == 0 && buf.size() % align == 0 && !buf.empty() &&
-        reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0)
+        reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0) {
+        HSDK_TRYV(reservation_.before_write(fd_, offset, offset + buf.size(), path_));
+        reservation_.written(offset, offset + buf.size());
         return write_behind_->submit(direct_fd_, offset, buf, &path_);
+    }
     return write_all(offset, buf);
 }
 
@@ -166,11 +172,13 @@ Result<void> File::pwrite_all(int fd, std::uint64_t offset, std::span<const std:
         }
         done += static_cast<std::size_t>(n);
     }
+    reservation_.written(offset, offset + buf.size());
     return success();
 }
 
 Result<std::uint64_t> File::size() const {
     if (window_) return limit_;
+    if (reservation_.active()) return reservation_.apparent_size();  // the reservation is not the file's
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
     if (S_ISBLK(st.st_mode)) {
@@ -191,16 +199,29 @@ Result<std::uint64_t> File::allocated_size() const {
 Result<void> File::truncate(std::uint64_t length) {
     if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
     if (::ftruncate(fd_, static_cast<off_t>(length)) != 0) return fail(errno_error(errno, "cannot resize", path_));
+    reservation_.truncated(length);
     return success();
 }
 
 Result<void> File::sync() {
+    HSDK_TRYV(reservation_.release(fd_, path_));
     if (::fsync(fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
     if (direct_fd_ >= 0 && ::fsync(direct_fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
     return success();
 }
 
 Result<void> File::close() {
+    if (fd_ >= 0 && !window_) {
+        auto released = reservation_.release(fd_, path_);
+        if (!released) {
+            (void)close_descriptors();
+            return released;
+        }
+    }
+    return close_descriptors();
+}
+
+Result<void> File::close_descriptors() {
     if (direct_fd_ >= 0) {
         ::close(direct_fd_);
         direct_fd_ = -1;

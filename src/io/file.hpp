@@ -3,6 +3,8 @@
 
 #include <hypersdk/error.hpp>
 
+#include "io/space_reservation.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -63,12 +65,17 @@ public:
     // Like write_all, but a direct-eligible write may be queued on the attached write-behind and
     // complete later: the caller keeps `buf` alive until the write-behind is drained. Writers use
     // it for the data the conversion pipeline hands them (see DiskWriter::commit).
+    //
+    // Queued writes go into space reserved ahead of them (see SpaceReservation), so they reach the
+    // disk in parallel; sync() and close() give back what no write used, and size() does not count
+    // it.
     Result<void> write_behind(std::uint64_t offset, std::span<const std::byte> buf);
     void attach_write_behind(class WriteBehind *queue) noexcept { write_behind_ = queue; }
 
 private:
     File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     Result<void> pwrite_all(int fd, std::uint64_t offset, std::span<const std::byte> buf);
+    Result<void> close_descriptors();
     int fd_ = -1;
     int direct_fd_ = -1;
     class WriteBehind *write_behind_ = nullptr;
@@ -76,6 +83,7 @@ private:
     bool window_ = false;
     std::uint64_t base_ = 0;
     std::uint64_t limit_ = 0;  // length of the window
+    SpaceReservation reservation_;
 };
 
 // Convenience for byte spans over trivially-copyable objects.
