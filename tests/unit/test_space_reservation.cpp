@@ -63,6 +63,17 @@ void check_bytes(const File &file, std::uint64_t offset, std::size_t n, unsigned
     for (std::size_t i = 0; i < n; i += 4096) REQUIRE(static_cast<unsigned char>(got[i]) == expected);
 }
 
+void check_text(const File &file, std::uint64_t offset, const std::string &text) {
+    std::vector<std::byte> back(text.size());
+    REQUIRE(file.read_exact(offset, back));
+    CHECK(std::memcmp(back.data(), text.data(), text.size()) == 0);
+}
+
+void close_and_remove(File &file, const std::string &path) {
+    REQUIRE(file.close());
+    ::unlink(path.c_str());
+}
+
 }  // namespace
 
 TEST_CASE("appended direct writes: reserved while writing, trimmed and sparse after sync") {
@@ -84,8 +95,7 @@ TEST_CASE("appended direct writes: reserved while writing, trimmed and sparse af
     check_bytes(file, 0, MiB, 0xA1);
     check_bytes(file, MiB, 3 * MiB, 0x00);
     check_bytes(file, 4 * MiB, MiB, 0xB2);
-    REQUIRE(file.close());
-    ::unlink(path.c_str());
+    close_and_remove(file, path);
 }
 
 TEST_CASE("direct writes into a sized sparse file keep its size and its holes") {
@@ -109,11 +119,8 @@ TEST_CASE("direct writes into a sized sparse file keep its size and its holes") 
     for (std::uint64_t at : {4 * MiB, 8 * MiB, 12 * MiB, 100 * MiB, 300 * MiB}) check_bytes(file, at, 2 * MiB, 0x5A);
     check_bytes(file, 0, 4 * MiB, 0x00);
     check_bytes(file, 14 * MiB, 86 * MiB, 0x00);
-    std::vector<std::byte> back(tail.size());
-    REQUIRE(file.read_exact(100 * MiB + 2 * MiB + 5, back));
-    CHECK(std::memcmp(back.data(), tail.data(), tail.size()) == 0);
-    REQUIRE(file.close());
-    ::unlink(path.c_str());
+    check_text(file, 100 * MiB + 2 * MiB + 5, tail);
+    close_and_remove(file, path);
 }
 
 TEST_CASE("a shrinking truncate during reservation sets the final size") {
@@ -144,13 +151,10 @@ TEST_CASE("data written before the reservation starts is never taken for a gap")
     REQUIRE(file.write_behind(80 * MiB, a.span()));
     REQUIRE(queue.drain());
     REQUIRE(file.sync());
-    std::vector<std::byte> back(meta.size());
-    REQUIRE(file.read_exact(40 * MiB, back));
-    CHECK(std::memcmp(back.data(), meta.data(), meta.size()) == 0);
+    check_text(file, 40 * MiB, meta);
     for (std::uint64_t at : {0 * MiB, 41 * MiB, 80 * MiB}) check_bytes(file, at, MiB, 0x77);
     check_bytes(file, 42 * MiB, 38 * MiB, 0x00);
     CHECK(stat_of(path).size == 81 * MiB);
     CHECK(stat_of(path).allocated <= 3 * MiB + 64 * 1024);
-    REQUIRE(file.close());
-    ::unlink(path.c_str());
+    close_and_remove(file, path);
 }
