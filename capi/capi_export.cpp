@@ -19,13 +19,6 @@ char *dup_string(const std::string &s) {
 
 std::string str(const char *s) { return s ? std::string(s) : std::string(); }
 
-// Reads a caller's struct, tolerating older (smaller) versions of it.
-template <class T>
-T read_struct(const T *in, T defaults) {
-    if (in != nullptr) std::memcpy(&defaults, in, std::min(in->struct_size, sizeof defaults));
-    return defaults;
-}
-
 Result<vsphere::ConnectionOptions> connection_from(const hsdk_vsphere_options *in) {
     const hsdk_vsphere_options o = read_struct<hsdk_vsphere_options>(in, HSDK_VSPHERE_OPTIONS_INIT);
     vsphere::ConnectionOptions c;

@@ -18,8 +18,7 @@ namespace {
 OpenOptions open_options_from(const hsdk_open_options *o) {
     OpenOptions out;
     if (o == nullptr) return out;
-    hsdk_open_options copy = HSDK_OPEN_OPTIONS_INIT;
-    std::memcpy(&copy, o, std::min(o->struct_size, sizeof copy));
+    const hsdk_open_options copy = capi::read_struct<hsdk_open_options>(o, HSDK_OPEN_OPTIONS_INIT);
     if (copy.format) out.format = copy.format;
     out.allow_external_files = copy.allow_external_files != 0;
     out.open_backing = copy.open_backing != 0;
@@ -119,16 +118,13 @@ HSDK_API hsdk_status hsdk_convert(hsdk_convert_stats *out_stats, const char *sou
         HSDK_CHECK_ARG(out_stats == nullptr || out_stats->struct_size >= sizeof(size_t));
         HSDK_CHECK_ARG(source != nullptr && destination != nullptr);
         HSDK_CHECK_ARG(options != nullptr && options->struct_size >= sizeof(size_t));
-        hsdk_convert_options o = HSDK_CONVERT_OPTIONS_INIT;
-        std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+        const hsdk_convert_options o = capi::read_struct<hsdk_convert_options>(options, HSDK_CONVERT_OPTIONS_INIT);
         HSDK_CHECK_ARG(o.output_format != nullptr);
         ConvertOptions co;
         co.output_format = o.output_format;
-        if (o.options != nullptr) {
-            auto parsed = parse_format_options(o.options);
-            if (!parsed) return capi::set_error(parsed.error());
-            co.format_options = std::move(parsed).value();
-        }
+        auto parsed = capi::format_options_from(o.options);
+        if (!parsed) return capi::set_error(parsed.error());
+        co.format_options = std::move(parsed).value();
         co.compress = o.compress != 0;
         co.threads = o.threads;
         co.overwrite = o.overwrite != 0;

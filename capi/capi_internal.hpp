@@ -3,8 +3,11 @@
 
 #include <hypersdk.h>
 #include <hypersdk/cancel.hpp>
+#include <hypersdk/convert.hpp>
 #include <hypersdk/error.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
@@ -19,6 +22,20 @@ void clear_error() noexcept;
 
 // The token behind a C handle (a fresh, never-cancelled token for NULL).
 CancelToken token_of(const hsdk_cancel *cancel);
+
+// Reads a caller's struct, tolerating older (smaller) versions of it: fields it lacks keep
+// `defaults` (the header's _INIT values). NULL gives the defaults.
+template <class T>
+T read_struct(const T *in, T defaults) {
+    if (in != nullptr) std::memcpy(&defaults, in, std::min(in->struct_size, sizeof defaults));
+    return defaults;
+}
+
+// Format options from "key=value,..." text as qemu-img -o takes it (none for NULL).
+inline Result<FormatOptions> format_options_from(const char *text) {
+    if (text == nullptr) return FormatOptions{};
+    return parse_format_options(text);
+}
 
 inline hsdk_status to_status(Errc code) noexcept { return -static_cast<int>(code); }
 

@@ -39,8 +39,7 @@ Result<KvmOptions> kvm_options_from(const hsdk_kvm_options *in) {
     KvmOptions o;
     if (in == nullptr) return o;
     if (in->struct_size < sizeof(size_t)) return fail(Errc::invalid_argument, "invalid argument: hsdk_kvm_options.struct_size");
-    hsdk_kvm_options c = HSDK_KVM_OPTIONS_INIT;
-    std::memcpy(&c, in, std::min(in->struct_size, sizeof c));
+    const hsdk_kvm_options c = capi::read_struct<hsdk_kvm_options>(in, HSDK_KVM_OPTIONS_INIT);
     if (c.name) o.name = c.name;
     if (c.disk_dir) o.disk_dir = c.disk_dir;
     if (c.disk_format) o.disk_format = c.disk_format;

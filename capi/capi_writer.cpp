@@ -20,16 +20,13 @@ HSDK_API hsdk_status hsdk_writer_create(hsdk_writer **out, const char *path, uin
         *out = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
         HSDK_CHECK_ARG(options != nullptr && options->struct_size >= sizeof(size_t));
-        hsdk_writer_options o = HSDK_WRITER_OPTIONS_INIT;
-        std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+        const hsdk_writer_options o = capi::read_struct<hsdk_writer_options>(options, HSDK_WRITER_OPTIONS_INIT);
         HSDK_CHECK_ARG(o.format != nullptr);
         ImageWriterOptions wo;
         wo.format = o.format;
-        if (o.options != nullptr) {
-            auto parsed = parse_format_options(o.options);
-            if (!parsed) return capi::set_error(parsed.error());
-            wo.format_options = std::move(parsed).value();
-        }
+        auto parsed = capi::format_options_from(o.options);
+        if (!parsed) return capi::set_error(parsed.error());
+        wo.format_options = std::move(parsed).value();
         wo.compress = o.compress != 0;
         wo.threads = o.threads;
         wo.overwrite = o.overwrite != 0;

@@ -4,12 +4,13 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <sys/mman.h>
 #include <new>
 #include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
+
+#include <sys/mman.h>
 
 namespace hypersdk::pipeline {
 

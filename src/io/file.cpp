@@ -211,14 +211,9 @@ Result<void> File::sync() {
 }
 
 Result<void> File::close() {
-    if (fd_ >= 0 && !window_) {
-        auto released = reservation_.release(fd_, path_);
-        if (!released) {
-            (void)close_descriptors();
-            return released;
-        }
-    }
-    return close_descriptors();
+    auto released = fd_ >= 0 ? reservation_.release(fd_, path_) : success();
+    auto closed = close_descriptors();
+    return released ? closed : released;
 }
 
 Result<void> File::close_descriptors() {

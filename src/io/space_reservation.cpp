@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace hypersdk::io {
@@ -97,9 +96,8 @@ Result<void> SpaceReservation::close_window(int fd, const std::string &path) {
         pos = std::max(pos, e);
     }
     HSDK_TRYV(punch(pos, stop_at));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return fail(errno_error(errno, "cannot stat", path));
-    if (static_cast<std::uint64_t>(st.st_size) > apparent_size_ && ::ftruncate(fd, static_cast<off_t>(apparent_size_)) != 0)
+    // A window past the end made the file longer (fallocate mode 0): cut that off.
+    if (end_ > apparent_size_ && ::ftruncate(fd, static_cast<off_t>(apparent_size_)) != 0)
         return fail(errno_error(errno, "cannot resize", path));
     begin_ = end_ = 0;
     covered_.clear();
