@@ -3,6 +3,7 @@
 
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/error.hpp>
+#include <hypersdk/executor.hpp>
 #include <hypersdk/hash.hpp>
 #include <hypersdk/log.hpp>
 #include <hypersdk/progress.hpp>

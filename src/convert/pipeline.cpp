@@ -1,6 +1,7 @@
 #include "convert/pipeline.hpp"
 
 #include "convert/unit.hpp"
+#include "core/executor.hpp"
 
 #include <fmt/format.h>
 
@@ -12,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <mutex>
-#include <thread>
 
 namespace hypersdk::pipeline {
 namespace {
@@ -107,10 +107,19 @@ private:
     std::deque<Range> queue_;
 };
 
+// Units are read, checked for zeros and encoded by tasks on the executor's worker pool; this thread
+// plans them, keeps at most `parallel` of them running and a window of finished ones waiting, and
+// commits them to the writer in ascending order.
 class Pipeline {
 public:
     Pipeline(BlockDevice &source, format::DiskWriter &writer, const PipelineOptions &options)
         : source_(source), writer_(writer), options_(options), granule_(writer.granularity()) {}
+
+    ~Pipeline() {
+        // Tasks refer to this pipeline: none may outlive it.
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [this] { return running_ == 0; });
+    }
 
     Result<PipelineStats> run() {
         if (granule_ == 0 || (granule_ & (granule_ - 1)) != 0)
@@ -120,20 +129,17 @@ public:
         HSDK_TRY(auto total, planner_->total_bytes());
         if (options_.progress) options_.progress->set_total(total);
 
-        unsigned threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
-        threads = static_cast<unsigned>(std::min<std::uint64_t>(threads, std::max<std::uint64_t>(1, (total + unit - 1) / unit)));
-        window_ = 2 * threads + 2;
+        const unsigned threads = core::worker_parallelism(options_.threads);
+        parallel_ = static_cast<std::size_t>(
+            std::min<std::uint64_t>(threads, std::max<std::uint64_t>(1, (total + unit - 1) / unit)));
+        window_ = 2 * parallel_ + 2;
 
-        std::vector<std::thread> workers;
-        workers.reserve(threads);
-        for (unsigned t = 0; t < threads; ++t) workers.emplace_back([this] { worker(); });
         auto committed = commit_loop();
         {
-            std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
             stop_ = true;
+            changed_.wait(lock, [this] { return running_ == 0; });
         }
-        changed_.notify_all();
-        for (auto &w : workers) w.join();
         if (!committed) return fail(committed.error());
         if (first_error_) return fail(*first_error_);
         return PipelineStats{stats_.bytes_read, stats_.bytes_written, stats_.units};
@@ -144,42 +150,40 @@ private:
         return options_.cancel.is_cancelled() || (options_.progress && options_.progress->token().is_cancelled());
     }
 
-    void record_error(Error e) {
-        std::lock_guard lock(mutex_);
+    // Requires mutex_: whether another unit may be planned and started now.
+    bool room_locked() const { return !planned_all_ && !stop_ && running_ < parallel_ && issued_ < next_commit_ + window_; }
+
+    void record_error_locked(Error e) {
         if (!first_error_) first_error_ = std::move(e);
         stop_ = true;
-        changed_.notify_all();
     }
 
-    void worker() {
-        for (;;) {
-            std::size_t index;
-            Range range{};
-            {
-                std::unique_lock lock(mutex_);
-                changed_.wait(lock, [this] { return stop_ || planned_all_ || issued_ < next_commit_ + window_; });
-                if (stop_ || planned_all_) return;
-                // Planning reads metadata only; doing it under the lock keeps units in order.
-                auto next = planner_->next();
-                if (!next) {
-                    if (!first_error_) first_error_ = std::move(next).error();
-                    stop_ = true;
-                    changed_.notify_all();
-                    return;
-                }
-                if (!next.value()) {
-                    planned_all_ = true;
-                    changed_.notify_all();
-                    return;
-                }
-                range = *next.value();
-                index = issued_++;
-            }
-            if (cancelled()) {
-                record_error(Error{Errc::cancelled, "conversion cancelled"});
+    // Plans units (metadata reads only) and posts them while there is room.
+    void start_units(std::unique_lock<std::mutex> &lock) {
+        while (room_locked()) {
+            auto next = planner_->next();
+            if (!next) {
+                record_error_locked(std::move(next).error());
                 return;
             }
-            Result<PreparedUnit> r = Error{};
+            if (!next.value()) {
+                planned_all_ = true;
+                return;
+            }
+            const Range range = *next.value();
+            const std::size_t index = issued_++;
+            ++running_;
+            lock.unlock();
+            core::Executor::instance().workers().post([this, index, range] { unit_task(index, range); });
+            lock.lock();
+        }
+    }
+
+    void unit_task(std::size_t index, Range range) {
+        Result<PreparedUnit> r = Error{};
+        if (cancelled()) {
+            r = fail(Errc::cancelled, "conversion cancelled");
+        } else {
             try {
                 r = process(range);
             } catch (const std::bad_alloc &) {
@@ -187,16 +191,12 @@ private:
             } catch (const std::exception &e) {
                 r = fail(Errc::internal, e.what());
             }
-            if (!r) {
-                record_error(std::move(r).error());
-                return;
-            }
-            {
-                std::lock_guard lock(mutex_);
-                done_.emplace(index, std::move(r).value());
-            }
-            changed_.notify_all();
         }
+        std::lock_guard lock(mutex_);
+        if (r) done_.emplace(index, std::move(r).value());
+        else record_error_locked(std::move(r).error());
+        --running_;
+        changed_.notify_all();
     }
 
     Result<PreparedUnit> process(const Range &u) {
@@ -229,11 +229,16 @@ private:
             PreparedUnit unit;
             {
                 std::unique_lock lock(mutex_);
+                start_units(lock);
                 changed_.wait(lock, [this] {
-                    return first_error_.has_value() || done_.count(next_commit_) != 0 || (planned_all_ && next_commit_ == issued_);
+                    return first_error_.has_value() || done_.count(next_commit_) != 0 || (planned_all_ && next_commit_ == issued_) ||
+                           room_locked();
                 });
                 if (first_error_) return success();  // reported by run()
-                if (done_.count(next_commit_) == 0) break;  // everything planned is committed
+                if (done_.count(next_commit_) == 0) {
+                    if (planned_all_ && next_commit_ == issued_) break;  // everything planned is committed
+                    continue;                                            // room to start more units
+                }
                 auto node = done_.extract(next_commit_);
                 unit = std::move(node.mapped());
             }
@@ -245,7 +250,6 @@ private:
                 std::lock_guard lock(mutex_);
                 ++next_commit_;
             }
-            changed_.notify_all();
         }
         return retired.drain_all();
     }
@@ -255,11 +259,13 @@ private:
     const PipelineOptions &options_;
     const std::uint64_t granule_;
     std::unique_ptr<Planner> planner_;
+    std::size_t parallel_ = 1;
     std::size_t window_ = 4;
 
     std::mutex mutex_;
     std::condition_variable changed_;
-    std::size_t issued_ = 0;  // units handed to workers
+    std::size_t issued_ = 0;   // units planned and posted
+    std::size_t running_ = 0;  // posted tasks not yet finished
     bool planned_all_ = false;
     std::size_t next_commit_ = 0;
     bool stop_ = false;

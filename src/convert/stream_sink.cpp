@@ -1,5 +1,7 @@
 #include "convert/stream_sink.hpp"
 
+#include "core/executor.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,7 +11,7 @@ namespace hypersdk::pipeline {
 
 StreamSink::StreamSink(format::DiskWriter &writer, std::uint64_t virtual_size, unsigned threads, ProgressReporter *progress,
                        IoFence io_fence, std::uint64_t unit_bytes)
-    : writer_(writer), size_(virtual_size), progress_(progress), pool_(threads), window_(2 * pool_.size() + 2),
+    : writer_(writer), size_(virtual_size), progress_(progress), window_(2 * core::worker_parallelism(threads) + 2),
       retired_(std::move(io_fence)) {
     const std::uint64_t g = writer.granularity();
     unit_ = std::max(g, unit_bytes / g * g);
@@ -50,7 +52,7 @@ Result<void> StreamSink::write(std::uint64_t offset, std::span<const std::byte> 
 Result<void> StreamSink::seal() {
     auto unit = std::move(current_);
     auto *writer = &writer_;
-    in_flight_.push_back(pool_.submit([writer, u = std::move(unit)]() mutable -> Result<std::unique_ptr<PreparedUnit>> {
+    in_flight_.push_back(core::Executor::instance().workers().submit([writer, u = std::move(unit)]() mutable -> Result<std::unique_ptr<PreparedUnit>> {
         try {
             HSDK_TRYV(prepare_unit(*writer, *u));
         } catch (const std::bad_alloc &) {

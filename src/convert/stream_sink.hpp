@@ -3,7 +3,6 @@
 #pragma once
 
 #include <hypersdk/progress.hpp>
-#include <hypersdk/thread_pool.hpp>
 
 #include "convert/unit.hpp"
 
@@ -14,7 +13,8 @@ namespace hypersdk::pipeline {
 
 class StreamSink {
 public:
-    // `threads` workers run zero detection and encoding (compression) in parallel; 0 = one per core.
+    // Zero detection and encoding (compression) run on the executor's worker pool, `threads` units at
+    // a time (0 = the pool's size).
     // `io_fence` is the output's write-behind (AtomicOutputSet::io_ticket / wait_io), if it has one.
     StreamSink(format::DiskWriter &writer, std::uint64_t virtual_size, unsigned threads = 0,
                ProgressReporter *progress = nullptr, IoFence io_fence = {}, std::uint64_t unit_bytes = 2ULL << 20);
@@ -36,7 +36,6 @@ private:
     const std::uint64_t size_;
     std::uint64_t unit_;
     ProgressReporter *progress_;
-    ThreadPool pool_;
     std::size_t window_;
     std::unique_ptr<PreparedUnit> current_;
     std::uint64_t next_offset_ = 0;  // pieces must start at or after this

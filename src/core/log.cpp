@@ -1,8 +1,11 @@
 #include <hypersdk/log.hpp>
 
+#include "core/log_context.hpp"
+
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace hypersdk {
 namespace {
@@ -18,7 +21,25 @@ LogState &state() {
     return s;
 }
 
+thread_local std::shared_ptr<const core::LogContext> t_context;
+
+bool global_enabled(LogLevel level) noexcept {
+    return level != LogLevel::off && static_cast<int>(level) >= state().min_level.load(std::memory_order_relaxed);
+}
+
 }  // namespace
+
+namespace core {
+
+std::shared_ptr<const LogContext> current_log_context() noexcept { return t_context; }
+
+ScopedLogContext::ScopedLogContext(std::shared_ptr<const LogContext> context) noexcept : previous_(std::move(t_context)) {
+    t_context = std::move(context);
+}
+
+ScopedLogContext::~ScopedLogContext() { t_context = std::move(previous_); }
+
+}  // namespace core
 
 void set_log_sink(LogSink sink, LogLevel min_level) {
     auto &s = state();
@@ -33,17 +54,30 @@ void set_log_sink(LogSink sink, LogLevel min_level) {
 }
 
 bool log_enabled(LogLevel level) noexcept {
-    return level != LogLevel::off && static_cast<int>(level) >= state().min_level.load(std::memory_order_relaxed);
+    if (global_enabled(level)) return true;
+    const auto &ctx = t_context;
+    return ctx && level != LogLevel::off && static_cast<int>(level) >= static_cast<int>(ctx->min_level);
 }
 
 void log(LogLevel level, std::string_view message) {
-    if (!log_enabled(level)) return;
+    const auto &ctx = t_context;
+    if (ctx && ctx->sink && level != LogLevel::off && static_cast<int>(level) >= static_cast<int>(ctx->min_level))
+        ctx->sink(level, message);
+    if (!global_enabled(level)) return;
     std::shared_ptr<const LogSink> sink;
     {
         std::lock_guard lock(state().mutex);
         sink = state().sink;
     }
-    if (sink) (*sink)(level, message);
+    if (!sink) return;
+    if (ctx && !ctx->tag.empty()) {
+        std::string tagged;
+        tagged.reserve(ctx->tag.size() + 2 + message.size());
+        tagged.append(ctx->tag).append(": ").append(message);
+        (*sink)(level, tagged);
+    } else {
+        (*sink)(level, message);
+    }
 }
 
 std::string_view log_level_name(LogLevel level) noexcept {

@@ -1,5 +1,6 @@
 // ExportSession: vSphere VM -> files, through an NFC lease (ExportVm for a powered-off VM,
 // CreateSnapshot + ExportSnapshot for a running one) or datastore downloads.
+#include "core/executor.hpp"
 #include "export/download.hpp"
 #include "export/progress.hpp"
 #include "export/streamed_conversion.hpp"
@@ -24,12 +25,10 @@
 #include <cstring>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <random>
-#include <thread>
 #include <unistd.h>
 
 namespace hypersdk {
@@ -244,13 +243,11 @@ private:
     }
 
     Result<void> download_all(std::vector<DiskJob> &jobs, bool powered_off, const char *source) {
-        std::atomic<std::size_t> next{0};
         std::mutex m;
         std::optional<Error> first_error;
-        auto worker = [&] {
-            for (;;) {
-                const std::size_t i = next.fetch_add(1);
-                if (i >= jobs.size()) return;
+        // Disks move at most o_.parallel at once, on this thread and on free job slots of the executor.
+        auto disk = [&](std::size_t i) {
+            {
                 {
                     std::lock_guard lock(m);
                     if (first_error) return;
@@ -291,11 +288,7 @@ private:
                 result_.bytes_resumed += j.result.resumed;
             }
         };
-        const unsigned threads = std::clamp<unsigned>(o_.parallel, 1, static_cast<unsigned>(jobs.size()));
-        std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
-        worker();
-        for (auto &t : pool) t.join();
+        core::run_parallel(jobs.size(), std::max(1u, o_.parallel), disk);
         for (std::size_t i = 0; i < jobs.size(); ++i) partials_.push_back(jobs[i].final_path);
         if (first_error) return fail(*first_error);
         return success();
@@ -536,26 +529,15 @@ private:
 
     void start_keepalive(int lease_timeout_seconds) {
         // HttpNfcLeaseProgress at least every 60 s (sooner for short lease timeouts) keeps the
-        // lease from expiring during long downloads.
+        // lease from expiring during long downloads. It runs as a periodic task of the executor.
         const int secs = std::clamp(lease_timeout_seconds > 0 ? lease_timeout_seconds / 3 : 60, 1, 60);
-        keepalive_ = std::thread([this, secs] {
-            std::unique_lock lock(keepalive_mutex_);
-            while (!keepalive_stop_) {
-                if (keepalive_cv_.wait_for(lock, std::chrono::seconds(secs), [this] { return keepalive_stop_; })) break;
-                lock.unlock();
-                (void)lease_progress(*session_, lease_, tracker_->percent());
-                lock.lock();
-            }
-        });
+        keepalive_ = core::Executor::instance().every(std::chrono::seconds(secs),
+                                                      [this] { (void)lease_progress(*session_, lease_, tracker_->percent()); });
     }
 
     void stop_keepalive() {
-        {
-            std::lock_guard lock(keepalive_mutex_);
-            keepalive_stop_ = true;
-        }
-        keepalive_cv_.notify_all();
-        if (keepalive_.joinable()) keepalive_.join();
+        if (keepalive_) keepalive_->cancel();
+        keepalive_.reset();
     }
 
     void cleanup_after_failure(Error &e) {
@@ -593,10 +575,7 @@ private:
     std::vector<std::unique_ptr<http::Client>> owned_;
     std::vector<std::string> partials_;  // final paths whose partial data may exist
     bool corrupt_ = false;
-    std::thread keepalive_;
-    std::mutex keepalive_mutex_;
-    std::condition_variable keepalive_cv_;
-    bool keepalive_stop_ = false;
+    std::unique_ptr<core::Executor::Periodic> keepalive_;
 };
 
 }  // namespace

@@ -1,27 +1,26 @@
-// Write-behind for direct I/O: aligned data writes go to a few I/O threads so several are in flight
-// at once (an O_DIRECT write waits for the device; one at a time leaves the disk idle between them).
-// The caller keeps each buffer alive until drain() returns.
+// Write-behind for direct I/O: aligned data writes run on the executor's I/O pool, so several are in
+// flight at once (an O_DIRECT write waits for the device; one at a time leaves the disk idle between
+// them) while every output of every job shares the same few threads.
+// The caller keeps each buffer alive until its write has completed (drain() or wait_for()).
 #pragma once
 
 #include <hypersdk/error.hpp>
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
-#include <thread>
-#include <vector>
 
 namespace hypersdk::io {
 
 class WriteBehind {
 public:
-    explicit WriteBehind(unsigned threads = 4, std::size_t max_queued = 16);
-    ~WriteBehind();
+    // At most `max_queued` writes of this queue wait or run at once; submit() blocks beyond that.
+    explicit WriteBehind(std::size_t max_queued = 16);
+    ~WriteBehind();  // waits for the writes still in flight
     WriteBehind(const WriteBehind &) = delete;
     WriteBehind &operator=(const WriteBehind &) = delete;
 
@@ -36,26 +35,23 @@ public:
     Result<void> wait_for(std::uint64_t ticket);
 
 private:
-    struct Job {
+    struct Write {
         int fd;
         std::uint64_t offset;
         std::span<const std::byte> data;
         const std::string *path;
         std::uint64_t seq;
     };
-    void run();
+    void perform(const Write &w);
     [[nodiscard]] std::uint64_t completed_through() const;  // requires mutex_
 
     std::mutex mutex_;
     std::condition_variable changed_;
-    std::deque<Job> queue_;
-    std::size_t in_flight_ = 0;
+    std::size_t outstanding_ = 0;  // posted to the pool, not yet completed
     std::uint64_t submitted_ = 0;
-    std::set<std::uint64_t> pending_;  // queued or running
+    std::set<std::uint64_t> pending_;  // sequence numbers not yet completed
     std::size_t max_queued_;
-    bool stopping_ = false;
     std::optional<Error> error_;
-    std::vector<std::thread> threads_;
 };
 
 }  // namespace hypersdk::io
