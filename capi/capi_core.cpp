@@ -2,7 +2,6 @@
 #include "capi_internal.hpp"
 
 #include <hypersdk/cancel.hpp>
-#include <hypersdk/hash.hpp>
 #include <hypersdk/log.hpp>
 #include <hypersdk/version.hpp>
 
@@ -109,9 +108,12 @@ HSDK_API hsdk_status hsdk_sha256_file(char *out_hex, size_t out_hex_size, const 
         HSDK_CHECK_ARG(out_hex != nullptr);
         HSDK_CHECK_ARG(out_hex_size >= 65);
         HSDK_CHECK_ARG(path != nullptr);
-        auto hex = file_digest_hex(path, DigestAlgorithm::sha256, capi::token_of(cancel));
-        if (!hex) return capi::set_error(hex.error());
-        std::memcpy(out_hex, hex.value().c_str(), 65);
+        auto r = capi::run_typed("file.sha256", {{"path", path}}, cancel, nullptr, nullptr);
+        if (!r) return capi::set_error(r.error());
+        const std::string hex = r.value().at("sha256");
+        if (hex.size() != 64) return capi::set_error(Errc::internal, "file.sha256 returned a malformed digest");
+        std::memcpy(out_hex, hex.data(), 64);
+        out_hex[64] = '\0';
         return HSDK_OK;
     });
 }

@@ -4,7 +4,6 @@
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
 
-#include <cstdlib>
 #include <cstring>
 
 struct hsdk_image {
@@ -14,22 +13,24 @@ struct hsdk_image {
 namespace hypersdk::capi {
 namespace {
 
-// Reads a caller's options struct, tolerating older (smaller) versions of it.
-OpenOptions open_options_from(const hsdk_open_options *o) {
+// Reads a caller's open options (older, smaller versions of the struct are fine).
+Result<OpenOptions> open_options_from(const hsdk_open_options *o) {
     OpenOptions out;
-    if (o == nullptr) return out;
-    const hsdk_open_options copy = capi::read_struct<hsdk_open_options>(o, HSDK_OPEN_OPTIONS_INIT);
+    HSDK_TRY(const hsdk_open_options copy, read_struct<hsdk_open_options>(o, HSDK_OPEN_OPTIONS_INIT, "hsdk_open_options"));
     if (copy.format) out.format = copy.format;
     out.allow_external_files = copy.allow_external_files != 0;
     out.open_backing = copy.open_backing != 0;
     return out;
 }
 
-char *copy_string(const std::string &s) {
-    char *p = static_cast<char *>(std::malloc(s.size() + 1));
-    if (p == nullptr) throw std::bad_alloc();
-    std::memcpy(p, s.c_str(), s.size() + 1);
-    return p;
+// The same as request fields of an image operation ("format" named `format_key`). An operation
+// that reads one layer only (image.check) takes no open_backing.
+Result<void> add_open_options(nlohmann::json &request, const hsdk_open_options *o, const char *format_key, bool takes_backing) {
+    HSDK_TRY(auto opts, open_options_from(o));
+    if (!opts.format.empty()) request[format_key] = opts.format;
+    if (opts.allow_external_files) request["allow_external_files"] = true;
+    if (takes_backing && !opts.open_backing) request["open_backing"] = false;
+    return success();
 }
 
 }  // namespace
@@ -44,8 +45,9 @@ HSDK_API hsdk_status hsdk_image_open(hsdk_image **out, const char *path, const h
         HSDK_CHECK_ARG(out != nullptr);
         *out = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
-        HSDK_CHECK_ARG(options == nullptr || options->struct_size >= sizeof(size_t));
-        auto image = open_image(path, capi::open_options_from(options));
+        auto o = capi::open_options_from(options);
+        if (!o) return capi::set_error(o.error());
+        auto image = open_image(path, o.value());
         if (!image) return capi::set_error(image.error());
         *out = new hsdk_image{std::move(image).value()};
         return HSDK_OK;
@@ -93,7 +95,7 @@ HSDK_API hsdk_status hsdk_image_info_json(char **out_json, const hsdk_image *ima
         HSDK_CHECK_ARG(image != nullptr);
         const auto chain = image->image->chain_info();
         const auto j = with_backing_chain ? chain_to_json(chain) : to_json(chain.front());
-        *out_json = capi::copy_string(j.dump());
+        *out_json = capi::copy_out(capi::dump(j));
         return HSDK_OK;
     });
 }
@@ -103,9 +105,9 @@ HSDK_API hsdk_status hsdk_probe_format(char **out_name, const char *path) {
         HSDK_CHECK_ARG(out_name != nullptr);
         *out_name = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
-        auto name = probe_format(path);
-        if (!name) return capi::set_error(name.error());
-        *out_name = capi::copy_string(name.value());
+        auto r = capi::run_typed("image.probe", {{"path", path}}, nullptr, nullptr, nullptr);
+        if (!r) return capi::set_error(r.error());
+        *out_name = capi::copy_out(r.value().at("format").get<std::string>());
         return HSDK_OK;
     });
 }
@@ -117,35 +119,24 @@ HSDK_API hsdk_status hsdk_convert(hsdk_convert_stats *out_stats, const char *sou
     return capi::guard([&]() -> hsdk_status {
         HSDK_CHECK_ARG(out_stats == nullptr || out_stats->struct_size >= sizeof(size_t));
         HSDK_CHECK_ARG(source != nullptr && destination != nullptr);
-        HSDK_CHECK_ARG(options != nullptr && options->struct_size >= sizeof(size_t));
-        const hsdk_convert_options o = capi::read_struct<hsdk_convert_options>(options, HSDK_CONVERT_OPTIONS_INIT);
+        HSDK_CHECK_ARG(options != nullptr);
+        HSDK_READ_STRUCT(o, hsdk_convert_options, options, HSDK_CONVERT_OPTIONS_INIT);
         HSDK_CHECK_ARG(o.output_format != nullptr);
-        ConvertOptions co;
-        co.output_format = o.output_format;
-        auto parsed = capi::format_options_from(o.options);
-        if (!parsed) return capi::set_error(parsed.error());
-        co.format_options = std::move(parsed).value();
-        co.compress = o.compress != 0;
-        co.threads = o.threads;
-        co.overwrite = o.overwrite != 0;
-        if (o.cache != nullptr) {
-            if (auto set = set_cache_mode(co, o.cache); !set) return capi::set_error(set.error());
-        }
-        co.cancel = capi::token_of(o.cancel);
-        if (o.progress != nullptr) {
-            auto fn = o.progress;
-            void *ud = o.progress_user_data;
-            co.progress = [fn, ud](const ProgressInfo &p) {
-                hsdk_progress cp{sizeof(hsdk_progress), p.phase.c_str(), p.bytes_done, p.bytes_total, p.rate_bytes_per_sec,
-                                 p.eta_seconds};
-                return fn(&cp, ud) != 0 ? ProgressAction::cancel : ProgressAction::proceed;
-            };
-        }
-        auto stats = convert(source, capi::open_options_from(source_options), destination, co);
-        if (!stats) return capi::set_error(stats.error());
+        nlohmann::json request{{"source", source},
+                               {"destination", destination},
+                               {"output_format", o.output_format},
+                               {"compress", o.compress != 0},
+                               {"threads", o.threads},
+                               {"overwrite", o.overwrite != 0}};
+        if (o.options != nullptr) request["options"] = o.options;
+        if (o.cache != nullptr) request["cache"] = o.cache;
+        if (auto r = capi::add_open_options(request, source_options, "source_format", true); !r) return capi::set_error(r.error());
+        auto r = capi::run_typed("image.convert", request, o.cancel, o.progress, o.progress_user_data);
+        if (!r) return capi::set_error(r.error());
         if (out_stats != nullptr) {
-            hsdk_convert_stats s{sizeof(hsdk_convert_stats), stats.value().virtual_size, stats.value().bytes_read,
-                                 stats.value().bytes_written, stats.value().output_size, stats.value().seconds};
+            const auto &j = r.value();
+            hsdk_convert_stats s{sizeof(hsdk_convert_stats), j.at("virtual_size"), j.at("bytes_read"), j.at("bytes_written"),
+                                 j.at("output_size"), j.at("seconds")};
             std::memcpy(out_stats, &s, std::min(out_stats->struct_size, sizeof s));
         }
         return HSDK_OK;
@@ -172,17 +163,11 @@ HSDK_API hsdk_status hsdk_check_json(char **out_json, const char *path, const hs
         HSDK_CHECK_ARG(out_json != nullptr);
         *out_json = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
-        auto r = check_image(path, capi::open_options_from(options));
+        nlohmann::json request{{"path", path}};
+        if (auto r = capi::add_open_options(request, options, "format", false); !r) return capi::set_error(r.error());
+        auto r = capi::run_typed("image.check", request, nullptr, nullptr, nullptr);
         if (!r) return capi::set_error(r.error());
-        const auto &c = r.value();
-        nlohmann::json j{{"filename", path}, {"format", c.format}, {"clean", c.clean},     {"check-errors", c.errors},
-                         {"leaks", c.leaks}, {"messages", c.messages}};
-        if (c.total_clusters) {
-            j["allocated-clusters"] = c.allocated_clusters;
-            j["total-clusters"] = c.total_clusters;
-        }
-        if (c.image_end_offset) j["image-end-offset"] = *c.image_end_offset;
-        *out_json = capi::copy_string(j.dump());
+        *out_json = capi::copy_out(capi::dump(r.value()));
         return HSDK_OK;
     });
 }

@@ -1,24 +1,12 @@
 // C ABI: VM descriptions, KVM domain XML and manifest, OVA verification.
 #include "capi_internal.hpp"
 
-#include <hypersdk/kvm.hpp>
-#include <hypersdk/ovf.hpp>
-
-#include <cstdlib>
-#include <cstring>
 
 namespace hypersdk::capi {
 namespace {
 
-char *copy_out(const std::string &s) {
-    char *p = static_cast<char *>(std::malloc(s.size() + 1));
-    if (p == nullptr) throw std::bad_alloc();
-    std::memcpy(p, s.c_str(), s.size() + 1);
-    return p;
-}
-
-Result<std::vector<std::pair<std::string, std::string>>> parse_map(const char *text, const char *what) {
-    std::vector<std::pair<std::string, std::string>> out;
+Result<nlohmann::json> parse_map(const char *text, const char *what) {
+    nlohmann::json out = nlohmann::json::object();
     if (text == nullptr || *text == '\0') return out;
     std::string s(text);
     std::size_t pos = 0;
@@ -29,41 +17,43 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_map(const char *t
         const auto eq = item.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
             return fail(Errc::invalid_argument, std::string(what) + ": '" + item + "' is not SOURCE=TARGET");
-        out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+        out[item.substr(0, eq)] = item.substr(eq + 1);
         pos = comma + 1;
     }
     return out;
 }
 
-Result<KvmOptions> kvm_options_from(const hsdk_kvm_options *in) {
-    KvmOptions o;
-    if (in == nullptr) return o;
-    if (in->struct_size < sizeof(size_t)) return fail(Errc::invalid_argument, "invalid argument: hsdk_kvm_options.struct_size");
-    const hsdk_kvm_options c = capi::read_struct<hsdk_kvm_options>(in, HSDK_KVM_OPTIONS_INIT);
-    if (c.name) o.name = c.name;
-    if (c.disk_dir) o.disk_dir = c.disk_dir;
-    if (c.disk_format) o.disk_format = c.disk_format;
-    if (c.network) o.network = c.network;
-    if (c.bridge) o.bridge = c.bridge;
+// The KVM options struct as request fields of kvm.domain / kvm.manifest.
+Result<void> add_kvm_options(nlohmann::json &request, const hsdk_kvm_options *in) {
+    HSDK_TRY(const hsdk_kvm_options c, read_struct<hsdk_kvm_options>(in, HSDK_KVM_OPTIONS_INIT, "hsdk_kvm_options"));
+    const std::pair<const char *, const char *> strings[] = {
+        {"name", c.name},           {"disk_dir", c.disk_dir},   {"disk_format", c.disk_format},
+        {"network", c.network},     {"bridge", c.bridge},       {"machine", c.machine},
+        {"ovmf_code", c.ovmf_code}, {"ovmf_vars", c.ovmf_vars}, {"ovmf_code_secure", c.ovmf_code_secure},
+        {"ovmf_vars_secure", c.ovmf_vars_secure}, {"nvram_dir", c.nvram_dir}};
+    for (const auto &[key, value] : strings)
+        if (value != nullptr) request[key] = value;
     HSDK_TRY(auto nm, parse_map(c.network_map, "network_map"));
     HSDK_TRY(auto bm, parse_map(c.bridge_map, "bridge_map"));
-    o.network_map = std::move(nm);
-    o.bridge_map = std::move(bm);
-    o.windows_virtio = c.windows_virtio != 0;
-    if (c.machine) o.machine = c.machine;
-    if (c.ovmf_code) o.ovmf_code = c.ovmf_code;
-    if (c.ovmf_vars) o.ovmf_vars = c.ovmf_vars;
-    if (c.ovmf_code_secure) o.ovmf_code_secure = c.ovmf_code_secure;
-    if (c.ovmf_vars_secure) o.ovmf_vars_secure = c.ovmf_vars_secure;
-    if (c.nvram_dir) o.nvram_dir = c.nvram_dir;
-    return o;
+    if (!nm.empty()) request["network_map"] = std::move(nm);
+    if (!bm.empty()) request["bridge_map"] = std::move(bm);
+    if (c.windows_virtio) request["windows_virtio"] = true;
+    return success();
 }
 
-Result<VirtualMachine> vm_from_text(const char *vm_json) {
+Result<nlohmann::json> vm_from_text(const char *vm_json) {
     if (vm_json == nullptr) return fail(Errc::invalid_argument, "invalid argument: vm_json is NULL");
     auto j = nlohmann::json::parse(vm_json, nullptr, false);
     if (j.is_discarded()) return fail(Errc::invalid_argument, "vm_json is not valid JSON");
-    return vm_from_json(j);
+    if (!j.is_object()) return fail(Errc::invalid_argument, "VM description: expected a JSON object");
+    return j;
+}
+
+Result<nlohmann::json> kvm_request(const char *vm_json, const hsdk_kvm_options *options) {
+    HSDK_TRY(auto vm, vm_from_text(vm_json));
+    nlohmann::json request{{"vm", std::move(vm)}};
+    HSDK_TRYV(add_kvm_options(request, options));
+    return request;
 }
 
 }  // namespace
@@ -78,11 +68,11 @@ HSDK_API hsdk_status hsdk_vm_load_json(char **out_json, const char *path, const 
         HSDK_CHECK_ARG(out_json != nullptr);
         *out_json = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
-        OvfParseOptions po;
-        if (virtual_system) po.virtual_system = virtual_system;
-        auto vm = load_vm_description(path, po);
-        if (!vm) return capi::set_error(vm.error());
-        *out_json = capi::copy_out(to_json(vm.value()).dump());
+        nlohmann::json request{{"path", path}};
+        if (virtual_system) request["virtual_system"] = virtual_system;
+        auto r = capi::run_typed("vm.load", request, nullptr, nullptr, nullptr);
+        if (!r) return capi::set_error(r.error());
+        *out_json = capi::copy_out(capi::dump(r.value()));
         return HSDK_OK;
     });
 }
@@ -91,13 +81,11 @@ HSDK_API hsdk_status hsdk_kvm_domain_xml(char **out_xml, const char *vm_json, co
     return capi::guard([&]() -> hsdk_status {
         HSDK_CHECK_ARG(out_xml != nullptr);
         *out_xml = nullptr;
-        auto vm = capi::vm_from_text(vm_json);
-        if (!vm) return capi::set_error(vm.error());
-        auto o = capi::kvm_options_from(options);
-        if (!o) return capi::set_error(o.error());
-        auto xml = libvirt_domain_xml(vm.value(), o.value());
-        if (!xml) return capi::set_error(xml.error());
-        *out_xml = capi::copy_out(xml.value());
+        auto request = capi::kvm_request(vm_json, options);
+        if (!request) return capi::set_error(request.error());
+        auto r = capi::run_typed("kvm.domain", request.value(), nullptr, nullptr, nullptr);
+        if (!r) return capi::set_error(r.error());
+        *out_xml = capi::copy_out(r.value().at("xml").get<std::string>());
         return HSDK_OK;
     });
 }
@@ -107,13 +95,11 @@ HSDK_API hsdk_status hsdk_kvm_manifest_json(char **out_json, const char *vm_json
     return capi::guard([&]() -> hsdk_status {
         HSDK_CHECK_ARG(out_json != nullptr);
         *out_json = nullptr;
-        auto vm = capi::vm_from_text(vm_json);
-        if (!vm) return capi::set_error(vm.error());
-        auto o = capi::kvm_options_from(options);
-        if (!o) return capi::set_error(o.error());
-        auto m = hyper2kvm_manifest(vm.value(), o.value(), capi::token_of(cancel));
-        if (!m) return capi::set_error(m.error());
-        *out_json = capi::copy_out(m.value().dump());
+        auto request = capi::kvm_request(vm_json, options);
+        if (!request) return capi::set_error(request.error());
+        auto r = capi::run_typed("kvm.manifest", request.value(), cancel, nullptr, nullptr);
+        if (!r) return capi::set_error(r.error());
+        *out_json = capi::copy_out(capi::dump(r.value()));
         return HSDK_OK;
     });
 }
@@ -124,14 +110,10 @@ HSDK_API hsdk_status hsdk_ova_verify_json(char **out_report_json, int *out_ok, c
         *out_report_json = nullptr;
         *out_ok = 0;
         HSDK_CHECK_ARG(path != nullptr);
-        const std::string p(path);
-        const bool is_ovf = p.size() > 4 && p.compare(p.size() - 4, 4, ".ovf") == 0;
-        auto r = is_ovf ? verify_ovf_folder(p, capi::token_of(cancel)) : verify_ova(p, capi::token_of(cancel));
+        auto r = capi::run_typed("ova.verify", {{"path", path}}, cancel, nullptr, nullptr);
         if (!r) return capi::set_error(r.error());
-        const auto &v = r.value();
-        nlohmann::json j{{"descriptor", v.descriptor}, {"manifest", v.manifest}, {"verified", v.verified}, {"problems", v.problems}};
-        *out_report_json = capi::copy_out(j.dump());
-        *out_ok = v.problems.empty() ? 1 : 0;
+        *out_report_json = capi::copy_out(capi::dump(r.value()));
+        *out_ok = r.value().at("ok").get<bool>() ? 1 : 0;
         return HSDK_OK;
     });
 }

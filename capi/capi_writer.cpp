@@ -19,8 +19,8 @@ HSDK_API hsdk_status hsdk_writer_create(hsdk_writer **out, const char *path, uin
         HSDK_CHECK_ARG(out != nullptr);
         *out = nullptr;
         HSDK_CHECK_ARG(path != nullptr);
-        HSDK_CHECK_ARG(options != nullptr && options->struct_size >= sizeof(size_t));
-        const hsdk_writer_options o = capi::read_struct<hsdk_writer_options>(options, HSDK_WRITER_OPTIONS_INIT);
+        HSDK_CHECK_ARG(options != nullptr);
+        HSDK_READ_STRUCT(o, hsdk_writer_options, options, HSDK_WRITER_OPTIONS_INIT);
         HSDK_CHECK_ARG(o.format != nullptr);
         ImageWriterOptions wo;
         wo.format = o.format;

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define HSDK_VERSION_MAJOR 0
-#define HSDK_VERSION_MINOR 1
+#define HSDK_VERSION_MINOR 2
 #define HSDK_VERSION_PATCH 0
 #define HSDK_VERSION_NUMBER (HSDK_VERSION_MAJOR * 10000 + HSDK_VERSION_MINOR * 100 + HSDK_VERSION_PATCH)
 
@@ -58,6 +58,9 @@ typedef int hsdk_status;
 #define HSDK_E_CONFLICT (-15)
 #define HSDK_E_INTERNAL (-16)
 #define HSDK_E_NOMEM (-17)
+/* The name the operation model uses for HSDK_E_INVALID_ARGUMENT: a bad request, an unknown
+ * operation, a versioned struct from a newer caller with fields this library does not know set. */
+#define HSDK_E_INVALID HSDK_E_INVALID_ARGUMENT
 
 /* Version of the library actually loaded, e.g. "0.1.0". */
 HSDK_API const char *hsdk_version(void);
@@ -103,7 +106,8 @@ HSDK_API int hsdk_cancel_requested(const hsdk_cancel *token);
 HSDK_API void hsdk_cancel_free(hsdk_cancel *token);
 
 /* ---------------------------------------------------------------------------------------
- * Progress: reported by long operations. Returning non-zero from the callback cancels.
+ * Progress: the one progress event of every operation. Returning non-zero from the callback
+ * cancels. Read fields beyond those your header knows only when struct_size covers them.
  * ------------------------------------------------------------------------------------- */
 typedef struct hsdk_progress {
     size_t struct_size;
@@ -112,6 +116,15 @@ typedef struct hsdk_progress {
     uint64_t bytes_total;    /* 0 when unknown */
     double rate_bytes_per_sec;
     double eta_seconds;      /* negative when unknown */
+    /* Since 0.2.0. */
+    uint64_t items_done;       /* disks, files done, for operations made of several */
+    uint64_t items_total;      /* 0 when the operation is not made of items */
+    uint64_t item_index;       /* 1-based index of the item this event is about, 0 for none */
+    const char *current_item;  /* that item's name ("disk 1 of 2"), "" for none */
+    uint64_t item_bytes_done;
+    uint64_t item_bytes_total; /* 0 when unknown */
+    int finished;              /* 1 on the last event of a phase */
+    const char *job_id;        /* the job reporting */
 } hsdk_progress;
 
 typedef int (*hsdk_progress_fn)(const hsdk_progress *progress, void *user_data);
@@ -325,6 +338,84 @@ HSDK_API hsdk_status hsdk_kvm_manifest_json(char **out_json, const char *vm_json
 /* Verifies an OVA (or an .ovf with its files) against its manifest. Returns HSDK_OK with a JSON report
  * {descriptor, manifest, verified[], problems[]}; *out_ok is 1 when there are no problems. */
 HSDK_API hsdk_status hsdk_ova_verify_json(char **out_report_json, int *out_ok, const char *path, hsdk_cancel *cancel);
+
+/* ---------------------------------------------------------------------------------------
+ * Operations and jobs (docs/api.md lists every operation with its request and result).
+ * Every capability is an operation with a dotted name ("image.convert") and a JSON request; it
+ * runs as a job on the library's one executor. The typed functions above are thin wrappers over
+ * these operations, except the data plane (hsdk_image_* reads, hsdk_writer_*, hsdk_compare).
+ * ------------------------------------------------------------------------------------- */
+typedef struct hsdk_job hsdk_job;
+
+typedef enum hsdk_job_state_value {
+    HSDK_JOB_QUEUED = 0,
+    HSDK_JOB_RUNNING = 1,
+    HSDK_JOB_SUCCEEDED = 2,
+    HSDK_JOB_FAILED = 3,
+    HSDK_JOB_CANCELLED = 4
+} hsdk_job_state_value;  /* what hsdk_job_state() returns */
+
+/* A line the job logged (its id is also in every line the process-wide sink receives). */
+typedef void (*hsdk_job_log_fn)(hsdk_log_level level, const char *job_id, const char *message, void *user_data);
+/* Once, when the job has finished; on the job's thread (or the thread cancelling a queued job). */
+typedef void (*hsdk_job_finished_fn)(int state, const char *job_id, void *user_data);
+
+typedef struct hsdk_job_callbacks {
+    size_t struct_size;
+    hsdk_progress_fn progress;     /* may be NULL; returning non-zero cancels the job */
+    hsdk_job_log_fn log;           /* may be NULL */
+    int log_level;                 /* hsdk_log_level: lines below it are not passed to log */
+    hsdk_job_finished_fn finished; /* may be NULL */
+    hsdk_cancel *cancel;           /* may be NULL; the job uses this token as its own */
+    void *user_data;               /* passed to every callback */
+} hsdk_job_callbacks;
+#define HSDK_JOB_CALLBACKS_INIT { sizeof(hsdk_job_callbacks), NULL, NULL, HSDK_LOG_INFO, NULL, NULL, NULL }
+
+/* The registry: {"version", "operations": [{name, summary, description, long_running, errors,
+ * request, result}]}, request and result as JSON Schema draft 7. Free with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_ops_json(char **out_json);
+
+/* Validates request_json (NULL means {}) and queues the job. An unknown operation or a bad
+ * request fails here with HSDK_E_INVALID, the message naming the field by JSON pointer
+ * ("/options/cluster_size: expected integer, got string"). callbacks may be NULL. */
+HSDK_API hsdk_status hsdk_job_start(hsdk_job **out, const char *operation, const char *request_json,
+                                    const hsdk_job_callbacks *callbacks);
+/* Waits until the job has finished, at most timeout_ms (negative: no limit). HSDK_OK once it has
+ * finished, whatever its outcome (see hsdk_job_result_json); HSDK_E_TIMEOUT if it has not. */
+HSDK_API hsdk_status hsdk_job_wait(hsdk_job *job, int64_t timeout_ms);
+/* An hsdk_job_state_value, or HSDK_E_INVALID for NULL. */
+HSDK_API int hsdk_job_state(const hsdk_job *job);
+/* "queued", "running", "succeeded", "failed", "cancelled"; "unknown" otherwise. */
+HSDK_API const char *hsdk_job_state_name(int state);
+/* From any thread. A queued job is cancelled at once without running; a running one stops at its
+ * next unit of work and cleans up (no partial output is left). */
+HSDK_API hsdk_status hsdk_job_cancel(hsdk_job *job);
+/* A succeeded job: HSDK_OK and its result JSON. A failed or cancelled one: its error's status,
+ * with hsdk_last_error() describing it. HSDK_E_CONFLICT while it has not finished. */
+HSDK_API hsdk_status hsdk_job_result_json(char **out_json, const hsdk_job *job);
+/* {id, operation, state, request (secrets replaced by "********"), progress{...}, error?,
+ * created, started?, finished?}. */
+HSDK_API hsdk_status hsdk_job_info_json(char **out_json, const hsdk_job *job);
+/* The job's id (a UUID); valid until hsdk_job_free. */
+HSDK_API const char *hsdk_job_id(const hsdk_job *job);
+/* Frees the handle. A job still running is cancelled and waited for, so that no callback runs
+ * after this returns (except when called from the job's own finished callback). NULL-safe. */
+HSDK_API void hsdk_job_free(hsdk_job *job);
+/* hsdk_job_start + hsdk_job_wait + hsdk_job_result_json in one call. */
+HSDK_API hsdk_status hsdk_run_json(char **out_result_json, const char *operation, const char *request_json,
+                                   const hsdk_job_callbacks *callbacks);
+
+/* The executor every job shares: job slots, worker threads, I/O threads. 0 keeps a limit. */
+typedef struct hsdk_executor_options {
+    size_t struct_size;
+    unsigned max_jobs;       /* jobs running at once; the rest wait queued (default 4) */
+    unsigned worker_threads; /* CPU work of all jobs together (default: one per core) */
+    unsigned io_threads;     /* direct writes in flight for all jobs together (default 4) */
+} hsdk_executor_options;
+#define HSDK_EXECUTOR_OPTIONS_INIT { sizeof(hsdk_executor_options), 0, 0, 0 }
+HSDK_API hsdk_status hsdk_executor_configure(const hsdk_executor_options *options);
+/* {"jobs": {limit, threads, busy, queued, peak_threads}, "workers": {...}, "io": {...}, "timer_threads"}. */
+HSDK_API hsdk_status hsdk_executor_stats_json(char **out_json);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@ struct ExportProgress {
     std::uint64_t bytes_total = 0;       // all disks, as far as known
     double rate_bytes_per_sec = 0;
     double eta_seconds = -1;  // negative when unknown
+    unsigned disks_done = 0;  // disks completely received
 };
 
 using ExportProgressCallback = std::function<ProgressAction(const ExportProgress &)>;

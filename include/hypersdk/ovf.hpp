@@ -103,6 +103,10 @@ struct OvaPackInput {
 Result<void> pack_ova(const std::string &destination, const std::vector<OvaPackInput> &members_in_order,
                       const CancelToken &cancel = {});
 
+// The descriptor of an .ovf file, or of the .ovf member of an .ova package (read from the tar
+// stream, not extracted), by extension.
+Result<OvfDescriptor> read_ovf_package(const std::string &path, const OvfParseOptions &options = {});
+
 // Reads a member's bytes (for descriptors and manifests; bounded by max_bytes).
 Result<std::string> read_ova_member(const std::string &ova_path, const OvaMember &member, std::uint64_t max_bytes);
 

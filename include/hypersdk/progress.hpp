@@ -11,6 +11,7 @@
 
 namespace hypersdk {
 
+// The one progress event of every operation.
 struct ProgressInfo {
     std::string phase;          // "converting", "exporting disk 1 of 2", ...
     std::uint64_t bytes_done = 0;
@@ -18,6 +19,13 @@ struct ProgressInfo {
     double rate_bytes_per_sec = 0;  // smoothed
     double eta_seconds = -1;        // negative when unknown
     bool finished = false;          // the last report of a phase
+    std::uint64_t items_done = 0;   // disks, files, VMs done, for operations made of several
+    std::uint64_t items_total = 0;  // 0 when the operation is not made of items
+    std::uint64_t item_index = 0;   // 1-based index of the item this event is about, 0 for none
+    std::string current_item;       // that item's name ("disk 1 of 2"), empty for none
+    std::uint64_t item_bytes_done = 0;
+    std::uint64_t item_bytes_total = 0;  // 0 when unknown
+    std::string job_id;                  // the job reporting, when the operation runs as a job
 };
 
 enum class ProgressAction { proceed, cancel };
@@ -36,6 +44,9 @@ public:
     void set_total(std::uint64_t bytes_total);
     void advance(std::uint64_t bytes);
     void finish_phase();
+    // Items (disks, files) of an operation made of several; kept across phases.
+    void set_items(std::uint64_t done, std::uint64_t total);
+    void set_current_item(std::string item);
 
     [[nodiscard]] const CancelToken &token() const noexcept { return token_; }
     [[nodiscard]] ProgressInfo snapshot() const;

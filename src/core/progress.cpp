@@ -7,7 +7,11 @@ ProgressReporter::ProgressReporter(ProgressCallback callback, CancelToken token,
 
 void ProgressReporter::begin_phase(std::string phase, std::uint64_t bytes_total) {
     std::lock_guard lock(mutex_);
-    info_ = ProgressInfo{};
+    ProgressInfo next;
+    next.items_done = info_.items_done;
+    next.items_total = info_.items_total;
+    next.current_item = std::move(info_.current_item);
+    info_ = std::move(next);
     info_.phase = std::move(phase);
     info_.bytes_total = bytes_total;
     phase_start_ = last_sample_ = Clock::now();
@@ -31,6 +35,19 @@ void ProgressReporter::finish_phase() {
     info_.finished = true;
     if (info_.bytes_total != 0 && info_.bytes_done < info_.bytes_total) info_.bytes_done = info_.bytes_total;
     info_.eta_seconds = 0;
+    maybe_report(true);
+}
+
+void ProgressReporter::set_items(std::uint64_t done, std::uint64_t total) {
+    std::lock_guard lock(mutex_);
+    info_.items_done = done;
+    info_.items_total = total;
+    maybe_report(true);
+}
+
+void ProgressReporter::set_current_item(std::string item) {
+    std::lock_guard lock(mutex_);
+    info_.current_item = std::move(item);
     maybe_report(true);
 }
 

@@ -69,10 +69,12 @@ void ExportProgressTracker::report(bool force, unsigned disk) {
     const auto now = Clock::now();
     std::uint64_t done = 0, total = 0;
     bool total_known = true;
+    unsigned disks_done = 0;
     for (const auto &d : disks_) {
         done += d.done;
         total += d.total;
         if (d.total == 0) total_known = false;
+        if (d.total != 0 && d.done >= d.total) ++disks_done;
     }
     // Exponentially smoothed rate over samples at least 200 ms apart.
     if (last_sample_ == Clock::time_point{}) {
@@ -99,6 +101,7 @@ void ExportProgressTracker::report(bool force, unsigned disk) {
     p.bytes_done = done;
     p.bytes_total = total;
     p.rate_bytes_per_sec = rate_;
+    p.disks_done = disks_done;
     p.eta_seconds = total_known && rate_ > 0 && total >= done ? static_cast<double>(total - done) / rate_ : -1;
     if (callback_(p) == ProgressAction::cancel) cancel_.cancel();
 }

@@ -30,20 +30,23 @@ Result<std::string> read_small_file(const std::string &path, std::uint64_t max) 
 
 }  // namespace
 
+Result<OvfDescriptor> read_ovf_package(const std::string &path, const OvfParseOptions &options) {
+    const std::string ext = extension(path);
+    if (ext == "ovf") return read_ovf_file(path, options);
+    if (ext != "ova") return fail(Errc::invalid_argument, fmt::format("'{}': expected a .ovf or .ova file", path));
+    HSDK_TRY(auto members, list_ova(path));
+    auto it = std::find_if(members.begin(), members.end(), [](const OvaMember &m) {
+        return m.name.size() > 4 && m.name.compare(m.name.size() - 4, 4, ".ovf") == 0;
+    });
+    if (it == members.end()) return fail_corrupt(fmt::format("OVA '{}' holds no .ovf descriptor", path));
+    HSDK_TRY(auto text, read_ova_member(path, *it, 64u << 20));
+    return parse_ovf(text, fmt::format("OVF descriptor '{}' in '{}'", it->name, path), options);
+}
+
 Result<VirtualMachine> load_vm_description(const std::string &path, const OvfParseOptions &options) {
     const std::string ext = extension(path);
-    if (ext == "ovf") {
-        HSDK_TRY(auto d, read_ovf_file(path, options));
-        return d.vm;
-    }
-    if (ext == "ova") {
-        HSDK_TRY(auto members, list_ova(path));
-        auto it = std::find_if(members.begin(), members.end(), [](const OvaMember &m) {
-            return m.name.size() > 4 && m.name.compare(m.name.size() - 4, 4, ".ovf") == 0;
-        });
-        if (it == members.end()) return fail_corrupt(fmt::format("OVA '{}' holds no .ovf descriptor", path));
-        HSDK_TRY(auto text, read_ova_member(path, *it, 64u << 20));
-        HSDK_TRY(auto d, parse_ovf(text, fmt::format("OVF descriptor '{}' in '{}'", it->name, path), options));
+    if (ext == "ovf" || ext == "ova") {
+        HSDK_TRY(auto d, read_ovf_package(path, options));
         return d.vm;
     }
     if (ext == "json") {

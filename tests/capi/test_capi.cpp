@@ -190,7 +190,7 @@ TEST_CASE("convert with progress, cancel from the callback, compare, check") {
     std::remove(unflushed.c_str());
     co.cache = "sometimes";
     CHECK(hsdk_convert(nullptr, src.c_str(), &so, unflushed.c_str(), &co) == HSDK_E_INVALID_ARGUMENT);
-    CHECK(std::string(hsdk_last_error()->message).find("cache mode 'sometimes'") != std::string::npos);
+    CHECK(std::string(hsdk_last_error()->message).find("/cache: expected one of none, writeback or unsafe, got 'sometimes'") != std::string::npos);
 
     // Change one byte: compare names its offset.
     f = std::fopen(dst.c_str(), "r+b");

@@ -29,5 +29,5 @@ cmake --build "$scratch/cxx-consumer" >"$scratch/build-cxx.log"
 "$scratch/cxx-consumer/hsdk_cpp_version" | tee "$scratch/cxx-consumer.out"
 
 # 4. The installed shared library exports only hsdk_*.
-"$src/tests/capi/check_exports.sh" "$(ls "$prefix"/lib*/libhypersdk.so | head -n 1)" "$prefix/include/hypersdk.h"
+"$src/tests/capi/check_exports.sh" "$(ls "$prefix"/lib*/libhypersdk.so | head -n 1)" "$prefix/include/hypersdk.h" "$src/capi/hypersdk.map"
 echo "install consumers ok"

@@ -273,8 +273,12 @@ def test_damaged_end_footer_falls_back_to_copy(workdir):
     img = workdir / "img.vhd"
     qemu_img("convert", "-f", "raw", "-O", "vpc", src, img)
     with open(img, "r+b") as f:
+        # Flip bits of a byte of the unique id (random per image): setting it to a fixed value
+        # would leave the checksum matching whenever the byte already had that value.
         f.seek(-512 + 70, os.SEEK_END)
-        f.write(b"\x55")  # checksum no longer matches
+        byte = f.read(1)[0]
+        f.seek(-512 + 70, os.SEEK_END)
+        f.write(bytes([byte ^ 0x55]))  # checksum no longer matches
     out = hsdk_to_raw(img, workdir / "out.raw")
     assert_qemu_identical(src, "raw", out, "raw")
     assert "copy at offset 0" in hsdk_info(img)["format-specific"]["data"]["footer"]

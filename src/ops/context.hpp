@@ -1,0 +1,54 @@
+// What an operation's handler sees: its request (validated, defaults filled in) and its job.
+#pragma once
+
+#include <hypersdk/cancel.hpp>
+#include <hypersdk/convert.hpp>
+#include <hypersdk/disk.hpp>
+#include <hypersdk/progress.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace hypersdk::ops {
+
+class Context {
+public:
+    virtual ~Context() = default;
+    [[nodiscard]] virtual const nlohmann::json &request() const noexcept = 0;
+    [[nodiscard]] virtual const CancelToken &cancel() const noexcept = 0;
+    [[nodiscard]] virtual const std::string &job_id() const noexcept = 0;
+    // For the library's ProgressCallback parameters: each event goes to the job, and the answer is
+    // cancel once the job is cancelled.
+    [[nodiscard]] virtual ProgressCallback progress() = 0;
+    virtual void report(const ProgressInfo &progress) = 0;
+};
+
+using Handler = Result<nlohmann::json> (*)(Context &);
+
+struct HandlerEntry {
+    std::string_view name;
+    Handler handler;
+};
+
+// The handlers of each area; the registry joins them with api/ (a test requires both to match).
+std::span<const HandlerEntry> image_handlers();
+std::span<const HandlerEntry> vm_handlers();
+std::span<const HandlerEntry> vsphere_handlers();
+
+// ---- reading a validated request ----------------------------------------------------------------
+
+// The string at key, "" when absent.
+std::string str(const nlohmann::json &r, std::string_view key);
+std::optional<std::string> opt_str(const nlohmann::json &r, std::string_view key);
+bool flag(const nlohmann::json &r, std::string_view key, bool fallback = false);
+std::uint64_t u64(const nlohmann::json &r, std::string_view key, std::uint64_t fallback = 0);
+// Format options given as "key=value,..." text or as an object (sizes as integers, switches as booleans).
+Result<FormatOptions> format_options(const nlohmann::json &r, std::string_view key);
+// Open options from format_key (default "format") and allow_external_files.
+OpenOptions open_options(const nlohmann::json &r, std::string_view format_key = "format");
+
+}  // namespace hypersdk::ops

@@ -1,0 +1,140 @@
+// Operations on disk images: image.info, image.probe, image.formats, image.convert, image.compare,
+// image.check, image.map, file.sha256.
+#include "ops/context.hpp"
+
+#include <hypersdk/convert.hpp>
+#include <hypersdk/disk.hpp>
+#include <hypersdk/hash.hpp>
+
+#include <fmt/format.h>
+
+namespace hypersdk::ops {
+namespace {
+
+using json = nlohmann::json;
+
+Result<json> image_info(Context &c) {
+    const auto &r = c.request();
+    HSDK_TRY(auto image, open_image(str(r, "path"), open_options(r)));
+    const auto chain = image->chain_info();
+    return flag(r, "backing_chain") ? chain_to_json(chain) : to_json(chain.front());
+}
+
+Result<json> image_probe(Context &c) {
+    HSDK_TRY(auto name, probe_format(str(c.request(), "path")));
+    return json{{"format", name}};
+}
+
+Result<json> image_formats(Context &) { return json{{"readable", readable_formats()}, {"writable", writable_formats()}}; }
+
+Result<json> image_convert(Context &c) {
+    const auto &r = c.request();
+    ConvertOptions o;
+    o.output_format = str(r, "output_format");
+    HSDK_TRY(o.format_options, format_options(r, "options"));
+    o.compress = flag(r, "compress");
+    o.threads = static_cast<unsigned>(u64(r, "threads"));
+    o.overwrite = flag(r, "overwrite", true);
+    HSDK_TRYV(set_cache_mode(o, str(r, "cache")));
+    o.progress = c.progress();
+    o.cancel = c.cancel();
+    HSDK_TRY(auto s, convert(str(r, "source"), open_options(r, "source_format"), str(r, "destination"), o));
+    return json{{"virtual_size", s.virtual_size},
+                {"bytes_read", s.bytes_read},
+                {"bytes_written", s.bytes_written},
+                {"output_size", s.output_size},
+                {"seconds", s.seconds}};
+}
+
+Result<json> image_compare(Context &c) {
+    const auto &r = c.request();
+    HSDK_TRY(auto a, open_image(str(r, "a"), open_options(r, "a_format")));
+    HSDK_TRY(auto b, open_image(str(r, "b"), open_options(r, "b_format")));
+    CompareOptions o;
+    o.strict = flag(r, "strict");
+    o.progress = c.progress();
+    o.cancel = c.cancel();
+    HSDK_TRY(auto cmp, compare(*a, *b, o));
+    return json{{"identical", cmp.identical},
+                {"first_difference", cmp.identical ? json(nullptr) : json(cmp.first_difference)},
+                {"reason", cmp.identical ? std::string() : cmp.reason}};
+}
+
+Result<json> image_check(Context &c) {
+    const auto &r = c.request();
+    const std::string path = str(r, "path");
+    HSDK_TRY(auto report, check_image(path, open_options(r)));
+    json j{{"filename", path},          {"format", report.format}, {"clean", report.clean},
+           {"check-errors", report.errors}, {"leaks", report.leaks},   {"messages", report.messages}};
+    if (report.total_clusters) {
+        j["allocated-clusters"] = report.allocated_clusters;
+        j["total-clusters"] = report.total_clusters;
+    }
+    if (report.image_end_offset) j["image-end-offset"] = *report.image_end_offset;
+    return j;
+}
+
+Result<json> image_map(Context &c) {
+    const auto &r = c.request();
+    HSDK_TRY(auto image, open_image(str(r, "path"), open_options(r)));
+    const std::uint64_t size = image->virtual_size();
+    const std::uint64_t offset = u64(r, "offset");
+    if (offset > size)
+        return fail(Errc::invalid_argument, fmt::format("/offset: {} is beyond the end of the disk ({} bytes)", offset, size));
+    std::uint64_t length = r.contains("length") ? u64(r, "length") : size - offset;
+    if (length > size - offset)
+        return fail(Errc::invalid_argument,
+                    fmt::format("/length: {} bytes from offset {} go beyond the end of the disk ({} bytes)", length, offset, size));
+    json extents = json::array();
+    // A window at a time, so a cancel is seen between windows of a huge, fragmented disk.
+    constexpr std::uint64_t window = 64ULL << 30;
+    for (std::uint64_t pos = offset, end = offset + length; pos < end;) {
+        HSDK_TRYV(c.cancel().check());
+        const std::uint64_t n = std::min(window, end - pos);
+        HSDK_TRY(auto runs, image->block_status(pos, n));
+        for (const auto &e : runs) {
+            json j{{"start", e.offset},
+                   {"length", e.length},
+                   {"depth", e.depth},
+                   {"present", e.kind != ExtentKind::hole},
+                   {"zero", e.kind != ExtentKind::data},
+                   {"data", e.kind == ExtentKind::data}};
+            if (e.host_offset != no_host_offset) j["offset"] = e.host_offset;
+            // Runs that continue across a window boundary read as one, as qemu-img prints them.
+            if (!extents.empty()) {
+                auto &last = extents.back();
+                const bool contiguous_host = !last.contains("offset") ? !j.contains("offset")
+                                                                       : j.contains("offset") &&
+                                                                             last["offset"].get<std::uint64_t>() +
+                                                                                     last["length"].get<std::uint64_t>() ==
+                                                                                 j["offset"].get<std::uint64_t>();
+                if (last["start"].get<std::uint64_t>() + last["length"].get<std::uint64_t>() == e.offset &&
+                    last["depth"] == j["depth"] && last["present"] == j["present"] && last["zero"] == j["zero"] &&
+                    last["data"] == j["data"] && contiguous_host) {
+                    last["length"] = last["length"].get<std::uint64_t>() + e.length;
+                    continue;
+                }
+            }
+            extents.push_back(std::move(j));
+        }
+        pos += n;
+    }
+    return json{{"virtual_size", size}, {"extents", std::move(extents)}};
+}
+
+Result<json> file_sha256(Context &c) {
+    HSDK_TRY(auto hex, file_digest_hex(str(c.request(), "path"), DigestAlgorithm::sha256, c.cancel()));
+    return json{{"sha256", hex}};
+}
+
+const HandlerEntry table[] = {
+    {"image.info", image_info},       {"image.probe", image_probe},     {"image.formats", image_formats},
+    {"image.convert", image_convert}, {"image.compare", image_compare}, {"image.check", image_check},
+    {"image.map", image_map},         {"file.sha256", file_sha256},
+};
+
+}  // namespace
+
+std::span<const HandlerEntry> image_handlers() { return table; }
+
+}  // namespace hypersdk::ops
