@@ -127,6 +127,7 @@ const json *value_at(const json &instance, const std::vector<std::string> &token
 std::string where(const std::vector<std::string> &tokens) { return tokens.empty() ? std::string("request") : json_pointer(tokens); }
 
 struct Problem {
+    std::size_t depth = 0;  // of the value valijson complained about
     std::vector<std::string> tokens;
     int rank = 0;  // higher wins among problems at the same depth
     std::string message;
@@ -140,10 +141,13 @@ std::optional<Problem> translate(const json &root, const json &instance, const v
         p.tokens.push_back(c.size() >= 2 && c.front() == '[' && c.back() == ']' ? c.substr(1, c.size() - 2) : c);
     }
     const std::string &d = e.description;
+    // The last quoted name of the message: "... constraints: 'name'."
     auto quoted = [&]() {
-        const auto a = d.find('\''), b = d.rfind('\'');
-        return a != std::string::npos && b > a ? d.substr(a + 1, b - a - 1) : std::string();
+        const auto b = d.rfind('\'');
+        const auto a = b == std::string::npos || b == 0 ? std::string::npos : d.rfind('\'', b - 1);
+        return a != std::string::npos ? d.substr(a + 1, b - a - 1) : std::string();
     };
+    p.depth = p.tokens.size();
     std::vector<const json *> here;
     schemas_at(root, root, p.tokens, 0, here);
     if (d.rfind("Object contains a property that could not be validated", 0) == 0) {
@@ -276,7 +280,7 @@ Result<void> Schema::validate(const nlohmann::json &instance, std::string_view w
     while (results.popError(e)) {
         auto p = translate(document_, instance, e);
         if (!p) continue;
-        if (!best || p->tokens.size() > best->tokens.size() || (p->tokens.size() == best->tokens.size() && p->rank > best->rank))
+        if (!best || p->depth > best->depth || (p->depth == best->depth && p->rank > best->rank))
             best = std::move(p);
     }
     const std::string message = best ? best->message : std::string("request does not match the schema");
