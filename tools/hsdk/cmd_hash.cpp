@@ -1,7 +1,5 @@
-// hsdk sha256 FILE... : digests as `SHA256(name)= hex`, the line format of OVF manifests.
+// hsdk sha256 FILE... : digests as `SHA256(name)= hex`, the line format of OVF manifests (file.sha256).
 #include "commands.hpp"
-
-#include <hypersdk/hash.hpp>
 
 #include <fmt/format.h>
 
@@ -14,12 +12,12 @@ void register_hash_commands(CLI::App &root, std::vector<Command> &commands) {
     commands.push_back({app, [files]() {
                             int status = exit_ok;
                             for (const auto &f : *files) {
-                                auto hex = hypersdk::file_digest_hex(f, hypersdk::DigestAlgorithm::sha256);
-                                if (!hex) {
-                                    status = report(hex.error());
+                                nlohmann::json r;
+                                if (int s = run_op("file.sha256", {{"path", f}}, r); s != exit_ok) {
+                                    status = s;
                                     continue;
                                 }
-                                fmt::print("SHA256({})= {}\n", f, hex.value());
+                                fmt::print("SHA256({})= {}\n", f, r["sha256"].get<std::string>());
                             }
                             return status;
                         }});

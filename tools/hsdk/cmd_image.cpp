@@ -1,76 +1,41 @@
-// Image commands, mirroring qemu-img: info, convert, compare, map, check.
+// Image commands, mirroring qemu-img: info, convert, compare, map, check. Each is a request to one
+// operation of the library (image.info, image.convert, ...), rendered as qemu-img renders it.
 #include "commands.hpp"
-
-#include <hypersdk/convert.hpp>
-#include <hypersdk/disk.hpp>
 
 #include <fmt/format.h>
 
-#include <csignal>
 #include <memory>
 
 namespace hsdk {
 namespace {
 
-std::string human_size(std::uint64_t bytes) {
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        ++u;
-    }
-    if (u == 0) return fmt::format("{} B", bytes);
-    return fmt::format("{:.3g} {}", v, units[u]);
-}
+using json = nlohmann::json;
 
-void print_specific(const nlohmann::json &j, int indent) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        const std::string pad(static_cast<std::size_t>(indent), ' ');
-        if (it.value().is_object()) {
-            fmt::print("{}{}:\n", pad, it.key());
-            print_specific(it.value(), indent + 4);
-        } else if (it.value().is_array()) {
-            fmt::print("{}{}:\n", pad, it.key());
-            for (const auto &item : it.value()) {
-                if (item.is_object()) {
-                    fmt::print("{}    [\n", pad);
-                    print_specific(item, indent + 8);
-                    fmt::print("{}    ]\n", pad);
-                } else {
-                    fmt::print("{}    {}\n", pad, item.is_string() ? item.get<std::string>() : item.dump());
-                }
-            }
-        } else {
-            fmt::print("{}{}: {}\n", pad, it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
-        }
-    }
-}
-
-void print_info_human(const hypersdk::ImageInfo &info) {
-    fmt::print("image: {}\n", info.filename);
-    fmt::print("file format: {}\n", info.format);
-    if (!info.subformat.empty()) fmt::print("subformat: {}\n", info.subformat);
-    fmt::print("virtual size: {} ({} bytes)\n", human_size(info.virtual_size), info.virtual_size);
-    fmt::print("disk size: {}\n", human_size(info.actual_size));
-    if (info.cluster_size) fmt::print("cluster_size: {}\n", *info.cluster_size);
-    if (!info.backing_filename.empty()) fmt::print("backing file: {}\n", info.backing_filename);
-    if (!info.backing_format.empty()) fmt::print("backing file format: {}\n", info.backing_format);
-    if (info.dirty) fmt::print("dirty: yes\n");
-    if (!info.format_specific.empty()) {
+void print_info_human(const json &info) {
+    fmt::print("image: {}\n", info.value("filename", ""));
+    fmt::print("file format: {}\n", info.value("format", ""));
+    if (info.contains("subformat")) fmt::print("subformat: {}\n", info["subformat"].get<std::string>());
+    const std::uint64_t vsize = info.value("virtual-size", std::uint64_t{0});
+    fmt::print("virtual size: {} ({} bytes)\n", human_size(vsize), vsize);
+    fmt::print("disk size: {}\n", human_size(info.value("actual-size", std::uint64_t{0})));
+    if (info.contains("cluster-size")) fmt::print("cluster_size: {}\n", info["cluster-size"].get<std::uint64_t>());
+    if (info.contains("backing-filename")) fmt::print("backing file: {}\n", info["backing-filename"].get<std::string>());
+    if (info.contains("backing-filename-format"))
+        fmt::print("backing file format: {}\n", info["backing-filename-format"].get<std::string>());
+    if (info.value("dirty-flag", false)) fmt::print("dirty: yes\n");
+    if (info.contains("format-specific") && !info["format-specific"].value("data", json::object()).empty()) {
         fmt::print("Format specific information:\n");
-        print_specific(info.format_specific, 4);
+        print_tree(info["format-specific"]["data"], 4);
     }
 }
 
 struct SourceFlags {
     std::string format;
     bool allow_external = false;
-    hypersdk::OpenOptions options() const {
-        hypersdk::OpenOptions o;
-        o.format = format;
-        o.allow_external_files = allow_external;
-        return o;
+    // Adds the flags to a request, the format under `format_key`.
+    void add_to(json &request, const char *format_key = "format") const {
+        if (!format.empty()) request[format_key] = format;
+        if (allow_external) request["allow_external_files"] = true;
     }
 };
 
@@ -78,12 +43,6 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     app->add_option(flag, f.format, "Source format (raw, qcow2, vmdk, vhd/vpc, vhdx, vdi); probed when omitted");
     app->add_flag("--allow-external-files", f.allow_external,
                   "Follow backing files and extents outside the image's folder (off by default, see OSSA-2024-001)");
-}
-
-// Ctrl-C cancels a running conversion cleanly (temporary output removed).
-hypersdk::CancelToken *g_interrupt_token = nullptr;
-extern "C" void on_interrupt(int) {
-    if (g_interrupt_token) g_interrupt_token->cancel();
 }
 
 void register_info(CLI::App &root, std::vector<Command> &commands) {
@@ -100,19 +59,17 @@ void register_info(CLI::App &root, std::vector<Command> &commands) {
     app->add_flag("--backing-chain", a->chain, "Show every image of the backing chain");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
-                            auto image = hypersdk::open_image(a->file, a->src.options());
-                            if (!image) return report(image.error());
-                            auto chain = image.value()->chain_info();
+                            json request{{"path", a->file}, {"backing_chain", a->chain}};
+                            a->src.add_to(request);
+                            json info;
+                            if (int s = run_op("image.info", request, info); s != exit_ok) return s;
                             if (a->json) {
-                                if (a->chain)
-                                    fmt::print("{}\n", hypersdk::chain_to_json(chain).dump(4));
-                                else
-                                    fmt::print("{}\n", hypersdk::to_json(chain.front()).dump(4));
+                                fmt::print("{}\n", info.dump(4));
                                 return exit_ok;
                             }
-                            for (std::size_t i = 0; i < (a->chain ? chain.size() : 1); ++i) {
-                                if (i) fmt::print("\n");
-                                print_info_human(chain[i]);
+                            for (const json *i = &info; i != nullptr; i = i->contains("backing-image") ? &(*i)["backing-image"] : nullptr) {
+                                if (i != &info) fmt::print("\n");
+                                print_info_human(*i);
                             }
                             return exit_ok;
                         }});
@@ -144,27 +101,14 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("source", a->source, "Source image")->required();
     app->add_option("destination", a->destination, "Destination file")->required();
     commands.push_back({app, [a]() {
-                            hypersdk::ConvertOptions co;
-                            co.output_format = a->out_format;
-                            for (const auto &text : a->options) {
-                                auto parsed = hypersdk::parse_format_options(text);
-                                if (!parsed) return report_message(parsed.error().message, exit_usage);
-                                co.format_options.insert(co.format_options.end(), parsed.value().begin(), parsed.value().end());
-                            }
-                            co.compress = a->compress;
-                            co.threads = a->threads;
-                            if (auto set = hypersdk::set_cache_mode(co, a->cache); !set)
-                                return report_message(set.error().message, exit_usage);
-                            if (a->progress) co.progress = terminal_progress_bar();
-                            g_interrupt_token = &co.cancel;
-                            std::signal(SIGINT, on_interrupt);
-                            std::signal(SIGTERM, on_interrupt);
-                            auto stats = hypersdk::convert(a->source, a->src.options(), a->destination, co);
-                            std::signal(SIGINT, SIG_DFL);
-                            std::signal(SIGTERM, SIG_DFL);
-                            g_interrupt_token = nullptr;
-                            if (!stats) return report(stats.error());
-                            return exit_ok;
+                            std::string options, error;
+                            if (!join_format_options(a->options, options, error)) return report_message(error, exit_usage);
+                            json request{{"source", a->source},     {"destination", a->destination}, {"output_format", a->out_format},
+                                         {"compress", a->compress}, {"threads", a->threads},         {"cache", a->cache}};
+                            if (!options.empty()) request["options"] = options;
+                            a->src.add_to(request, "source_format");
+                            json result;
+                            return run_op("image.convert", request, result, a->progress ? terminal_progress_bar() : nullptr);
                         }});
 }
 
@@ -172,36 +116,34 @@ void register_compare(CLI::App &root, std::vector<Command> &commands) {
     auto *app = root.add_subcommand(
         "compare", "Compare two images' contents (exit 0 identical, 1 different, 2 usage, 3 error)");
     struct Args {
-        SourceFlags a, b;
+        SourceFlags a;
+        std::string b_format;
         bool strict = false;
         bool progress = false;
         std::string first, second;
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->a);
-    app->add_option("-F", a->b.format, "Format of the second image");
+    app->add_option("-F", a->b_format, "Format of the second image");
     app->add_flag("-s,--strict", a->strict, "Sizes and allocation must match too");
     app->add_flag("-p,--progress", a->progress, "Show a progress bar on a terminal");
     app->add_option("image1", a->first, "First image")->required();
     app->add_option("image2", a->second, "Second image")->required();
     commands.push_back({app, [a]() {
                             constexpr int compare_error = 3;
-                            auto bo = a->a.options();
-                            bo.format = a->b.format;
-                            auto x = hypersdk::open_image(a->first, a->a.options());
-                            if (!x) return report_message(x.error().message, compare_error);
-                            auto y = hypersdk::open_image(a->second, bo);
-                            if (!y) return report_message(y.error().message, compare_error);
-                            hypersdk::CompareOptions opts;
-                            opts.strict = a->strict;
-                            if (a->progress) opts.progress = terminal_progress_bar();
-                            auto r = hypersdk::compare(*x.value(), *y.value(), opts);
-                            if (!r) return report_message(r.error().message, compare_error);
-                            if (r.value().identical) {
+                            json request{{"a", a->first}, {"b", a->second}, {"strict", a->strict}};
+                            a->a.add_to(request, "a_format");
+                            if (!a->b_format.empty()) request["b_format"] = a->b_format;
+                            json r;
+                            if (int s = run_op("image.compare", request, r, a->progress ? terminal_progress_bar() : nullptr, compare_error);
+                                s != exit_ok)
+                                return s == exit_usage ? exit_usage : compare_error;
+                            if (r["identical"].get<bool>()) {
                                 fmt::print("Images are identical.\n");
                                 return exit_ok;
                             }
-                            fmt::print("Content mismatch at offset {}! ({})\n", r.value().first_difference, r.value().reason);
+                            fmt::print("Content mismatch at offset {}! ({})\n", r["first_difference"].get<std::uint64_t>(),
+                                       r["reason"].get<std::string>());
                             return 1;
                         }});
 }
@@ -218,32 +160,29 @@ void register_map(CLI::App &root, std::vector<Command> &commands) {
     app->add_flag("--json", a->json, "Print JSON (qemu-img map --output=json style)");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
-                            auto image = hypersdk::open_image(a->file, a->src.options());
-                            if (!image) return report(image.error());
-                            auto runs = image.value()->block_status(0, image.value()->virtual_size());
-                            if (!runs) return report(runs.error());
-                            const auto chain = image.value()->chain_info();
+                            json request{{"path", a->file}};
+                            a->src.add_to(request);
+                            json map;
+                            if (int s = run_op("image.map", request, map); s != exit_ok) return s;
                             if (a->json) {
-                                nlohmann::json out = nlohmann::json::array();
-                                for (const auto &e : runs.value()) {
-                                    nlohmann::json j{{"start", e.offset},
-                                                     {"length", e.length},
-                                                     {"depth", e.depth},
-                                                     {"present", e.kind != hypersdk::ExtentKind::hole},
-                                                     {"zero", e.kind != hypersdk::ExtentKind::data},
-                                                     {"data", e.kind == hypersdk::ExtentKind::data}};
-                                    if (e.host_offset != hypersdk::no_host_offset) j["offset"] = e.host_offset;
-                                    out.push_back(std::move(j));
-                                }
-                                fmt::print("{}\n", out.dump());
+                                fmt::print("{}\n", map["extents"].dump());
                                 return exit_ok;
                             }
+                            // The file of each layer, for the "File" column.
+                            json chain;
+                            request["backing_chain"] = true;
+                            if (int s = run_op("image.info", request, chain); s != exit_ok) return s;
+                            std::vector<std::string> files;
+                            for (const json *i = &chain; i != nullptr; i = i->contains("backing-image") ? &(*i)["backing-image"] : nullptr)
+                                files.push_back(i->value("filename", ""));
                             fmt::print("{:<16}{:<16}{:<16}{}\n", "Offset", "Length", "Mapped to", "File");
-                            for (const auto &e : runs.value()) {
-                                if (e.kind != hypersdk::ExtentKind::data) continue;
-                                const std::string file = e.depth < chain.size() ? chain[e.depth].filename : "";
-                                const std::string mapped = e.host_offset == hypersdk::no_host_offset ? "-" : fmt::format("{:#x}", e.host_offset);
-                                fmt::print("{:<16}{:<16}{:<16}{}\n", fmt::format("{:#x}", e.offset), fmt::format("{:#x}", e.length), mapped, file);
+                            for (const auto &e : map["extents"]) {
+                                if (!e["data"].get<bool>()) continue;
+                                const auto depth = e["depth"].get<std::size_t>();
+                                const std::string file = depth < files.size() ? files[depth] : "";
+                                const std::string mapped = e.contains("offset") ? fmt::format("{:#x}", e["offset"].get<std::uint64_t>()) : "-";
+                                fmt::print("{:<16}{:<16}{:<16}{}\n", fmt::format("{:#x}", e["start"].get<std::uint64_t>()),
+                                           fmt::format("{:#x}", e["length"].get<std::uint64_t>()), mapped, file);
                             }
                             return exit_ok;
                         }});
@@ -258,32 +197,30 @@ void register_check(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_flag("--json", a->json, "Print JSON");
+    app->add_flag("--json", a->json, "Print JSON (the image.check result: qemu-img check's keys and clean)");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
-                            auto r = hypersdk::check_image(a->file, a->src.options());
-                            if (!r) return report(r.error());
-                            const auto &c = r.value();
+                            json request{{"path", a->file}};
+                            a->src.add_to(request);
+                            json c;
+                            if (int s = run_op("image.check", request, c); s != exit_ok) return s;
+                            const auto errors = c["check-errors"].get<std::uint64_t>(), leaks = c["leaks"].get<std::uint64_t>();
                             if (a->json) {
-                                nlohmann::json j{{"filename", a->file}, {"format", c.format}, {"check-errors", c.errors},
-                                                 {"leaks", c.leaks}, {"messages", c.messages}};
-                                if (c.total_clusters) {
-                                    j["allocated-clusters"] = c.allocated_clusters;
-                                    j["total-clusters"] = c.total_clusters;
-                                }
-                                if (c.image_end_offset) j["image-end-offset"] = *c.image_end_offset;
-                                fmt::print("{}\n", j.dump(4));
+                                fmt::print("{}\n", c.dump(4));
                             } else {
-                                for (const auto &m : c.messages) fmt::print("{}\n", m);
-                                if (c.errors) fmt::print("\n{} errors were found on the image.\n", c.errors);
-                                if (c.leaks) fmt::print("\n{} leaked clusters were found on the image.\n", c.leaks);
-                                if (c.clean) fmt::print("No errors were found on the image.\n");
-                                if (c.total_clusters)
-                                    fmt::print("{}/{} = {:.2f}% allocated\n", c.allocated_clusters, c.total_clusters,
-                                               100.0 * static_cast<double>(c.allocated_clusters) / static_cast<double>(c.total_clusters));
-                                if (c.image_end_offset) fmt::print("Image end offset: {}\n", *c.image_end_offset);
+                                for (const auto &m : c["messages"]) fmt::print("{}\n", m.get<std::string>());
+                                if (errors) fmt::print("\n{} errors were found on the image.\n", errors);
+                                if (leaks) fmt::print("\n{} leaked clusters were found on the image.\n", leaks);
+                                if (c["clean"].get<bool>()) fmt::print("No errors were found on the image.\n");
+                                if (c.contains("total-clusters")) {
+                                    const auto alloc = c["allocated-clusters"].get<std::uint64_t>(), total = c["total-clusters"].get<std::uint64_t>();
+                                    fmt::print("{}/{} = {:.2f}% allocated\n", alloc, total,
+                                               total ? 100.0 * static_cast<double>(alloc) / static_cast<double>(total) : 0.0);
+                                }
+                                if (c.contains("image-end-offset")) fmt::print("Image end offset: {}\n", c["image-end-offset"].get<std::uint64_t>());
                             }
-                            if (!c.clean) return report_message(fmt::format("'{}' is not clean: {} errors, {} leaks", a->file, c.errors, c.leaks));
+                            if (!c["clean"].get<bool>())
+                                return report_message(fmt::format("'{}' is not clean: {} errors, {} leaks", a->file, errors, leaks));
                             return exit_ok;
                         }});
 }

@@ -1,8 +1,8 @@
-// hsdk kvm domain|manifest|import, hsdk ova verify|list, hsdk ovf show.
+// hsdk kvm domain|manifest|import, hsdk ova verify|list, hsdk ovf show: requests to kvm.domain,
+// kvm.manifest, kvm.import, ova.verify, ova.list and vm.load.
 #include "commands.hpp"
 
 #include <hypersdk/kvm.hpp>
-#include <hypersdk/ovf.hpp>
 
 #include <fmt/format.h>
 
@@ -11,54 +11,69 @@
 namespace hsdk {
 namespace {
 
-// Flags shared by the kvm subcommands.
+using json = nlohmann::json;
+
+// Flags shared by the kvm subcommands, as fields of their requests.
 struct KvmFlags {
-    std::string from;
-    std::string vm_select;
-    hypersdk::KvmOptions options;
+    std::string from, vm_select, disk_dir = ".", disk_format = "qcow2", network, bridge, name, machine;
+    std::string ovmf_code, ovmf_vars, ovmf_code_secure, ovmf_vars_secure, nvram_dir;
+    bool windows_virtio = false;
     std::vector<std::string> network_maps, bridge_maps;
+
+    // The request fields; a malformed SOURCE=TARGET is a usage error.
+    bool add_to(json &request, std::string &error, bool with_disk_dir = true) const {
+        request["from"] = from;
+        if (!vm_select.empty()) request["virtual_system"] = vm_select;
+        if (with_disk_dir) request["disk_dir"] = disk_dir;
+        request["disk_format"] = disk_format;
+        const std::pair<const char *, const std::string *> strings[] = {
+            {"network", &network},     {"bridge", &bridge},       {"name", &name},
+            {"machine", &machine},     {"ovmf_code", &ovmf_code}, {"ovmf_vars", &ovmf_vars},
+            {"ovmf_code_secure", &ovmf_code_secure}, {"ovmf_vars_secure", &ovmf_vars_secure}, {"nvram_dir", &nvram_dir}};
+        for (const auto &[key, value] : strings)
+            if (!value->empty()) request[key] = *value;
+        if (windows_virtio) request["windows_virtio"] = true;
+        auto maps = [&](const std::vector<std::string> &in, const char *key) {
+            json m = json::object();
+            for (const auto &item : in) {
+                const auto eq = item.find('=');
+                if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+                    error = fmt::format("'{}' is not SOURCE=TARGET", item);
+                    return false;
+                }
+                m[item.substr(0, eq)] = item.substr(eq + 1);
+            }
+            if (!m.empty()) request[key] = std::move(m);
+            return true;
+        };
+        return maps(network_maps, "network_map") && maps(bridge_maps, "bridge_map");
+    }
 };
 
 void add_kvm_flags(CLI::App *app, KvmFlags &f) {
+    const hypersdk::KvmOptions defaults;
+    f.ovmf_code = defaults.ovmf_code;
+    f.ovmf_vars = defaults.ovmf_vars;
+    f.ovmf_code_secure = defaults.ovmf_code_secure;
+    f.ovmf_vars_secure = defaults.ovmf_vars_secure;
+    f.nvram_dir = defaults.nvram_dir;
     app->add_option("--from", f.from, "VM description: VM.ovf, VM.ova or vm.json")->required();
     app->add_option("--vm", f.vm_select, "Virtual system to use when the OVF holds several (id or name)");
-    app->add_option("--disk-dir", f.options.disk_dir, "Folder holding the converted disks")->capture_default_str();
-    app->add_option("--disk-format", f.options.disk_format, "Format of the converted disks")->capture_default_str();
-    auto *net = app->add_option("--network", f.options.network, "libvirt network for every NIC (default: default)");
-    auto *br = app->add_option("--bridge", f.options.bridge, "Host bridge for every NIC");
+    app->add_option("--disk-dir", f.disk_dir, "Folder holding the converted disks")->capture_default_str();
+    app->add_option("--disk-format", f.disk_format, "Format of the converted disks")->capture_default_str();
+    auto *net = app->add_option("--network", f.network, "libvirt network for every NIC (default: default)");
+    auto *br = app->add_option("--bridge", f.bridge, "Host bridge for every NIC");
     net->excludes(br);
     app->add_option("--map-network", f.network_maps, "SOURCE=NETWORK: libvirt network for one source network (repeatable)");
     app->add_option("--map-bridge", f.bridge_maps, "SOURCE=BRIDGE: host bridge for one source network (repeatable)");
-    app->add_option("--name", f.options.name, "Domain name (default: the VM's name)");
-    app->add_flag("--windows-virtio", f.options.windows_virtio, "The Windows guest has virtio drivers: use virtio disks and NICs");
-    app->add_option("--machine", f.options.machine, "Force the machine type")->check(CLI::IsMember({"q35", "pc"}));
-    app->add_option("--ovmf-code", f.options.ovmf_code, "OVMF code file on the KVM host")->capture_default_str();
-    app->add_option("--ovmf-vars", f.options.ovmf_vars, "OVMF variables template on the KVM host")->capture_default_str();
-    app->add_option("--ovmf-code-secure", f.options.ovmf_code_secure, "Secure Boot OVMF code file")->capture_default_str();
-    app->add_option("--ovmf-vars-secure", f.options.ovmf_vars_secure, "Secure Boot variables template (Microsoft keys)")->capture_default_str();
-    app->add_option("--nvram-dir", f.options.nvram_dir, "Where libvirt keeps per-VM NVRAM")->capture_default_str();
-}
-
-// Applies the SOURCE=TARGET maps; a malformed one is a usage error.
-bool apply_maps(KvmFlags &f, std::string &error) {
-    auto split = [&](const std::vector<std::string> &in, std::vector<std::pair<std::string, std::string>> &out) {
-        for (const auto &m : in) {
-            const auto eq = m.find('=');
-            if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) {
-                error = fmt::format("'{}' is not SOURCE=TARGET", m);
-                return false;
-            }
-            out.emplace_back(m.substr(0, eq), m.substr(eq + 1));
-        }
-        return true;
-    };
-    return split(f.network_maps, f.options.network_map) && split(f.bridge_maps, f.options.bridge_map);
-}
-
-hypersdk::Result<hypersdk::VirtualMachine> load(const KvmFlags &f) {
-    hypersdk::OvfParseOptions po;
-    po.virtual_system = f.vm_select;
-    return hypersdk::load_vm_description(f.from, po);
+    app->add_option("--name", f.name, "Domain name (default: the VM's name)");
+    app->add_flag("--windows-virtio", f.windows_virtio, "The Windows guest has virtio drivers: use virtio disks and NICs");
+    app->add_option("--machine", f.machine, "Force the machine type")->check(CLI::IsMember({"q35", "pc"}));
+    app->add_option("--ovmf-code", f.ovmf_code, "OVMF code file on the KVM host")->capture_default_str();
+    app->add_option("--ovmf-vars", f.ovmf_vars, "OVMF variables template on the KVM host")->capture_default_str();
+    app->add_option("--ovmf-code-secure", f.ovmf_code_secure, "Secure Boot OVMF code file")->capture_default_str();
+    app->add_option("--ovmf-vars-secure", f.ovmf_vars_secure, "Secure Boot variables template (Microsoft keys)")->capture_default_str();
+    app->add_option("--nvram-dir", f.nvram_dir, "Where libvirt keeps per-VM NVRAM")->capture_default_str();
 }
 
 void register_domain(CLI::App &kvm, std::vector<Command> &commands) {
@@ -66,13 +81,12 @@ void register_domain(CLI::App &kvm, std::vector<Command> &commands) {
     auto f = std::make_shared<KvmFlags>();
     add_kvm_flags(app, *f);
     commands.push_back({app, [f]() {
+                            json request;
                             std::string err;
-                            if (!apply_maps(*f, err)) return report_message(err, exit_usage);
-                            auto vm = load(*f);
-                            if (!vm) return report(vm.error());
-                            auto xml = hypersdk::libvirt_domain_xml(vm.value(), f->options);
-                            if (!xml) return report(xml.error());
-                            fmt::print("{}", xml.value());
+                            if (!f->add_to(request, err)) return report_message(err, exit_usage);
+                            json r;
+                            if (int s = run_op("kvm.domain", request, r); s != exit_ok) return s;
+                            fmt::print("{}", r["xml"].get<std::string>());
                             return exit_ok;
                         }});
 }
@@ -84,17 +98,16 @@ void register_manifest(CLI::App &kvm, std::vector<Command> &commands) {
     add_kvm_flags(app, *f);
     app->add_option("-o,--out", *out, "Write to this file (atomically) instead of standard output");
     commands.push_back({app, [f, out]() {
+                            json request;
                             std::string err;
-                            if (!apply_maps(*f, err)) return report_message(err, exit_usage);
-                            auto vm = load(*f);
-                            if (!vm) return report(vm.error());
-                            auto m = hypersdk::hyper2kvm_manifest(vm.value(), f->options);
-                            if (!m) return report(m.error());
+                            if (!f->add_to(request, err)) return report_message(err, exit_usage);
+                            json m;
+                            if (int s = run_op("kvm.manifest", request, m); s != exit_ok) return s;
                             if (out->empty()) {
-                                fmt::print("{}\n", m.value().dump(2));
+                                fmt::print("{}\n", m.dump(2));
                                 return exit_ok;
                             }
-                            auto w = hypersdk::write_json_file(*out, m.value());
+                            auto w = hypersdk::write_json_file(*out, m);
                             if (!w) return report(w.error());
                             return exit_ok;
                         }});
@@ -120,27 +133,22 @@ void register_import(CLI::App &kvm, std::vector<Command> &commands) {
     app->add_flag("--overwrite", a->overwrite, "Replace existing output files");
     app->add_option("--threads", a->threads, "Worker threads (default: one per core)");
     commands.push_back({app, [a]() {
-                            std::string err;
-                            if (!apply_maps(a->f, err)) return report_message(err, exit_usage);
-                            hypersdk::KvmImportOptions o;
-                            o.kvm = a->f.options;
-                            if (!a->out.empty()) o.kvm.disk_dir = a->out;
-                            for (const auto &text : a->options) {
-                                auto parsed = hypersdk::parse_format_options(text);
-                                if (!parsed) return report_message(parsed.error().message, exit_usage);
-                                o.format_options.insert(o.format_options.end(), parsed.value().begin(), parsed.value().end());
-                            }
-                            o.compress = a->compress;
-                            o.threads = a->threads;
-                            o.verify = !a->no_verify;
-                            o.overwrite = a->overwrite;
-                            o.ovf.virtual_system = a->f.vm_select;
-                            if (a->progress) o.progress = terminal_progress_bar();
-                            auto r = hypersdk::import_to_kvm(a->f.from, o);
-                            if (!r) return report(r.error());
-                            for (const auto &d : r.value().disks) fmt::print("disk      {}\n", d);
-                            fmt::print("domain    {}\n", r.value().domain_xml_path);
-                            fmt::print("manifest  {}\n", r.value().manifest_path);
+                            json request;
+                            std::string err, options;
+                            if (!a->f.add_to(request, err, false)) return report_message(err, exit_usage);
+                            if (!join_format_options(a->options, options, err)) return report_message(err, exit_usage);
+                            request["out"] = a->out.empty() ? a->f.disk_dir : a->out;
+                            if (!options.empty()) request["options"] = options;
+                            request["compress"] = a->compress;
+                            request["threads"] = a->threads;
+                            request["verify"] = !a->no_verify;
+                            request["overwrite"] = a->overwrite;
+                            json r;
+                            if (int s = run_op("kvm.import", request, r, a->progress ? terminal_progress_bar() : nullptr); s != exit_ok)
+                                return s;
+                            for (const auto &d : r["disks"]) fmt::print("disk      {}\n", d.get<std::string>());
+                            fmt::print("domain    {}\n", r["domain_xml_path"].get<std::string>());
+                            fmt::print("manifest  {}\n", r["manifest_path"].get<std::string>());
                             return exit_ok;
                         }});
 }
@@ -153,14 +161,13 @@ void register_ova(CLI::App &root, std::vector<Command> &commands) {
         auto file = std::make_shared<std::string>();
         app->add_option("file", *file, "FILE.ova or FILE.ovf")->required();
         commands.push_back({app, [file]() {
-                                const bool is_ovf = file->size() > 4 && file->compare(file->size() - 4, 4, ".ovf") == 0;
-                                auto r = is_ovf ? hypersdk::verify_ovf_folder(*file) : hypersdk::verify_ova(*file);
-                                if (!r) return report(r.error());
-                                for (const auto &v : r.value().verified) fmt::print("ok       {}\n", v);
-                                for (const auto &p : r.value().problems) fmt::print("PROBLEM  {}\n", p);
-                                if (!r.value().problems.empty())
-                                    return report_message(fmt::format("'{}' failed verification: {} problem(s)", *file, r.value().problems.size()));
-                                fmt::print("{}: {} file(s) verified against {}\n", *file, r.value().verified.size(), r.value().manifest);
+                                json r;
+                                if (int s = run_op("ova.verify", {{"path", *file}}, r); s != exit_ok) return s;
+                                for (const auto &v : r["verified"]) fmt::print("ok       {}\n", v.get<std::string>());
+                                for (const auto &p : r["problems"]) fmt::print("PROBLEM  {}\n", p.get<std::string>());
+                                if (!r["problems"].empty())
+                                    return report_message(fmt::format("'{}' failed verification: {} problem(s)", *file, r["problems"].size()));
+                                fmt::print("{}: {} file(s) verified against {}\n", *file, r["verified"].size(), r["manifest"].get<std::string>());
                                 return exit_ok;
                             }});
     }
@@ -169,9 +176,11 @@ void register_ova(CLI::App &root, std::vector<Command> &commands) {
         auto file = std::make_shared<std::string>();
         app->add_option("file", *file, "FILE.ova")->required();
         commands.push_back({app, [file]() {
-                                auto r = hypersdk::list_ova(*file);
-                                if (!r) return report(r.error());
-                                for (const auto &m : r.value()) fmt::print("{:>14}  {:>14}  {}\n", m.offset, m.size, m.name);
+                                json r;
+                                if (int s = run_op("ova.list", {{"path", *file}}, r); s != exit_ok) return s;
+                                for (const auto &m : r["members"])
+                                    fmt::print("{:>14}  {:>14}  {}\n", m["offset"].get<std::uint64_t>(), m["size"].get<std::uint64_t>(),
+                                               m["name"].get<std::string>());
                                 return exit_ok;
                             }});
     }
@@ -184,11 +193,11 @@ void register_ova(CLI::App &root, std::vector<Command> &commands) {
         app->add_option("file", *file, "FILE.ovf or FILE.ova")->required();
         app->add_option("--vm", *select, "Virtual system to show when there are several");
         commands.push_back({app, [file, select]() {
-                                hypersdk::OvfParseOptions po;
-                                po.virtual_system = *select;
-                                auto vm = hypersdk::load_vm_description(*file, po);
-                                if (!vm) return report(vm.error());
-                                fmt::print("{}\n", hypersdk::to_json(vm.value()).dump(2));
+                                json request{{"path", *file}};
+                                if (!select->empty()) request["virtual_system"] = *select;
+                                json vm;
+                                if (int s = run_op("vm.load", request, vm); s != exit_ok) return s;
+                                fmt::print("{}\n", vm.dump(2));
                                 return exit_ok;
                             }});
     }

@@ -3,16 +3,11 @@
 #include "commands.hpp"
 
 #include <hypersdk/export.hpp>
-#include <hypersdk/vsphere.hpp>
+#include <hypersdk/vm.hpp>
 
 #include <fmt/format.h>
 
-#include <csignal>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
-#include <sstream>
-#include <unistd.h>
 
 namespace hsdk {
 namespace {
@@ -22,25 +17,17 @@ struct ConnectionFlags {
     bool insecure = false;
     unsigned retries = 5;
 
-    hypersdk::Result<hypersdk::vsphere::ConnectionOptions> options() const {
-        hypersdk::vsphere::ConnectionOptions o;
-        o.url = url;
-        o.username = username;
-        o.insecure = insecure;
-        o.ca_file = ca_file;
-        o.thumbprint = thumbprint;
-        o.max_attempts = retries;
-        if (!password_env.empty()) {
-            const char *v = std::getenv(password_env.c_str());
-            if (v == nullptr) return hypersdk::fail(hypersdk::Errc::invalid_argument, fmt::format("--password-env: ${} is not set", password_env));
-            o.password = v;
-        } else if (!password_file.empty()) {
-            std::ifstream in(password_file);
-            if (!in) return hypersdk::fail(hypersdk::Errc::not_found, fmt::format("--password-file: cannot read '{}'", password_file));
-            std::getline(in, o.password);  // first line; a trailing newline is not part of it
-            if (!o.password.empty() && o.password.back() == '\r') o.password.pop_back();
-        }
-        return hypersdk::vsphere::with_environment(std::move(o));
+    // The request's "connection": the password is named (a variable, a file), never copied into it.
+    nlohmann::json request() const {
+        nlohmann::json c{{"max_attempts", retries}};
+        if (!url.empty()) c["url"] = url;
+        if (!username.empty()) c["username"] = username;
+        if (insecure) c["insecure"] = true;
+        if (!ca_file.empty()) c["ca_file"] = ca_file;
+        if (!thumbprint.empty()) c["thumbprint"] = thumbprint;
+        if (!password_env.empty()) c["password_env"] = password_env;
+        else if (!password_file.empty()) c["password_file"] = password_file;
+        return c;
     }
 };
 
@@ -56,11 +43,6 @@ void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
     insecure->excludes(ca)->excludes(thumb);
     app->add_option("--retries", f.retries, "Tries per request on transient failures (reset, 5xx, timeout), default 5")
         ->check(CLI::Range(1u, 100u));
-}
-
-hypersdk::CancelToken *g_token = nullptr;
-extern "C" void on_signal(int) {
-    if (g_token) g_token->cancel();
 }
 
 std::string human_bytes(std::uint64_t b) {
@@ -86,17 +68,19 @@ void register_vms(CLI::App &root, std::vector<Command> &commands) {
     add_connection_flags(app, a->conn);
     app->add_flag("--json", a->json, "Print the VM model as JSON");
     commands.push_back({app, [a]() {
-                            auto o = a->conn.options();
-                            if (!o) return report(o.error());
-                            auto list = hypersdk::vsphere::list_vms(o.value());
-                            if (!list) return report(list.error());
+                            nlohmann::json result;
+                            if (int st = run_op("vsphere.vms.list", {{"connection", a->conn.request()}}, result); st != exit_ok) return st;
                             if (a->json) {
-                                nlohmann::json j = nlohmann::json::array();
-                                for (const auto &vm : list.value()) j.push_back(hypersdk::to_json(vm));
-                                fmt::print("{}\n", j.dump(2));
+                                fmt::print("{}\n", result["vms"].dump(2));
                                 return exit_ok;
                             }
-                            for (const auto &vm : list.value()) {
+                            std::vector<hypersdk::VirtualMachine> list;
+                            for (const auto &j : result["vms"]) {
+                                auto vm = hypersdk::vm_from_json(j);
+                                if (!vm) return report(vm.error());
+                                list.push_back(std::move(vm).value());
+                            }
+            for (const auto &vm : list) {
                                 fmt::print("{}\n", vm.inventory_path);
                                 fmt::print("  power: {}  guest: {}  cpus: {} ({} per socket)  memory: {} MiB  firmware: {}{}\n",
                                            vm.power_state, vm.guest_id, vm.cpus, vm.cores_per_socket, vm.memory_mib,
@@ -111,28 +95,6 @@ void register_vms(CLI::App &root, std::vector<Command> &commands) {
                             }
                             return exit_ok;
                         }});
-}
-
-// -p: a bar on a terminal; elsewhere one line per phase (logs and tests can follow along).
-hypersdk::ExportProgressCallback export_progress() {
-    auto bar = terminal_progress_bar();
-    auto last_phase = std::make_shared<std::string>();
-    return [bar, last_phase](const hypersdk::ExportProgress &p) {
-        if (bar) {
-            hypersdk::ProgressInfo info;
-            info.phase = p.phase;
-            info.bytes_done = p.bytes_done;
-            info.bytes_total = p.bytes_total;
-            info.rate_bytes_per_sec = p.rate_bytes_per_sec;
-            info.eta_seconds = p.eta_seconds;
-            return bar(info);
-        }
-        if (p.phase != *last_phase) {
-            *last_phase = p.phase;
-            fmt::print(stderr, "hsdk: {}\n", p.phase);
-        }
-        return hypersdk::ProgressAction::proceed;
-    };
 }
 
 void register_export(CLI::App &root, std::vector<Command> &commands) {
@@ -161,44 +123,22 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("--transport", a->transport, "auto (NFC lease, datastore if the server cannot export), nfc or datastore")
         ->check(CLI::IsMember({"auto", "nfc", "datastore"}));
     commands.push_back({app, [a]() {
-                            auto conn = a->conn.options();
-                            if (!conn) return report(conn.error());
-                            hypersdk::ExportOptions o;
-                            o.connection = std::move(conn).value();
-                            o.vm = a->vm;
-                            o.output_dir = a->out;
-                            o.format = a->format;
-                            o.resume = a->resume;
-                            o.quiesce = a->quiesce;
-                            o.overwrite = a->overwrite;
-                            o.parallel = a->parallel;
-                            o.compress = a->compress;
-                            o.threads = a->threads;
-                            for (const auto &text : a->options) {
-                                auto parsed = hypersdk::parse_format_options(text);
-                                if (!parsed) return report_message(parsed.error().message, exit_usage);
-                                o.format_options.insert(o.format_options.end(), parsed.value().begin(), parsed.value().end());
-                            }
-                            o.transport = a->transport == "nfc"         ? hypersdk::ExportTransport::nfc
-                                          : a->transport == "datastore" ? hypersdk::ExportTransport::datastore
-                                                                        : hypersdk::ExportTransport::automatic;
-                            if (a->progress) o.progress = export_progress();
-                            hypersdk::ExportSession session(o);
-                            hypersdk::CancelToken token = o.cancel;
-                            g_token = &token;
-                            std::signal(SIGINT, on_signal);
-                            std::signal(SIGTERM, on_signal);
-                            auto r = session.run();
-                            std::signal(SIGINT, SIG_DFL);
-                            std::signal(SIGTERM, SIG_DFL);
-                            g_token = nullptr;
-                            if (!r) return report(r.error());
-                            const auto &res = r.value();
-                            fmt::print("exported {} ({}{}) in {:.1f} s: {} received{}\n", res.vm.inventory_path, res.method,
-                                       res.snapshot_used ? ", from a temporary snapshot" : "", res.seconds,
-                                       human_bytes(res.bytes_received),
-                                       res.bytes_resumed ? fmt::format(", {} resumed", human_bytes(res.bytes_resumed)) : "");
-                            for (const auto &f : res.files) fmt::print("{}\n", f);
+                            std::string options, error;
+                            if (!join_format_options(a->options, options, error)) return report_message(error, exit_usage);
+                            nlohmann::json request{{"connection", a->conn.request()}, {"vm", a->vm},         {"output_dir", a->out},
+                                                   {"format", a->format},             {"resume", a->resume}, {"quiesce", a->quiesce},
+                                                   {"overwrite", a->overwrite},       {"parallel", a->parallel},
+                                                   {"compress", a->compress},         {"threads", a->threads},
+                                                   {"transport", a->transport}};
+                            if (!options.empty()) request["options"] = options;
+                            nlohmann::json res;
+                            if (int st = run_op("export.run", request, res, a->progress ? phase_progress() : nullptr); st != exit_ok) return st;
+                            const auto resumed = res["bytes_resumed"].get<std::uint64_t>();
+                            fmt::print("exported {} ({}{}) in {:.1f} s: {} received{}\n", res["vm"]["inventory_path"].get<std::string>(),
+                                       res["method"].get<std::string>(), res["snapshot_used"].get<bool>() ? ", from a temporary snapshot" : "",
+                                       res["seconds"].get<double>(), human_bytes(res["bytes_received"].get<std::uint64_t>()),
+                                       resumed ? fmt::format(", {} resumed", human_bytes(resumed)) : "");
+                            for (const auto &f : res["files"]) fmt::print("{}\n", f.get<std::string>());
                             return exit_ok;
                         }});
 }

@@ -11,6 +11,7 @@ void register_hash_commands(CLI::App &root, std::vector<Command> &commands);
 void register_image_commands(CLI::App &root, std::vector<Command> &commands);
 void register_vsphere_commands(CLI::App &root, std::vector<Command> &commands);
 void register_kvm_commands(CLI::App &root, std::vector<Command> &commands);
+void register_ops_commands(CLI::App &root, std::vector<Command> &commands);
 
 inline std::vector<CommandRegistrar> all_commands() {
     return {
@@ -18,6 +19,7 @@ inline std::vector<CommandRegistrar> all_commands() {
         &register_kvm_commands,
         &register_hash_commands,
         &register_vsphere_commands,
+        &register_ops_commands,
     };
 }
 
