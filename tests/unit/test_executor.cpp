@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -123,14 +124,20 @@ TEST_CASE("run_parallel makes progress with every job slot taken") {
     const auto before = executor_limits();
     configure_executor(ExecutorLimits{1, 0, 0});
     // Hold the only job slot; run_parallel must still finish (the caller does the work).
-    std::atomic<bool> release{false};
-    core::Executor::instance().jobs().post([&] {
-        while (!release.load()) std::this_thread::sleep_for(1ms);
+    // The holder owns its flags: it may still be looking at them after this test case has returned.
+    struct Hold {
+        std::atomic<bool> release{false}, done{false};
+    };
+    auto hold = std::make_shared<Hold>();
+    core::Executor::instance().jobs().post([hold] {
+        while (!hold->release.load()) std::this_thread::sleep_for(1ms);
+        hold->done = true;
     });
     std::atomic<int> n{0};
     core::run_parallel(5, 4, [&](std::size_t) { ++n; });
     CHECK(n.load() == 5);
-    release = true;
+    hold->release = true;
+    while (!hold->done.load()) std::this_thread::sleep_for(1ms);
     configure_executor(before);
 }
 

@@ -155,7 +155,9 @@ TEST_CASE("handlers keep to their result schemas") {
         {"ova.list", {{"path", work("ops-schema.ova")}}},
         {"ova.verify", {{"path", work("ops-schema.ova")}}},
     };
-    for (const auto &[op, request] : calls) {
+    for (const auto &call : calls) {
+        const std::string &op = call.first;
+        const json &request = call.second;
         CAPTURE(op);
         auto r = run_operation(op, request);
         REQUIRE_MESSAGE(r, (r ? std::string() : r.error().message));
@@ -164,9 +166,11 @@ TEST_CASE("handlers keep to their result schemas") {
     }
     auto vm = run_operation("vm.load", {{"path", ovf}});
     REQUIRE(vm);
-    for (const auto &[op, request] : std::vector<std::pair<std::string, json>>{
+    for (const auto &call : std::vector<std::pair<std::string, json>>{
              {"ovf.write", {{"vm", vm.value()}, {"disk_files", json::array({{{"href", "disk1.vmdk"}, {"size", 1024}}})}}},
              {"kvm.domain", {{"vm", vm.value()}, {"network_map", {{"VM Network", "default"}}}}}}) {
+        const std::string &op = call.first;
+        const json &request = call.second;
         CAPTURE(op);
         auto r = run_operation(op, request);
         REQUIRE_MESSAGE(r, (r ? std::string() : r.error().message));
