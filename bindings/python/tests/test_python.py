@@ -106,7 +106,7 @@ def test_cache_modes(tmp_path):
         out = tmp_path / f"o-{cache}.qcow2"
         hypersdk.convert(str(raw), str(out), "qcow2", source_format="raw", cache=cache)
         assert hypersdk.compare(str(raw), str(out), a_format="raw")["identical"]
-    with pytest.raises(ValueError, match="cache mode 'always'"):
+    with pytest.raises(ValueError, match="'always'"):
         hypersdk.convert(str(raw), str(tmp_path / "never.qcow2"), "qcow2", source_format="raw", cache="always")
     assert not (tmp_path / "never.qcow2").exists()
 
