@@ -6,6 +6,10 @@
 
 /// <reference types="node" />
 
+import type { Operations, OperationName } from './ops';
+/** Requests and results of every operation, generated from api/*.json: ops.ImageConvertRequest, ... */
+export type * as ops from './ops';
+
 /** Names of the library's statuses (hsdk_status_name), as HypersdkError.code carries them. */
 export type StatusName =
   | 'ok'
@@ -43,8 +47,79 @@ export const statusCodes: Readonly<Record<StatusName, number>>;
 export type PathLike = string | URL;
 export type ByteCount = number | bigint;
 
-/** Version of the libhypersdk actually loaded, e.g. "0.1.0". */
+/** Version of the libhypersdk actually loaded, e.g. "0.2.0". */
 export function version(): string;
+
+/** The request of an operation (api/*.json, generated into ops.d.ts). */
+export type RequestOf<Op extends OperationName> = Operations[Op]['request'];
+/** The result of an operation. */
+export type ResultOf<Op extends OperationName> = Operations[Op]['result'];
+
+export interface RunOptions {
+  /** Aborting cancels the job (it rejects with code "cancelled"). */
+  signal?: AbortSignal;
+  /** Called on the JavaScript thread for each report; return true to cancel; a thrown exception cancels and becomes the rejection. */
+  onProgress?: (progress: Progress) => boolean | void | Promise<unknown>;
+}
+
+/** Runs an operation of the registry; a bad request rejects with "invalid_argument" naming the field by JSON pointer. */
+export function run<Op extends OperationName>(operation: Op, request: RequestOf<Op>, options?: RunOptions): Promise<ResultOf<Op>>;
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** A started operation. Awaiting the Job (or wait()) gives the result or rejects with the job's error. */
+export class Job<Op extends OperationName = OperationName> implements PromiseLike<ResultOf<Op>> {
+  private constructor();
+  readonly operation: Op;
+  /** A UUID; the job's log lines carry it. */
+  readonly id: string;
+  readonly state: JobState;
+  wait(): Promise<ResultOf<Op>>;
+  then<A = ResultOf<Op>, B = never>(onFulfilled?: ((value: ResultOf<Op>) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B>;
+  /** A queued job is cancelled at once; a running one stops and cleans up. */
+  cancel(): void;
+  /** id, operation, state, request (secrets masked), progress, error, times. */
+  info(): Record<string, unknown>;
+}
+
+/** Starts an operation as a job; the request is validated now (a bad one throws). */
+export function start<Op extends OperationName>(operation: Op, request: RequestOf<Op>, options?: RunOptions): Job<Op>;
+
+export interface OperationDescription {
+  name: OperationName;
+  summary: string;
+  description: string;
+  long_running: boolean;
+  errors: StatusName[];
+  request: Record<string, unknown>;
+  result: Record<string, unknown>;
+}
+
+/** Every operation of the registry, by name, with its JSON Schemas. */
+export function operations(): Record<OperationName, OperationDescription>;
+
+export interface ExecutorLimits {
+  /** Jobs running at once; the rest wait queued. */
+  maxJobs?: number;
+  /** Threads for CPU work of all jobs together. */
+  workerThreads?: number;
+  /** Direct writes in flight for all jobs together. */
+  ioThreads?: number;
+}
+
+/** Limits of the executor every job shares (absent or 0 keeps a limit). */
+export function configureExecutor(limits: ExecutorLimits): void;
+
+export interface PoolStats {
+  limit: number;
+  threads: number;
+  busy: number;
+  queued: number;
+  peak_threads: number;
+}
+
+export function executorStats(): { jobs: PoolStats; workers: PoolStats; io: PoolStats; timer_threads: number };
 
 /** The format a file would be opened as ("qcow2", "vmdk", ...). Raw is never guessed: a raw file rejects with code "unsupported". */
 export function probeFormat(path: PathLike): Promise<string>;
@@ -119,6 +194,18 @@ export interface Progress {
   rateBytesPerSec: number;
   /** Negative when unknown. */
   etaSeconds: number;
+  /** Items (disks, files) of the job: done and total; 0 when the job has none. */
+  itemsDone: number;
+  itemsTotal: number;
+  /** The item being worked on: its index and name ("" when none) and its own bytes. */
+  itemIndex: number;
+  currentItem: string;
+  itemBytesDone: number;
+  itemBytesTotal: number;
+  /** True in the last report of the job. */
+  finished: boolean;
+  /** The job reporting. */
+  jobId: string;
 }
 
 export type FormatOptionValue = string | number | bigint | boolean;
@@ -171,6 +258,8 @@ export interface CompareOptions {
   bFormat?: string;
   /** Sizes must match too (default false: a longer image whose tail reads as zeros is equal). */
   strict?: boolean;
+  /** Aborting cancels the comparison (rejects with code "cancelled"). */
+  signal?: AbortSignal;
 }
 
 export interface CompareResult {
@@ -195,7 +284,7 @@ export interface CheckReport {
   [key: string]: unknown;
 }
 
-export function check(path: PathLike, options?: { format?: string }): Promise<CheckReport>;
+export function check(path: PathLike, options?: { format?: string; signal?: AbortSignal }): Promise<CheckReport>;
 
 /** A disk of the VM model (docs/vm-model.md). */
 export interface VmDisk {

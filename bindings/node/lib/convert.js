@@ -1,8 +1,8 @@
 'use strict';
-// convert, compare and check: whole-image operations that run on the thread pool.
-const native = require('./native');
+// convert, compare and check: requests to the image.convert, image.compare and image.check
+// operations, with the argument names and result shapes this package has always had.
 const args = require('./args');
-const { withSignal } = require('./cancel');
+const { run } = require('./ops');
 const { invalidArgument } = require('./errors');
 
 // Format options ({cluster_size: 65536, lazy_refcounts: true} or "cluster_size=65536,...") as
@@ -38,20 +38,23 @@ async function convert(source, destination, options) {
   const outputFormat = args.optionalString(o.outputFormat, 'outputFormat');
   if (!outputFormat) throw invalidArgument('convert: outputFormat is required (raw, qcow2, vmdk, vhd, vhdx, vdi)');
   const request = {
-    outputFormat,
+    source,
+    destination,
+    output_format: outputFormat,
     options: formatOptions(o.options),
     compress: args.optionalBoolean(o.compress, 'compress'),
     threads: o.threads === undefined ? undefined : args.uint(o.threads, 'threads'),
-    sourceFormat: args.optionalString(o.sourceFormat, 'sourceFormat'),
-    allowExternalFiles: args.optionalBoolean(o.allowExternalFiles, 'allowExternalFiles'),
+    source_format: args.optionalString(o.sourceFormat, 'sourceFormat'),
+    allow_external_files: args.optionalBoolean(o.allowExternalFiles, 'allowExternalFiles'),
     overwrite: args.optionalBoolean(o.overwrite, 'overwrite'),
     cache: args.optionalString(o.cache, 'cache'),
-    onProgress: args.optionalFunction(o.onProgress, 'onProgress'),
   };
-  return withSignal(o.signal, 'convert', (cancel) => native.convert(source, destination, { ...request, cancel }));
+  const onProgress = args.optionalFunction(o.onProgress, 'onProgress');
+  const r = await run('image.convert', request, { signal: o.signal, onProgress });
+  return { virtualSize: r.virtual_size, bytesRead: r.bytes_read, bytesWritten: r.bytes_written, outputSize: r.output_size, seconds: r.seconds };
 }
 
-const COMPARE_OPTIONS = ['aFormat', 'bFormat', 'strict'];
+const COMPARE_OPTIONS = ['aFormat', 'bFormat', 'strict', 'signal'];
 
 /** Whether two images read the same; firstDifference is the first differing byte offset. */
 async function compare(a, b, options) {
@@ -61,16 +64,17 @@ async function compare(a, b, options) {
   const aFormat = args.optionalString(o.aFormat, 'aFormat');
   const bFormat = args.optionalString(o.bFormat, 'bFormat');
   const strict = args.optionalBoolean(o.strict, 'strict') ?? false;
-  return native.compare(a, b, { format: aFormat }, { format: bFormat }, strict);
+  const r = await run('image.compare', { a, b, a_format: aFormat, b_format: bFormat, strict }, { signal: o.signal });
+  return { identical: r.identical, firstDifference: r.first_difference ?? null };
 }
 
-const CHECK_OPTIONS = ['format'];
+const CHECK_OPTIONS = ['format', 'signal'];
 
 /** Metadata consistency check; keys as `qemu-img check --output=json` ("check-errors", "leaks", ...) plus "clean". */
 async function check(path, options) {
   path = args.path(path, 'path');
   const o = args.options(options, CHECK_OPTIONS, 'check');
-  return JSON.parse(await native.check(path, { format: args.optionalString(o.format, 'format') }));
+  return run('image.check', { path, format: args.optionalString(o.format, 'format') }, { signal: o.signal });
 }
 
 module.exports = { convert, compare, check, formatOptions };

@@ -5,6 +5,7 @@ const { constants: bufferConstants } = require('node:buffer');
 const native = require('./native');
 const args = require('./args');
 const { invalidArgument } = require('./errors');
+const { run } = require('./ops');
 
 const construct = Symbol('hypersdk.Image');
 
@@ -83,7 +84,7 @@ async function openImage(path, options) {
 
 /** The format a file would be opened as ("qcow2", "vmdk", ...). */
 async function probeFormat(path) {
-  return native.probeFormat(args.path(path, 'path'));
+  return (await run('image.probe', { path: args.path(path, 'path') })).format;
 }
 
 module.exports = { Image, openImage, probeFormat };

@@ -3,7 +3,7 @@
 // manifest and OVA verification.
 const native = require('./native');
 const args = require('./args');
-const { withSignal } = require('./cancel');
+const { run } = require('./ops');
 const { invalidArgument } = require('./errors');
 
 const LOAD_OPTIONS = ['virtualSystem'];
@@ -12,7 +12,7 @@ const LOAD_OPTIONS = ['virtualSystem'];
 async function loadVm(path, options) {
   path = args.path(path, 'path');
   const o = args.options(options, LOAD_OPTIONS, 'loadVm');
-  return JSON.parse(await native.loadVm(path, args.optionalString(o.virtualSystem, 'virtualSystem')));
+  return run('vm.load', { path, virtual_system: args.optionalString(o.virtualSystem, 'virtualSystem') });
 }
 
 function vmJson(vm) {
@@ -69,23 +69,46 @@ function kvmDomainXml(vm, options) {
   return native.kvmDomainXml(json, kvmOptions(options, [], 'kvmDomainXml').options);
 }
 
-/** hyper2kvm artifact manifest; measures (hashes) the converted disks found in diskDir. */
+// "SOURCE=TARGET,..." text as the {source: target} object of an operation request.
+function pairObject(text) {
+  if (text === undefined) return undefined;
+  return Object.fromEntries(text === '' ? [] : text.split(',').map((pair) => {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1) throw invalidArgument(`'${pair}' is not SOURCE=TARGET`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }));
+}
+
+/** hyper2kvm artifact manifest (the kvm.manifest operation); measures (hashes) the converted disks found in diskDir. */
 async function kvmManifest(vm, options) {
-  const json = vmJson(vm);
+  if (typeof vm !== 'object' || vm === null || Array.isArray(vm)) vmJson(vm);  // the same error as kvmDomainXml
   const { options: o, signal } = kvmOptions(options, ['signal'], 'kvmManifest');
-  return withSignal(signal, 'kvmManifest', async (cancel) => JSON.parse(await native.kvmManifest(json, o, cancel)));
+  return run('kvm.manifest', {
+    vm,
+    name: o.name,
+    disk_dir: o.diskDir,
+    disk_format: o.diskFormat,
+    network: o.network,
+    bridge: o.bridge,
+    network_map: pairObject(o.networkMap),
+    bridge_map: pairObject(o.bridgeMap),
+    windows_virtio: o.windowsVirtio,
+    machine: o.machine,
+    ovmf_code: o.ovmfCode,
+    ovmf_vars: o.ovmfVars,
+    ovmf_code_secure: o.ovmfCodeSecure,
+    ovmf_vars_secure: o.ovmfVarsSecure,
+    nvram_dir: o.nvramDir,
+  }, { signal });
 }
 
 const VERIFY_OPTIONS = ['signal'];
 
-/** Checks an OVA (or an .ovf with its files) against its manifest: {descriptor, manifest, verified, problems, ok}. */
+/** Checks an OVA (or an .ovf with its files) against its manifest (the ova.verify operation): {descriptor, manifest, verified, problems, ok}. */
 async function verifyOva(path, options) {
   path = args.path(path, 'path');
   const o = args.options(options, VERIFY_OPTIONS, 'verifyOva');
-  return withSignal(o.signal, 'verifyOva', async (cancel) => {
-    const { report, ok } = await native.verifyOva(path, cancel);
-    return { ...JSON.parse(report), ok };
-  });
+  return run('ova.verify', { path }, { signal: o.signal });
 }
 
 module.exports = { loadVm, kvmDomainXml, kvmManifest, verifyOva };

@@ -21,7 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     init_errors(env, exports);
     init_cancel(env, exports);
     init_image(env, exports);
-    init_convert(env, exports);
+    init_jobs(env, exports);
     init_vm(env, exports);
     return exports;
 }

@@ -23,7 +23,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports);
 void init_errors(Napi::Env env, Napi::Object exports);
 void init_cancel(Napi::Env env, Napi::Object exports);
 void init_image(Napi::Env env, Napi::Object exports);
-void init_convert(Napi::Env env, Napi::Object exports);
+void init_jobs(Napi::Env env, Napi::Object exports);
 void init_vm(Napi::Env env, Napi::Object exports);
 
 }  // namespace hsdk_node

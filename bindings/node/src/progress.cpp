@@ -12,6 +12,9 @@ struct ProgressEvent {
     std::uint64_t bytes_total = 0;
     double rate_bytes_per_sec = 0;
     double eta_seconds = -1;
+    std::uint64_t items_done = 0, items_total = 0, item_index = 0, item_bytes_done = 0, item_bytes_total = 0;
+    std::string current_item, job_id;
+    bool finished = false;
     bool handled = false;
 };
 
@@ -40,6 +43,17 @@ int ProgressBridge::Report(const hsdk_progress &p) {
     event.bytes_total = p.bytes_total;
     event.rate_bytes_per_sec = p.rate_bytes_per_sec;
     event.eta_seconds = p.eta_seconds;
+    // Fields since 0.2.0 (the library always passes its own, full struct).
+    if (p.struct_size >= sizeof(hsdk_progress)) {
+        event.items_done = p.items_done;
+        event.items_total = p.items_total;
+        event.item_index = p.item_index;
+        event.current_item = p.current_item != nullptr ? p.current_item : "";
+        event.item_bytes_done = p.item_bytes_done;
+        event.item_bytes_total = p.item_bytes_total;
+        event.finished = p.finished != 0;
+        event.job_id = p.job_id != nullptr ? p.job_id : "";
+    }
     if (tsfn_.NonBlockingCall(&event) != napi_ok) {
         // The environment is closing: nobody is left to ask, so stop.
         hsdk_cancel_request(cancel_.get());
@@ -74,6 +88,14 @@ void deliver_progress(Napi::Env env, Napi::Function callback, ProgressBridge *br
         p.Set("bytesTotal", u64_number(env, event->bytes_total));
         p.Set("rateBytesPerSec", Napi::Number::New(env, event->rate_bytes_per_sec));
         p.Set("etaSeconds", Napi::Number::New(env, event->eta_seconds));
+        p.Set("itemsDone", u64_number(env, event->items_done));
+        p.Set("itemsTotal", u64_number(env, event->items_total));
+        p.Set("itemIndex", u64_number(env, event->item_index));
+        p.Set("currentItem", Napi::String::New(env, event->current_item));
+        p.Set("itemBytesDone", u64_number(env, event->item_bytes_done));
+        p.Set("itemBytesTotal", u64_number(env, event->item_bytes_total));
+        p.Set("finished", Napi::Boolean::New(env, event->finished));
+        p.Set("jobId", Napi::String::New(env, event->job_id));
         Napi::Value answer = callback.Call({p});
         // Only `true` cancels: an async callback returns a Promise, which must not stop the job.
         if (answer.IsBoolean() && answer.As<Napi::Boolean>().Value()) hsdk_cancel_request(bridge->cancel_.get());

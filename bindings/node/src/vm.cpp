@@ -1,7 +1,7 @@
-// VM descriptions, libvirt domain XML, the hyper2kvm manifest and OVA verification. VMs cross
-// the C ABI as VM-model JSON; lib/vm.js turns them into objects.
-#include "cancel.hpp"
-#include "string_worker.hpp"
+// libvirt domain XML, synchronously (it reads no file). VMs cross the C ABI as VM-model JSON.
+// Everything else of lib/vm.js is a request to an operation (lib/ops.js).
+#include "errors.hpp"
+#include "values.hpp"
 
 namespace hsdk_node {
 namespace {
@@ -57,15 +57,6 @@ KvmOptions kvm_options_from(Napi::Env env, const Napi::Value &value) {
     return o;
 }
 
-Napi::Value load_vm(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    std::string path = string_value(env, info[0], "path");
-    std::optional<std::string> system = optional_string(env, info[1], "virtualSystem");
-    return (new StringWorker(env, "hypersdk.loadVm",
-                             [path, system](char **out) { return hsdk_vm_load_json(out, path.c_str(), c_str_or_null(system)); }))
-        ->Start();
-}
-
 // Synchronous on purpose: it only turns JSON in memory into XML in memory, touching no file.
 Napi::Value kvm_domain_xml(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -78,62 +69,10 @@ Napi::Value kvm_domain_xml(const Napi::CallbackInfo &info) {
     return Napi::String::New(env, take_string(xml));
 }
 
-// Hashes the converted disks, so it runs on the pool.
-Napi::Value kvm_manifest(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    std::string vm = string_value(env, info[0], "vm");
-    KvmOptions options = kvm_options_from(env, info[1]);
-    CancelHandle cancel = cancel_handle_from(env, info[2]);
-    return (new StringWorker(env, "hypersdk.kvmManifest",
-                             [vm, options, cancel](char **out) {
-                                 const hsdk_kvm_options view = options.view();
-                                 return hsdk_kvm_manifest_json(out, vm.c_str(), &view, cancel.get());
-                             }))
-        ->Start();
-}
-
-class VerifyOvaWorker : public PromiseWorker {
-public:
-    VerifyOvaWorker(Napi::Env env, std::string path, CancelHandle cancel)
-        : PromiseWorker(env, "hypersdk.verifyOva"), path_(std::move(path)), cancel_(std::move(cancel)) {}
-
-private:
-    hsdk_status Run() override {
-        char *json = nullptr;
-        int ok = 0;
-        const hsdk_status status = hsdk_ova_verify_json(&json, &ok, path_.c_str(), cancel_.get());
-        report_ = take_string(json);
-        ok_ = ok != 0;
-        return status;
-    }
-
-    Napi::Value Result(Napi::Env env) override {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("report", Napi::String::New(env, report_));
-        o.Set("ok", Napi::Boolean::New(env, ok_));
-        return o;
-    }
-
-    std::string path_;
-    CancelHandle cancel_;
-    std::string report_;
-    bool ok_ = false;
-};
-
-Napi::Value verify_ova(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    std::string path = string_value(env, info[0], "path");
-    CancelHandle cancel = cancel_handle_from(env, info[1]);
-    return (new VerifyOvaWorker(env, std::move(path), std::move(cancel)))->Start();
-}
-
 }  // namespace
 
 void init_vm(Napi::Env env, Napi::Object exports) {
-    exports.Set("loadVm", Napi::Function::New(env, load_vm, "loadVm"));
     exports.Set("kvmDomainXml", Napi::Function::New(env, kvm_domain_xml, "kvmDomainXml"));
-    exports.Set("kvmManifest", Napi::Function::New(env, kvm_manifest, "kvmManifest"));
-    exports.Set("verifyOva", Napi::Function::New(env, verify_ova, "verifyOva"));
 }
 
 }  // namespace hsdk_node

@@ -17,7 +17,9 @@ test('progress: phases, growing byte counts, the last report at the full size', 
   assert.ok(events.length >= 2, `${events.length} progress events`);
   for (const p of events) {
     assert.equal(p.phase, 'converting');
-    assert.deepEqual(Object.keys(p).sort(), ['bytesDone', 'bytesTotal', 'etaSeconds', 'phase', 'rateBytesPerSec']);
+    assert.deepEqual(Object.keys(p).sort(), ['bytesDone', 'bytesTotal', 'currentItem', 'etaSeconds', 'finished', 'itemBytesDone',
+      'itemBytesTotal', 'itemIndex', 'itemsDone', 'itemsTotal', 'jobId', 'phase', 'rateBytesPerSec']);
+    assert.match(p.jobId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.ok(p.bytesTotal === 0 || p.bytesDone <= p.bytesTotal);
   }
   for (let i = 1; i < events.length; i++) assert.ok(events[i].bytesDone >= events[i - 1].bytesDone);

@@ -41,6 +41,20 @@ export async function usage(): Promise<void> {
   const manifest = await hypersdk.kvmManifest(vm, { diskDir: '/images', signal: controller.signal });
   const ova: OvaReport = await hypersdk.verifyOva('vm.ova');
 
+  const info = await hypersdk.run('image.info', { path: 'b.qcow2', backing_chain: false });
+  const converted: hypersdk.ops.ImageConvertResult = await hypersdk.run('image.convert',
+    { source: 'a.raw', destination: 'b.qcow2', output_format: 'qcow2', options: { cluster_size: 65536 } },
+    { signal: controller.signal, onProgress: (p) => p.itemsDone > 0 });
+  const job = hypersdk.start('image.check', { path: 'b.qcow2' });
+  const state: hypersdk.JobState = job.state;
+  const checked = await job;
+  const again: boolean = (await job.wait()).clean;
+  job.cancel();
+  const described: boolean = hypersdk.operations()['image.convert'].long_running;
+  hypersdk.configureExecutor({ maxJobs: 2, workerThreads: 4 });
+  const peak: number = hypersdk.executorStats().workers.peak_threads;
+  console.log(info, converted.bytes_written, job.id, state, checked.clean, again, described, peak);
+
   try {
     await hypersdk.openImage('missing');
   } catch (e) {
@@ -62,6 +76,14 @@ export async function misuse(img: Image): Promise<void> {
   await hypersdk.kvmDomainXml({} as VirtualMachine).then(() => 0);
   // @ts-expect-error unknown option
   await hypersdk.openImage('x', { fromat: 'raw' });
+  // @ts-expect-error not an operation
+  await hypersdk.run('image.nothing', {});
+  // @ts-expect-error output_format is required by image.convert's schema
+  await hypersdk.run('image.convert', { source: 'a', destination: 'b' });
+  // @ts-expect-error a check result has no bytes_written
+  console.log((await hypersdk.start('image.check', { path: 'x' })).bytes_written);
+  // @ts-expect-error configureExecutor takes camelCase limits
+  hypersdk.configureExecutor({ max_jobs: 1 });
   // @ts-expect-error a progress callback answers with a boolean (true cancels), nothing or a Promise
   await hypersdk.convert('a', 'b', { outputFormat: 'raw', onProgress: () => 'stop' });
 }
