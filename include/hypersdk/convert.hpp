@@ -2,6 +2,7 @@
 #pragma once
 
 #include <hypersdk/cancel.hpp>
+#include <hypersdk/check.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/progress.hpp>
 
@@ -12,10 +13,6 @@
 #include <vector>
 
 namespace hypersdk {
-
-// `-o key=value,...` as given; every key is validated by the output format (unknown keys fail).
-using FormatOptions = std::vector<std::pair<std::string, std::string>>;
-Result<FormatOptions> parse_format_options(std::string_view text);
 
 struct ConvertOptions {
     std::string output_format;  // raw, qcow2, vmdk, vhd (vpc), vhdx, vdi
@@ -67,25 +64,6 @@ struct CompareOptions {
 // Sizes may differ: the common part must match and the rest of the larger image must read as zeros
 // (qemu-img compare semantics), unless strict.
 Result<CompareResult> compare(BlockDevice &a, BlockDevice &b, const CompareOptions &options = {});
-
-struct CheckReport {
-    std::string format;
-    bool clean = true;
-    std::uint64_t errors = 0;   // metadata inconsistencies that lose or corrupt data
-    std::uint64_t leaks = 0;    // allocated clusters nothing refers to
-    std::vector<std::string> messages;  // at most max_messages, then one "... not listed" line
-    std::uint64_t allocated_clusters = 0;
-    std::uint64_t total_clusters = 0;
-    std::optional<std::uint64_t> image_end_offset;
-
-    static constexpr std::size_t max_messages = 200;
-    // Counts an error (or leak) and keeps its message while the list is short; a hostile image can
-    // have millions of bad entries.
-    void add_error(std::string message);
-    void add_leak(std::string message);
-    // A message that is neither (a note, a warning).
-    void add_note(std::string message);
-};
 
 // Checks an image's metadata for consistency (refcounts for qcow2, table bounds and overlaps,
 // checksums). Never modifies the image.

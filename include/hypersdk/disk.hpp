@@ -12,9 +12,16 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hypersdk {
+
+// `-o key=value,...` as given; every key is validated by the output format (unknown keys fail).
+using FormatOptions = std::vector<std::pair<std::string, std::string>>;
+Result<FormatOptions> parse_format_options(std::string_view text);
+
 
 // What a range of the virtual disk holds.
 enum class ExtentKind : std::uint8_t {

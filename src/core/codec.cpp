@@ -9,7 +9,7 @@
 #include <cmath>
 #include <memory>
 
-namespace hypersdk::codec {
+namespace hypersdk::core::codec {
 namespace {
 
 struct Decompressor {
@@ -131,4 +131,4 @@ Result<std::size_t> compress(Kind kind, int level, std::span<const std::byte> in
     return n;
 }
 
-}  // namespace hypersdk::codec
+}  // namespace hypersdk::core::codec

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <span>
 
-namespace hypersdk::codec {
+namespace hypersdk::core::codec {
 
 enum class Kind {
     deflate_raw,  // RFC 1951 (qcow2 zlib compression type)
@@ -30,4 +30,4 @@ std::size_t compress_bound(Kind kind, std::size_t n) noexcept;
 // level: 1..12 for deflate/zlib (libdeflate levels; 6 matches zlib's default), 1..19 for zstd.
 Result<std::size_t> compress(Kind kind, int level, std::span<const std::byte> in, std::span<std::byte> out);
 
-}  // namespace hypersdk::codec
+}  // namespace hypersdk::core::codec

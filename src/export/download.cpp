@@ -143,12 +143,12 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
     for (;;) {
         HSDK_TRYV(rq.cancel.check());
         const std::uint64_t start = w.offset;
-        http::Request req;
+        io::http::Request req;
         req.url = rq.url;
         req.range_from = start;
         bool restart_pending = false;
         bool nothing_left = false;  // 416 for a range starting at the known end: the body is an error page
-        auto check = [&](const http::Response &r) -> Result<void> {
+        auto check = [&](const io::http::Response &r) -> Result<void> {
             if (r.status == 206) {
                 std::uint64_t first = 0, t = 0;
                 if (!parse_content_range(r.content_range, first, t) || first != start)
@@ -163,7 +163,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 nothing_left = true;
                 return success();
             } else {
-                Error e = http::status_error(r.status, "GET", rq.url);
+                Error e = io::http::status_error(r.status, "GET", rq.url);
                 if (r.status == 404) e.code = Errc::not_found;
                 if (r.status == 401) e.code = Errc::auth_failed;
                 if (r.status == 403) e.code = Errc::permission_denied;
@@ -206,7 +206,7 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
         auto r = rq.client->stream(req, check, sink);
         if (r && (r.value().status == 200 || r.value().status == 206 || r.value().status == 416)) {
             if (total && w.offset != *total)
-                r = fail(Errc::network_error, fmt::format("GET {}: the transfer ended at byte {} of {}", http::redact_url(rq.url), w.offset, *total));
+                r = fail(Errc::network_error, fmt::format("GET {}: the transfer ended at byte {} of {}", io::http::redact_url(rq.url), w.offset, *total));
             else
                 break;
         }
@@ -217,11 +217,11 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             (void)write_state(state_path, rq.identity, w.synced);
         }
         if (!r) {
-            if (!http::is_transient(r.error())) return fail(r.error());
+            if (!io::http::is_transient(r.error())) return fail(r.error());
             failures = w.offset > start ? 1 : failures + 1;
             if (failures >= std::max(1u, rq.retry.max_attempts)) return fail(r.error());
             log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, w.offset));
-            HSDK_TRYV(http::backoff_sleep(rq.retry, failures, rq.cancel));
+            HSDK_TRYV(io::http::backoff_sleep(rq.retry, failures, rq.cancel));
         }
     }
     if (keep_file) {

@@ -18,12 +18,12 @@
 namespace hypersdk::exporter {
 
 struct DownloadRequest {
-    http::Client *client = nullptr;
+    io::http::Client *client = nullptr;
     std::string url;
     std::string final_path;    // where the caller will put the finished file
     nlohmann::json identity;   // what the bytes are; a state file for anything else is ignored
     bool resume = false;       // continue from a matching state file
-    http::RetryPolicy retry;
+    io::http::RetryPolicy retry;
     CancelToken cancel;
     // Bytes that arrived (may be called from the downloading thread only); the first call after a
     // restart from zero passes `restarted`.

@@ -84,7 +84,7 @@ struct DiskJob {
     VmDisk *disk = nullptr;
     std::string device_key;
     std::string url;
-    http::Client *client = nullptr;
+    io::http::Client *client = nullptr;
     std::string final_path;   // the downloaded VMDK's name (or, when converting, the converted disk's)
     DownloadResult result;
     std::unique_ptr<exporter::StreamedConversion> conversion;  // set when converting on the fly
@@ -212,14 +212,14 @@ private:
     // Lease URLs on the server itself use the session's client; another host (vCenter handing
     // out an ESXi URL) gets its own TLS check, pinned to the thumbprint the lease names when it is
     // a SHA-256 one.
-    Result<http::Client *> client_for(const LeaseDevice &dev) {
+    Result<io::http::Client *> client_for(const LeaseDevice &dev) {
         const auto scheme = dev.url.find("://");
         const auto host_start = scheme == std::string::npos ? 0 : scheme + 3;
         const std::string host = dev.url.substr(host_start, dev.url.find('/', host_start) - host_start);
-        http::ClientOptions co = session_->http().options();
+        io::http::ClientOptions co = session_->http().options();
         co.request_timeout = std::chrono::seconds(0);
         if (host != session_->host() && !dev.ssl_thumbprint.empty() && !o_.connection.insecure) {
-            if (auto t = http::normalize_thumbprint(dev.ssl_thumbprint)) {
+            if (auto t = io::http::normalize_thumbprint(dev.ssl_thumbprint)) {
                 co.tls.thumbprint_sha256 = t.value();
                 co.tls.ca_file.clear();
             }
@@ -571,8 +571,8 @@ private:
     std::unique_ptr<Session> session_;
     FoundVm found_;
     MoRef snapshot_, lease_;
-    std::vector<std::unique_ptr<http::Client>> clients_;
-    std::vector<std::unique_ptr<http::Client>> owned_;
+    std::vector<std::unique_ptr<io::http::Client>> clients_;
+    std::vector<std::unique_ptr<io::http::Client>> owned_;
     std::vector<std::string> partials_;  // final paths whose partial data may exist
     bool corrupt_ = false;
     std::unique_ptr<core::Executor::Periodic> keepalive_;

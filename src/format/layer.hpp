@@ -2,7 +2,7 @@
 // extent files), its writer, and its entry in the driver list.
 #pragma once
 
-#include <hypersdk/convert.hpp>
+#include <hypersdk/check.hpp>
 #include <hypersdk/disk.hpp>
 
 #include "io/atomic_output.hpp"

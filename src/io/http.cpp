@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-namespace hypersdk::http {
+namespace hypersdk::io::http {
 namespace {
 
 void global_init() {
@@ -359,4 +359,4 @@ Result<void> backoff_sleep(const RetryPolicy &policy, unsigned attempt, const Ca
     return cancel.check();
 }
 
-}  // namespace hypersdk::http
+}  // namespace hypersdk::io::http

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hypersdk::http {
+namespace hypersdk::io::http {
 
 struct TlsOptions {
     bool insecure = false;          // no certificate check at all: only when the caller says so
@@ -118,4 +118,4 @@ auto with_retries(const RetryPolicy &policy, const CancelToken &cancel, F &&atte
     }
 }
 
-}  // namespace hypersdk::http
+}  // namespace hypersdk::io::http

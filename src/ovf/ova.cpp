@@ -1,7 +1,7 @@
 // OVA packages: list, read, verify against the manifest, pack.
 #include <hypersdk/ovf.hpp>
 
-#include "core/digest_range.hpp"
+#include "io/digest_range.hpp"
 #include "io/atomic_output.hpp"
 #include "io/file.hpp"
 #include "io/tar.hpp"

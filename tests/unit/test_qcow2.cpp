@@ -182,7 +182,7 @@ TEST_CASE("qcow2: compressed cluster with garbage data or a garbage offset") {
     SUBCASE("stream too short for a cluster") {
         Builder b;
         std::vector<std::byte> small(100, std::byte{0x41}), packed(1024);
-        auto n = codec::compress(codec::Kind::deflate_raw, 6, small, packed);
+        auto n = core::codec::compress(core::codec::Kind::deflate_raw, 6, small, packed);
         REQUIRE(n);
         std::memcpy(b.f.data() + 5 * cs, packed.data(), n.value());
         b.l2(0, (1ULL << 62) | (5 * cs));
@@ -197,7 +197,7 @@ TEST_CASE("qcow2: compressed cluster with garbage data or a garbage offset") {
         Builder b;
         std::vector<std::byte> cluster(cs), packed(2 * cs);
         for (std::uint64_t i = 0; i < cs; ++i) cluster[i] = static_cast<std::byte>(i % 13);
-        auto n = codec::compress(codec::Kind::deflate_raw, 6, cluster, packed);
+        auto n = core::codec::compress(core::codec::Kind::deflate_raw, 6, cluster, packed);
         REQUIRE(n);
         std::memcpy(b.f.data() + 5 * cs + 100, packed.data(), n.value());
         const std::uint64_t start = 5 * cs + 100, last = start + n.value() - 1;

@@ -132,7 +132,7 @@ struct StreamBuilder {
         std::vector<std::byte> plain(65536), packed(70000);
         for (auto [g, fill] : grains) {
             std::memset(plain.data(), fill, plain.size());
-            auto n = codec::compress(codec::Kind::zlib, 6, plain, packed);
+            auto n = core::codec::compress(core::codec::Kind::zlib, 6, plain, packed);
             REQUIRE(n);
             grain_offset[g] = file.size();
             std::array<std::byte, 12> head{};

@@ -101,7 +101,7 @@ TEST_CASE("urls: sdk url, redaction, '*' hosts, datastore paths") {
     CHECK_FALSE(normalize_sdk_url("ftp://vc.example"));
     CHECK_FALSE(normalize_sdk_url(""));
 
-    CHECK(http::redact_url("https://u:secret@h/nfc/52-ticket/disk-0.vmdk?x=1") == "https://h/nfc/.../disk-0.vmdk");
+    CHECK(io::http::redact_url("https://u:secret@h/nfc/52-ticket/disk-0.vmdk?x=1") == "https://h/nfc/.../disk-0.vmdk");
     CHECK(resolve_device_url("https://*/nfc/t/disk.vmdk", "10.0.0.1:443") == "https://10.0.0.1:443/nfc/t/disk.vmdk");
     CHECK(resolve_device_url("https://*:902/nfc/t/d", "esx:443") == "https://esx:902/nfc/t/d");
     CHECK(resolve_device_url("https://esx1/nfc/t/d", "vc:443") == "https://esx1/nfc/t/d");
@@ -112,9 +112,9 @@ TEST_CASE("urls: sdk url, redaction, '*' hosts, datastore paths") {
 
 TEST_CASE("thumbprints: colons and case do not matter, length does") {
     const std::string hex(64, 'a');
-    CHECK(http::normalize_thumbprint("AA:" + std::string(62, 'A')).value() == hex);
-    CHECK_FALSE(http::normalize_thumbprint("AA:BB"));
-    CHECK_FALSE(http::normalize_thumbprint(std::string(64, 'g')));
+    CHECK(io::http::normalize_thumbprint("AA:" + std::string(62, 'A')).value() == hex);
+    CHECK_FALSE(io::http::normalize_thumbprint("AA:BB"));
+    CHECK_FALSE(io::http::normalize_thumbprint(std::string(64, 'g')));
 }
 
 TEST_CASE("discovery: properties become the VM model") {
@@ -184,22 +184,22 @@ TEST_CASE("GOVC_URL credentials are taken out of the URL") {
 }
 
 TEST_CASE("retries: transient errors, bounded attempts, a cancel ends the backoff") {
-    CHECK(http::is_transient(Error{Errc::network_error, "reset"}));
-    CHECK(http::is_transient(Error{Errc::timeout, "slow"}));
-    CHECK(http::is_transient(http::status_error(503, "GET", "https://h/x")));
-    CHECK_FALSE(http::is_transient(http::status_error(404, "GET", "https://h/x")));
-    CHECK_FALSE(http::is_transient(Error{Errc::auth_failed, "no"}));
+    CHECK(io::http::is_transient(Error{Errc::network_error, "reset"}));
+    CHECK(io::http::is_transient(Error{Errc::timeout, "slow"}));
+    CHECK(io::http::is_transient(io::http::status_error(503, "GET", "https://h/x")));
+    CHECK_FALSE(io::http::is_transient(io::http::status_error(404, "GET", "https://h/x")));
+    CHECK_FALSE(io::http::is_transient(Error{Errc::auth_failed, "no"}));
 
-    http::RetryPolicy policy{3, std::chrono::milliseconds(1), std::chrono::milliseconds(2)};
+    io::http::RetryPolicy policy{3, std::chrono::milliseconds(1), std::chrono::milliseconds(2)};
     int calls = 0;
-    auto r = http::with_retries(policy, CancelToken{}, [&](unsigned) -> Result<int> {
+    auto r = io::http::with_retries(policy, CancelToken{}, [&](unsigned) -> Result<int> {
         ++calls;
         return fail(Errc::network_error, "down");
     });
     CHECK_FALSE(r);
     CHECK(calls == 3);
     calls = 0;
-    r = http::with_retries(policy, CancelToken{}, [&](unsigned) -> Result<int> {
+    r = io::http::with_retries(policy, CancelToken{}, [&](unsigned) -> Result<int> {
         ++calls;
         return fail(Errc::auth_failed, "no");
     });
@@ -207,8 +207,8 @@ TEST_CASE("retries: transient errors, bounded attempts, a cancel ends the backof
 
     CancelToken cancel;
     cancel.cancel();
-    http::RetryPolicy slow{5, std::chrono::hours(1), std::chrono::hours(1)};
-    auto slept = http::backoff_sleep(slow, 1, cancel);
+    io::http::RetryPolicy slow{5, std::chrono::hours(1), std::chrono::hours(1)};
+    auto slept = io::http::backoff_sleep(slow, 1, cancel);
     REQUIRE_FALSE(slept);
     CHECK(slept.error().code == Errc::cancelled);
 }

@@ -2,7 +2,8 @@
 // (qcow2_layer.cpp) and the consistency check (check.cpp). Immutable after open.
 #pragma once
 
-#include <hypersdk/convert.hpp>
+#include <hypersdk/check.hpp>
+#include <hypersdk/disk.hpp>
 
 #include "format/qcow2/qcow2_format.hpp"
 

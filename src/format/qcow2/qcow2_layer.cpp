@@ -297,7 +297,7 @@ private:
                                        std::span<std::byte> buf) {
         const Header &h = img_.header;
         const auto cs = static_cast<std::size_t>(h.cluster_size());
-        const auto kind = h.compression == CompressionType::zstd ? codec::Kind::zstd : codec::Kind::deflate_raw;
+        const auto kind = h.compression == CompressionType::zstd ? core::codec::Kind::zstd : core::codec::Kind::deflate_raw;
         // The last compressed cluster of a file may end inside its final sector: read what exists.
         end = std::min(end, img_.file_size);
         thread_local std::vector<std::byte> packed, cluster;
@@ -310,11 +310,11 @@ private:
                                                                  static_cast<std::size_t>(stream_end - p.compressed.offset));
             const std::string what = fmt::format("compressed cluster at offset {:#x}", p.compressed.offset);
             if (p.offset == p.cluster_start && p.length == cs) {
-                HSDK_TRYV(codec::decompress_exact(kind, in, buf.subspan(cp.buf_offset, cs), what));
+                HSDK_TRYV(core::codec::decompress_exact(kind, in, buf.subspan(cp.buf_offset, cs), what));
                 continue;
             }
             cluster.resize(cs);
-            HSDK_TRYV(codec::decompress_exact(kind, in, cluster, what));
+            HSDK_TRYV(core::codec::decompress_exact(kind, in, cluster, what));
             std::memcpy(buf.data() + cp.buf_offset, cluster.data() + (p.offset - p.cluster_start), static_cast<std::size_t>(p.length));
         }
         return success();

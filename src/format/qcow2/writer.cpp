@@ -102,9 +102,9 @@ public:
         const auto kind = codec_kind();
         EncodedRun out;
         thread_local std::vector<std::byte> scratch;
-        scratch.resize(codec::compress_bound(kind, cs));
+        scratch.resize(core::codec::compress_bound(kind, cs));
         for (std::size_t at = 0; at < data.size(); at += cs) {
-            HSDK_TRY(auto n, codec::compress(kind, s_.level, data.subspan(at, cs), scratch));
+            HSDK_TRY(auto n, core::codec::compress(kind, s_.level, data.subspan(at, cs), scratch));
             if (n >= cs) {  // does not shrink: stored as a plain cluster, as qemu does
                 out.piece_sizes.push_back(0);
                 continue;
@@ -169,7 +169,7 @@ public:
     }
 
 private:
-    codec::Kind codec_kind() const { return s_.compression == CompressionType::zstd ? codec::Kind::zstd : codec::Kind::deflate_raw; }
+    core::codec::Kind codec_kind() const { return s_.compression == CompressionType::zstd ? core::codec::Kind::zstd : core::codec::Kind::deflate_raw; }
 
     // Host clusters: allocated at the end of the file, never freed.
     std::uint64_t allocate(std::uint64_t n, std::uint16_t initial) {

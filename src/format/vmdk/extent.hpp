@@ -3,7 +3,7 @@
 // (KDMV, including streamOptimized), ESX sparse (COWD) and seSparse.
 #pragma once
 
-#include <hypersdk/convert.hpp>
+#include <hypersdk/check.hpp>
 #include <hypersdk/disk.hpp>
 
 #include "io/file.hpp"

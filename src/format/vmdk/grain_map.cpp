@@ -216,9 +216,9 @@ Result<void> GrainMapExtent::read_compressed(std::uint64_t g, std::uint64_t at, 
         data = window.bytes().subspan(static_cast<std::size_t>(at - window.start), static_cast<std::size_t>(len));
     }
     const std::string what = fmt::format("{}: grain {} at offset {:#x}", where(), g, at);
-    if (in_grain == 0 && out.size() == need) return codec::decompress_exact(codec::Kind::zlib, data, out, what);
+    if (in_grain == 0 && out.size() == need) return core::codec::decompress_exact(core::codec::Kind::zlib, data, out, what);
     scratch.resize(static_cast<std::size_t>(need));
-    HSDK_TRYV(codec::decompress_exact(codec::Kind::zlib, data, scratch, what));
+    HSDK_TRYV(core::codec::decompress_exact(core::codec::Kind::zlib, data, scratch, what));
     std::memcpy(out.data(), scratch.data() + in_grain, out.size());
     return success();
 }

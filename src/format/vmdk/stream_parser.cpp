@@ -120,7 +120,7 @@ Result<void> StreamParser::step(bool &progressed) {
         const std::uint64_t offset = grain_lba_ * sector_size;
         const auto length = static_cast<std::size_t>(std::min(grain_bytes_, capacity_bytes_ - offset));
         inflated_.resize(static_cast<std::size_t>(grain_bytes_));
-        HSDK_TRY(auto n, codec::decompress_upto(codec::Kind::zlib, std::span(p + grain_marker_head, grain_size_), inflated_,
+        HSDK_TRY(auto n, core::codec::decompress_upto(core::codec::Kind::zlib, std::span(p + grain_marker_head, grain_size_), inflated_,
                                                 fmt::format("{}: grain at offset {:#x}", what_, consumed_)));
         if (n < length)
             return fail_corrupt(fmt::format("{}: grain at offset {:#x} inflates to {} bytes, expected {}", what_, consumed_, n, length));

@@ -55,10 +55,10 @@ public:
             if (lba_bytes >= capacity_bytes_) break;
             const auto n = static_cast<std::size_t>(std::min(writer_grain_bytes, capacity_bytes_ - lba_bytes));
             const auto in = data.subspan(at, n);
-            const std::size_t bound = codec::compress_bound(codec::Kind::zlib, n);
+            const std::size_t bound = core::codec::compress_bound(core::codec::Kind::zlib, n);
             const std::size_t start = run.bytes.size();
             run.bytes.resize(start + grain_marker_head + bound);
-            HSDK_TRY(auto size, codec::compress(codec::Kind::zlib, settings_.compression_level, in,
+            HSDK_TRY(auto size, core::codec::compress(core::codec::Kind::zlib, settings_.compression_level, in,
                                                 std::span<std::byte>(run.bytes).subspan(start + grain_marker_head, bound)));
             store_le(run.bytes.data() + start, lba_bytes / sector_size);
             store_le(run.bytes.data() + start + 8, static_cast<std::uint32_t>(size));

@@ -34,8 +34,8 @@ Result<std::string> normalize_sdk_url(const std::string &url) {
     return scheme + "://" + host + path;
 }
 
-http::RetryPolicy Session::retry_policy() const {
-    return http::RetryPolicy{options_.max_attempts, options_.initial_backoff, options_.max_backoff};
+io::http::RetryPolicy Session::retry_policy() const {
+    return io::http::RetryPolicy{options_.max_attempts, options_.initial_backoff, options_.max_backoff};
 }
 
 Result<std::unique_ptr<Session>> Session::open(const ConnectionOptions &options) {
@@ -48,16 +48,16 @@ Result<std::unique_ptr<Session>> Session::open(const ConnectionOptions &options)
     if (s->sdk_url_.rfind("http://", 0) == 0 && !options.insecure)
         return fail(Errc::invalid_argument, "refusing plain http:// without --insecure: credentials would travel in clear text");
 
-    http::ClientOptions co;
+    io::http::ClientOptions co;
     co.tls.insecure = options.insecure;
     co.tls.ca_file = options.ca_file;
     co.tls.thumbprint_sha256 = options.thumbprint;
-    if (!options.thumbprint.empty()) HSDK_TRYV(http::normalize_thumbprint(options.thumbprint));
+    if (!options.thumbprint.empty()) HSDK_TRYV(io::http::normalize_thumbprint(options.thumbprint));
     co.connect_timeout = options.connect_timeout;
     co.stall_timeout = options.stall_timeout;
     co.request_timeout = std::chrono::seconds(300);  // SOAP calls; downloads use their own client
     co.cancel = options.cancel;
-    s->http_ = std::make_unique<http::Client>(co);
+    s->http_ = std::make_unique<io::http::Client>(co);
     co.cancel = CancelToken();
     co.request_timeout = std::chrono::seconds(60);
     s->cleanup_http_ = s->http_->derive(co);
@@ -104,15 +104,15 @@ Result<void> Session::logout() {
 
 Result<xml::Element> Session::invoke(const SoapCall &call, CallKind kind) {
     HSDK_TRY(std::string envelope, call.envelope());
-    http::Client &client = kind == CallKind::cleanup ? *cleanup_http_ : *http_;
+    io::http::Client &client = kind == CallKind::cleanup ? *cleanup_http_ : *http_;
     if (kind == CallKind::action) return invoke_once(client, envelope, call.method());
     const CancelToken never;
-    return http::with_retries(retry_policy(), kind == CallKind::cleanup ? never : options_.cancel,
+    return io::http::with_retries(retry_policy(), kind == CallKind::cleanup ? never : options_.cancel,
                               [&](unsigned) { return invoke_once(client, envelope, call.method()); });
 }
 
-Result<xml::Element> Session::invoke_once(http::Client &client, const std::string &envelope, const std::string &method) {
-    http::Request req;
+Result<xml::Element> Session::invoke_once(io::http::Client &client, const std::string &envelope, const std::string &method) {
+    io::http::Request req;
     req.method = "POST";
     req.url = sdk_url_;
     req.body = envelope;
@@ -121,14 +121,14 @@ Result<xml::Element> Session::invoke_once(http::Client &client, const std::strin
     auto resp = client.send(req);
     if (!resp) return fail(resp.error().with_context(method));
     const auto &r = resp.value();
-    if (r.status != 200 && r.status != 500) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
+    if (r.status != 200 && r.status != 500) return fail(io::http::status_error(r.status, "POST", sdk_url_).with_context(method));
     auto doc = parse_soap(r.body);
     if (!doc) {
-        if (r.status == 500) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
+        if (r.status == 500) return fail(io::http::status_error(r.status, "POST", sdk_url_).with_context(method));
         return fail(doc.error().with_context(method));
     }
     if (auto fault = find_fault(doc.value())) return fail(fault_error(*fault, method));
-    if (r.status != 200) return fail(http::status_error(r.status, "POST", sdk_url_).with_context(method));
+    if (r.status != 200) return fail(io::http::status_error(r.status, "POST", sdk_url_).with_context(method));
     const xml::Element *body = doc.value().child("Body");
     if (body == nullptr || body->children.empty())
         return fail(Errc::remote_error, fmt::format("{}: the answer has no SOAP body", method));

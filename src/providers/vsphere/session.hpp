@@ -42,18 +42,18 @@ public:
     [[nodiscard]] const ConnectionOptions &options() const noexcept { return options_; }
     [[nodiscard]] const std::string &server() const noexcept { return server_; }  // https://host:port
     [[nodiscard]] const std::string &host() const noexcept { return host_; }      // host:port
-    [[nodiscard]] http::Client &http() noexcept { return *http_; }
+    [[nodiscard]] io::http::Client &http() noexcept { return *http_; }
     // Same cookies, never cancelled: for clean-up after a cancel.
-    [[nodiscard]] http::Client &cleanup_http() noexcept { return *cleanup_http_; }
-    [[nodiscard]] http::RetryPolicy retry_policy() const;
+    [[nodiscard]] io::http::Client &cleanup_http() noexcept { return *cleanup_http_; }
+    [[nodiscard]] io::http::RetryPolicy retry_policy() const;
 
 private:
     Session() = default;
-    Result<xml::Element> invoke_once(http::Client &client, const std::string &envelope, const std::string &method);
+    Result<xml::Element> invoke_once(io::http::Client &client, const std::string &envelope, const std::string &method);
 
     ConnectionOptions options_;
     std::string server_, host_, sdk_url_;
-    std::unique_ptr<http::Client> http_, cleanup_http_;
+    std::unique_ptr<io::http::Client> http_, cleanup_http_;
     ServiceContent content_;
     bool logged_in_ = false;
 };
