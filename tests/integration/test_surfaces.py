@@ -1,0 +1,102 @@
+"""One result, every surface: the same requests run through the C ABI (examples/c/run_operation.c),
+Python (hypersdk.run), Node (require('hypersdk').run) and `hsdk run --json` give the same result
+JSON. Only a conversion's wall time ("seconds") may differ between runs, so it is compared for its
+type and dropped.
+
+Needs the in-tree Python module (build/default/bindings/python) and the Node addon that
+scripts/test builds in bindings/node before this suite runs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BUILD, HSDK, MiB, ROOT, run, write_pattern
+
+C_RUNNER = BUILD / "examples" / "c" / "hsdk_c_run_operation"
+PYTHON_PATH = BUILD / "bindings" / "python"
+NODE_ADDON = ROOT / "bindings" / "node" / "build" / "Release" / "hypersdk.node"
+OVF = ROOT / "tests" / "data" / "ovf" / "linux-uefi-secureboot.ovf"
+
+
+def via_c(op, request):
+    return json.loads(run([C_RUNNER, op, json.dumps(request)]).stdout)
+
+
+def via_python(op, request):
+    code = "import hypersdk, json, sys; print(json.dumps(hypersdk.run(sys.argv[1], json.loads(sys.argv[2]))))"
+    env = dict(os.environ, PYTHONPATH=str(PYTHON_PATH))
+    return json.loads(run([sys.executable, "-c", code, op, json.dumps(request)], env=env).stdout)
+
+
+def via_node(op, request):
+    code = ("const h = require(process.argv[1]);"
+            "h.run(process.argv[2], JSON.parse(process.argv[3])).then((r) => console.log(JSON.stringify(r)),"
+            " (e) => { console.error(e.message); process.exit(1); });")
+    return json.loads(run(["node", "-e", code, str(ROOT / "bindings" / "node"), op, json.dumps(request)]).stdout)
+
+
+def via_cli(op, request):
+    return json.loads(run([HSDK, "run", op, "--request", json.dumps(request), "--json"]).stdout)
+
+
+SURFACES = {"c": via_c, "python": via_python, "node": via_node, "cli": via_cli}
+
+
+@pytest.fixture(scope="module")
+def surfaces_ready():
+    missing = [str(p) for p in (C_RUNNER, PYTHON_PATH / "hypersdk", NODE_ADDON) if not p.exists()]
+    assert not missing, f"build these first (scripts/test does): {missing}"
+    assert shutil.which("node"), "node is required (scripts/setup checks for it)"
+
+
+def results_everywhere(op, request_for):
+    """{surface: result} for one operation; request_for(surface) lets each write its own output."""
+    out = {}
+    for name, call in SURFACES.items():
+        result = call(op, request_for(name))
+        if op == "image.convert":
+            assert isinstance(result.pop("seconds"), (int, float))
+        out[name] = result
+    return out
+
+
+def assert_same(results):
+    first = results["c"]
+    for name, result in results.items():
+        assert result == first, f"{name} differs from c:\n{json.dumps(result, indent=1)}\n{json.dumps(first, indent=1)}"
+
+
+def test_the_same_result_through_every_surface(tmp_path, surfaces_ready):
+    raw = write_pattern(tmp_path / "disk.raw", 24 * MiB, seed=41)
+    qcow = tmp_path / "disk.qcow2"
+    run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow])
+
+    assert_same(results_everywhere("image.info", lambda s: {"path": str(qcow)}))
+    assert_same(results_everywhere("image.check", lambda s: {"path": str(qcow)}))
+    assert_same(results_everywhere("image.compare", lambda s: {"a": str(raw), "a_format": "raw", "b": str(qcow)}))
+
+    converted = results_everywhere("image.convert", lambda s: {
+        "source": str(qcow), "destination": str(tmp_path / f"out-{s}.vhdx"), "output_format": "vhdx"})
+    assert_same(converted)
+    assert converted["c"]["virtual_size"] == 24 * MiB
+    for s in SURFACES:
+        run(["qemu-img", "compare", "-f", "raw", "-F", "vhdx", raw, tmp_path / f"out-{s}.vhdx"])
+
+    domains = results_everywhere("kvm.domain", lambda s: {"from": str(OVF), "disk_dir": str(tmp_path), "network_map": {"VM Network": "default"}})
+    assert_same(domains)
+    assert domains["c"]["xml"].startswith("<domain")
+
+
+def test_the_same_error_through_every_surface(tmp_path, surfaces_ready):
+    """A bad request fails alike everywhere, naming the field by JSON pointer."""
+    request = json.dumps({"path": str(tmp_path / "x.qcow2"), "colour": "blue"})
+    for cmd in ([C_RUNNER, "image.info", request], [HSDK, "run", "image.info", "--request", request]):
+        p = run(cmd, check=False)
+        assert p.returncode != 0 and "/colour: unknown field" in p.stderr, p.stderr
+    with pytest.raises(AssertionError, match="/colour: unknown field"):
+        via_python("image.info", json.loads(request))
+    with pytest.raises(AssertionError, match="/colour: unknown field"):
+        via_node("image.info", json.loads(request))
