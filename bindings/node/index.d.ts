@@ -274,9 +274,14 @@ export function compare(a: PathLike, b: PathLike, options?: CompareOptions): Pro
 export interface CheckReport {
   filename: string;
   format: string;
+  /** No corruptions, leaks or check errors. */
   clean: boolean;
-  'check-errors': number;
+  /** Metadata inconsistencies that lose or corrupt data (tables past the end of the file, refcounts too low, ...). */
+  corruptions: number;
+  /** Allocated clusters nothing refers to. */
   leaks: number;
+  /** Places the check itself could not examine (as qemu-img check means it). */
+  'check-errors': number;
   messages: string[];
   'allocated-clusters'?: number;
   'total-clusters'?: number;

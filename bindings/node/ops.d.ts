@@ -35,6 +35,10 @@ export interface FormatOptionsObject {
   "backing_file"?: string;
   /** qcow2: format of the backing file */
   "backing_fmt"?: string;
+  /** qcow2: the version qemu-img -o compat names; 1.1 (v3) is what is written, 0.10 (v2) is refused as unsupported */
+  "compat"?: "1.1" | "v3" | "0.10" | "v2";
+  /** qcow2: only off (the output is sparse); other modes are refused as unsupported */
+  "preallocation"?: string;
   /** vmdk: streamOptimized, monolithicSparse or monolithicFlat; vhd, vhdx: fixed or dynamic */
   "subformat"?: "streamOptimized" | "monolithicSparse" | "monolithicFlat" | "fixed" | "dynamic";
   /** vmdk: adapter in the descriptor */
@@ -193,16 +197,19 @@ export interface ImageCheckRequest {
 export interface ImageCheckResult {
   "filename": string;
   "format": string;
-  /** no errors and no leaks */
+  /** no corruptions, leaks or check errors */
   "clean": boolean;
-  /** metadata inconsistencies that lose or corrupt data */
-  "check-errors": number;
+  /** metadata inconsistencies that lose or corrupt data (qemu-img check's corruptions): tables or data past the end of the file, refcounts too low, overlapping blocks */
+  "corruptions": number;
   /** allocated clusters nothing refers to */
   "leaks": number;
+  /** places the check itself could not examine (qemu-img check's check-errors), e.g. an unreadable refcount block */
+  "check-errors": number;
   /** what was found, at most 200 lines */
   "messages": Array<string>;
   "allocated-clusters"?: number;
   "total-clusters"?: number;
+  /** end of the last cluster or block in use, at most the file's size */
   "image-end-offset"?: number;
 }
 
@@ -228,6 +235,10 @@ export interface ImageCompareResult {
   "first_difference": number | null;
   /** "content differs", "size differs", ... ; empty when identical */
   "reason": string;
+  /** size of the first image's disk */
+  "a_virtual_size": number;
+  /** size of the second image's disk (sizes may differ: the rest of the larger must read as zeros unless strict) */
+  "b_virtual_size": number;
 }
 
 /** Output cache mode, as qemu-img's -t: none (O_DIRECT for aligned data, fsync), writeback (page cache, fsync) or unsafe (page cache, no fsync: qemu-img convert's default). */
@@ -246,6 +257,12 @@ export interface ImageConvertRequest {
   "threads"?: number;
   /** replace an existing destination (atomically) */
   "overwrite"?: boolean;
+  /** qemu-img convert -n: write into the existing destination as it is (a raw file, or a device), without creating it; the destination must hold the image. A device is always written in place. */
+  "skip_create"?: boolean;
+  /** --target-is-zero: a destination written in place already reads as zeros, so ranges no data lands on are not zeroed */
+  "target_is_zero"?: boolean;
+  /** qemu-img convert -S: only zero runs of at least this many bytes (rounded up to the output's granularity) become holes; 0 writes every byte (a fully allocated output). Absent: the output format's granularity. */
+  "sparse_size"?: number;
   "cache"?: CacheMode;
   /** format of the source; probed when absent */
   "source_format"?: FormatName;
@@ -304,6 +321,8 @@ export interface ImageInfo {
   "backing-filename"?: string;
   /** its format, if the image says */
   "backing-filename-format"?: string;
+  /** the backing file as opened: backing-filename joined to the image's folder */
+  "full-backing-filename"?: string;
   /** the image was not closed cleanly */
   "dirty-flag"?: boolean;
   /** every file making up this image */
@@ -370,7 +389,7 @@ export interface KvmDomainRequest {
   /** folder holding the converted disks */
   "disk_dir"?: string;
   /** format of the converted disks */
-  "disk_format"?: string;
+  "disk_format"?: "raw" | "qcow2" | "vmdk" | "vhd" | "vpc" | "vhdx" | "vdi";
   /** libvirt network for every NIC (default "default") */
   "network"?: string;
   /** or a host bridge for every NIC */
@@ -379,6 +398,8 @@ export interface KvmDomainRequest {
   "network_map"?: Record<string, string>;
   /** per source network: the host bridge to use */
   "bridge_map"?: Record<string, string>;
+  /** a network_map or bridge_map entry whose source network no NIC of the VM is on fails the request (default: a warning is logged) */
+  "strict"?: boolean;
   /** the Windows guest already has virtio drivers */
   "windows_virtio"?: boolean;
   /** force the machine type */
@@ -410,7 +431,7 @@ export interface KvmImportRequest {
   /** domain name (default: the VM's name) */
   "name"?: string;
   /** format of the converted disks */
-  "disk_format"?: string;
+  "disk_format"?: "raw" | "qcow2" | "vmdk" | "vhd" | "vpc" | "vhdx" | "vdi";
   /** libvirt network for every NIC (default "default") */
   "network"?: string;
   /** or a host bridge for every NIC */
@@ -419,6 +440,8 @@ export interface KvmImportRequest {
   "network_map"?: Record<string, string>;
   /** per source network: the host bridge to use */
   "bridge_map"?: Record<string, string>;
+  /** a network_map or bridge_map entry whose source network no NIC of the VM is on fails the request (default: a warning is logged) */
+  "strict"?: boolean;
   /** the Windows guest already has virtio drivers */
   "windows_virtio"?: boolean;
   /** force the machine type */
@@ -465,7 +488,7 @@ export interface KvmManifestRequest {
   /** folder holding the converted disks */
   "disk_dir"?: string;
   /** format of the converted disks */
-  "disk_format"?: string;
+  "disk_format"?: "raw" | "qcow2" | "vmdk" | "vhd" | "vpc" | "vhdx" | "vdi";
   /** libvirt network for every NIC (default "default") */
   "network"?: string;
   /** or a host bridge for every NIC */
@@ -474,6 +497,8 @@ export interface KvmManifestRequest {
   "network_map"?: Record<string, string>;
   /** per source network: the host bridge to use */
   "bridge_map"?: Record<string, string>;
+  /** a network_map or bridge_map entry whose source network no NIC of the VM is on fails the request (default: a warning is logged) */
+  "strict"?: boolean;
   /** the Windows guest already has virtio drivers */
   "windows_virtio"?: boolean;
   /** force the machine type */

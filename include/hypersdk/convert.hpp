@@ -7,6 +7,7 @@
 #include <hypersdk/progress.hpp>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,15 @@ struct ConvertOptions {
     // qemu-img convert's default cache mode, "unsafe": faster, but the data may still be only in the
     // page cache when convert() returns, and a crash can leave a complete-looking file with holes.
     bool flush = true;
+    // qemu-img convert -n: write into the existing destination (a raw file or a device) as it is,
+    // without creating it; a device is always written in place, with or without this.
+    bool skip_create = false;
+    // --target-is-zero: a destination written in place already reads as zeros, so the ranges no
+    // data lands on are not zeroed.
+    bool target_is_zero = false;
+    // -S: only zero runs of at least this many bytes become holes; 0 writes every byte (a fully
+    // allocated output). Unset: the output format's granularity.
+    std::optional<std::uint64_t> sparse_size;
     ProgressCallback progress;
     CancelToken cancel;
 };

@@ -18,12 +18,14 @@ namespace hypersdk {
 struct KvmOptions {
     std::string name;                     // domain name; default: the VM's name
     std::string disk_dir = ".";           // where the converted disks live
-    std::string disk_format = "qcow2";    // their format (qcow2, raw, ...)
+    std::string disk_format = "qcow2";    // their format: raw, qcow2, vmdk, vhd (vpc), vhdx or vdi
     std::string network;                  // libvirt network for every NIC (default "default")
     std::string bridge;                   // or a host bridge for every NIC
     // Per source network: libvirt network or bridge (take precedence over network/bridge).
     std::vector<std::pair<std::string, std::string>> network_map;
     std::vector<std::pair<std::string, std::string>> bridge_map;
+    // A map entry whose source network no NIC of the VM is on: an error when strict, else a warning.
+    bool strict = false;
     bool windows_virtio = false;          // the Windows guest already has virtio drivers installed
     std::string machine;                  // force "q35" or "pc"
     // Firmware files on the KVM host (Debian/Ubuntu ovmf package paths by default).
@@ -52,6 +54,14 @@ std::string converted_disk_name(const VmDisk &disk, std::size_t index, const std
 
 // Absolute, normalised path of `name` inside `folder` (libvirt accepts only absolute paths).
 std::string disk_path(const std::string &folder, const std::string &name);
+
+// The type libvirt's QEMU driver opens a disk of this format as (<driver type='...'>): raw, qcow2,
+// vmdk, vpc (for vhd), vhdx, vdi; invalid_argument for anything else.
+Result<std::string> libvirt_disk_type(const std::string &disk_format);
+
+// Checks the options against the VM: a known disk format, and map entries that match a NIC (a
+// warning is logged for one that matches none, or it fails when options.strict).
+Result<void> check_kvm_options(const VirtualMachine &vm, const KvmOptions &options);
 
 // A libvirt domain (<domain type='kvm'>) that defines and starts, keeping the VM's shape.
 Result<std::string> libvirt_domain_xml(const VirtualMachine &vm, const KvmOptions &options);

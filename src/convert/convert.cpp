@@ -1,7 +1,10 @@
 // convert(): open the writer, run the pipeline, finish, publish atomically.
 #include <hypersdk/convert.hpp>
 
+#include <hypersdk/log.hpp>
+
 #include "convert/pipeline.hpp"
+#include "core/executor.hpp"
 #include "format/layer.hpp"
 #include "format/reference.hpp"
 #include "io/atomic_output.hpp"
@@ -20,10 +23,14 @@ Result<void> refuse_overwriting_source(BlockDevice &source, const std::string &d
     if (image == nullptr) return success();
     struct stat dst {};
     if (::stat(destination.c_str(), &dst) != 0) return success();
+    const auto same = [&dst](const struct stat &st) {
+        if (S_ISBLK(dst.st_mode) && S_ISBLK(st.st_mode)) return st.st_rdev == dst.st_rdev;  // two names of one device
+        return st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
+    };
     for (const auto &info : image->chain_info()) {
         for (const auto &f : info.files) {
             struct stat st {};
-            if (::stat(f.c_str(), &st) == 0 && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino)
+            if (::stat(f.c_str(), &st) == 0 && same(st))
                 return fail(Errc::conflict, fmt::format("refusing to overwrite '{}': it is part of the source image", destination));
         }
     }
@@ -58,16 +65,25 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
         return fail(Errc::unsupported, fmt::format("unsupported: writing format '{}' is not supported", driver->name));
     HSDK_TRYV(refuse_overwriting_source(source, destination));
 
+    const bool raw_output = std::string_view(driver->name) == "raw";
+    if (options.skip_create && !raw_output)
+        return fail(Errc::unsupported, fmt::format("skip_create (-n) writes into an existing raw file or device; writing into an "
+                                                   "existing {} image is not supported (without -n, a new {} image is written, "
+                                                   "also onto a device)",
+                                                   driver->name, driver->name));
+
     io::AtomicOutputSet outputs;
     outputs.set_direct_writes(options.direct_io);
     outputs.set_flush(options.flush);
+    io::OutputOptions output_options;
+    output_options.overwrite = options.overwrite;
+    output_options.skip_create = options.skip_create;
+    output_options.target_is_zero = options.target_is_zero;
+    outputs.set_output_options(output_options);
+    // A failed image written into a device loses its header, so it cannot pass for a whole one
+    // (a raw image has no header: its partial content is all there is).
+    if (!raw_output) outputs.set_invalidate_on_failure(1u << 20);
     format::CreateRequest request{destination, source.virtual_size(), options.format_options, options.compress, &outputs};
-    // A conflict means an existing destination and overwrite == false.
-    if (!options.overwrite) {
-        struct stat st {};
-        if (::stat(destination.c_str(), &st) == 0)
-            return fail(Errc::conflict, fmt::format("output '{}' already exists", destination));
-    }
     HSDK_TRY(auto writer, driver->create(request));
 
     std::unique_ptr<Image> backing;
@@ -82,6 +98,16 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
         backing = std::move(opened).value();
     }
 
+    if (log_enabled(LogLevel::info)) {
+        auto *image = dynamic_cast<Image *>(&source);
+        const std::string source_format = image != nullptr ? image->chain_info().front().format : std::string("device");
+        const char *cache = options.direct_io ? "none" : (options.flush ? "writeback" : "unsafe");
+        log(LogLevel::info,
+            fmt::format("convert: {} source of {} bytes -> '{}' ({}{}), {} worker threads, cache mode {}{}", source_format,
+                        source.virtual_size(), destination, driver->name, outputs.in_place() ? ", written in place" : "",
+                        core::worker_parallelism(options.threads), cache,
+                        options.sparse_size ? fmt::format(", sparse size {}", *options.sparse_size) : std::string()));
+    }
     ProgressReporter progress(options.progress, options.cancel);
     progress.begin_phase("converting", 0);
     pipeline::PipelineOptions po;
@@ -90,6 +116,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     po.cancel = options.cancel;
     po.backing = backing.get();
     po.io_fence = {[&outputs] { return outputs.io_ticket(); }, [&outputs](std::uint64_t t) { return outputs.wait_io(t); }};
+    po.sparse_size = options.sparse_size;
     HSDK_TRY(auto stats, pipeline::run_pipeline(source, *writer, po));
     HSDK_TRYV(options.cancel.check());
     HSDK_TRYV(writer->finish());
@@ -101,14 +128,17 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     out.virtual_size = source.virtual_size();
     out.bytes_read = stats.bytes_read;
     out.bytes_written = stats.bytes_written;
-    auto final_image = format::open_layer(destination, std::string(driver->name), OpenOptions{});
-    if (final_image) {
+    if (outputs.in_place_length()) {
+        out.output_size = *outputs.in_place_length();  // a device's size is not the image's
+    } else if (auto final_image = format::open_layer(destination, std::string(driver->name), OpenOptions{})) {
         for (const auto &f : final_image.value()->info().files) {
             struct stat st {};
             if (::stat(f.c_str(), &st) == 0) out.output_size += static_cast<std::uint64_t>(st.st_size);
         }
     }
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    log(LogLevel::info, fmt::format("convert: read {} bytes, wrote {} bytes of data; '{}' holds {} bytes; {:.3f} s", out.bytes_read,
+                                    out.bytes_written, destination, out.output_size, out.seconds));
     return out;
 }
 

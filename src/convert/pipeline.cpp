@@ -52,8 +52,9 @@ std::vector<Range> plan_units(const std::vector<Range> &interesting, std::uint64
 // hold millions of runs.
 class Planner {
 public:
-    Planner(BlockDevice &source, BlockDevice *backing, std::uint64_t granule, std::uint64_t unit)
-        : source_(source), backing_(backing), granule_(granule), unit_(unit),
+    // every_byte: plan the whole disk, not only its data (qemu-img convert -S 0).
+    Planner(BlockDevice &source, BlockDevice *backing, std::uint64_t granule, std::uint64_t unit, bool every_byte)
+        : source_(source), backing_(backing), granule_(granule), unit_(unit), every_byte_(every_byte),
           window_(std::max<std::uint64_t>(unit, (1ULL << 30) / unit * unit)) {}
 
     // The next unit in ascending order, or nullopt when the disk is done.
@@ -86,9 +87,13 @@ private:
         const std::uint64_t size = source_.virtual_size();
         const std::uint64_t len = std::min(window_, size - w);
         std::vector<Range> interesting;
-        HSDK_TRY(auto map, source_.block_status(w, len));
-        for (const auto &e : map)
-            if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+        if (every_byte_) {
+            interesting.push_back({w, w + len});
+        } else {
+            HSDK_TRY(auto map, source_.block_status(w, len));
+            for (const auto &e : map)
+                if (e.kind == ExtentKind::data) interesting.push_back({e.offset, e.end()});
+        }
         if (backing_ != nullptr && w < backing_->virtual_size()) {
             HSDK_TRY(auto bmap, backing_->block_status(w, std::min(len, backing_->virtual_size() - w)));
             for (const auto &e : bmap)
@@ -102,7 +107,9 @@ private:
 
     BlockDevice &source_;
     BlockDevice *backing_;
-    const std::uint64_t granule_, unit_, window_;
+    const std::uint64_t granule_, unit_;
+    const bool every_byte_;
+    const std::uint64_t window_;
     std::uint64_t next_window_ = 0;
     std::deque<Range> queue_;
 };
@@ -125,7 +132,16 @@ public:
         if (granule_ == 0 || (granule_ & (granule_ - 1)) != 0)
             return fail(Errc::internal, fmt::format("writer granularity {} is not a power of two", granule_));
         const std::uint64_t unit = std::max(granule_, align_down(options_.unit_bytes, granule_));
-        planner_ = std::make_unique<Planner>(source_, options_.backing, granule_, unit);
+        if (options_.sparse_size) {
+            const std::uint64_t s = *options_.sparse_size;
+            if (s % 512 != 0 || s > unit)
+                return fail(Errc::invalid_argument,
+                            fmt::format("sparse size {} is not a multiple of 512 from 0 to {}", s, unit));
+            detect_ = s == 0 ? 0 : align_up(std::max(s, granule_), granule_);
+        } else {
+            detect_ = granule_;
+        }
+        planner_ = std::make_unique<Planner>(source_, options_.backing, granule_, unit, detect_ == 0);
         HSDK_TRY(auto total, planner_->total_bytes());
         if (options_.progress) options_.progress->set_total(total);
 
@@ -219,7 +235,8 @@ private:
             if (binside) HSDK_TRYV(options_.backing->read(u.begin, backing_buf->span().first(binside)));
             if (binside < len) std::memset(backing_buf->data() + binside, 0, len - binside);
         }
-        HSDK_TRYV(prepare_unit(writer_, out, backing_buf ? std::span<const std::byte>(backing_buf->span()) : std::span<const std::byte>()));
+        HSDK_TRYV(prepare_unit(writer_, out, detect_,
+                               backing_buf ? std::span<const std::byte>(backing_buf->span()) : std::span<const std::byte>()));
         return out;
     }
 
@@ -258,6 +275,7 @@ private:
     format::DiskWriter &writer_;
     const PipelineOptions &options_;
     const std::uint64_t granule_;
+    std::uint64_t detect_ = 0;  // zeros are looked for in pieces of this size; 0: not at all
     std::unique_ptr<Planner> planner_;
     std::size_t parallel_ = 1;
     std::size_t window_ = 4;

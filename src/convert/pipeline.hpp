@@ -8,6 +8,7 @@
 #include "format/layer.hpp"
 
 #include <functional>
+#include <optional>
 
 namespace hypersdk::pipeline {
 
@@ -21,6 +22,10 @@ struct PipelineOptions {
     BlockDevice *backing = nullptr;
     // The output's write-behind (AtomicOutputSet::io_ticket / wait_io); empty when nothing writes behind.
     IoFence io_fence;
+    // qemu-img convert -S: only zero runs of at least this many bytes (rounded up to the writer's
+    // granularity) become holes; 0 writes every byte of the disk (a fully allocated output).
+    // Unset: the writer's granularity.
+    std::optional<std::uint64_t> sparse_size;
 };
 
 struct PipelineStats {

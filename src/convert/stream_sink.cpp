@@ -54,7 +54,7 @@ Result<void> StreamSink::seal() {
     auto *writer = &writer_;
     in_flight_.push_back(core::Executor::instance().workers().submit([writer, u = std::move(unit)]() mutable -> Result<std::unique_ptr<PreparedUnit>> {
         try {
-            HSDK_TRYV(prepare_unit(*writer, *u));
+            HSDK_TRYV(prepare_unit(*writer, *u, writer->granularity()));
         } catch (const std::bad_alloc &) {
             return fail(Errc::no_memory, "out of memory preparing a stream unit");
         }

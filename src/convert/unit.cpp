@@ -73,23 +73,28 @@ AlignedBuffer::~AlignedBuffer() {
     if (!buffer_cache().give(data_, size_)) std::free(data_);
 }
 
-Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::span<const std::byte> backing) {
-    const std::uint64_t granule = writer.granularity();
+Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::uint64_t detect,
+                          std::span<const std::byte> backing) {
+    const bool write_all = detect == 0;
+    const std::uint64_t piece_size = write_all ? writer.granularity() : detect;
     auto buf = unit.buffer->span();
-    for (std::size_t off = 0; off < buf.size(); off += granule) {
-        const auto g = buf.subspan(off, granule);
+    for (std::size_t off = 0; off < buf.size(); off += piece_size) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(piece_size, buf.size() - off));
+        const auto g = buf.subspan(off, n);
         std::optional<RunKind> kind;
-        if (!backing.empty()) {
-            if (std::memcmp(g.data(), backing.data() + off, granule) != 0) kind = is_all_zero(g) ? RunKind::zero : RunKind::write;
+        if (write_all) {
+            kind = RunKind::write;
+        } else if (!backing.empty()) {
+            if (std::memcmp(g.data(), backing.data() + off, n) != 0) kind = is_all_zero(g) ? RunKind::zero : RunKind::write;
         } else if (!is_all_zero(g)) {
             kind = RunKind::write;
         }
         if (!kind) continue;
         const std::uint64_t at = unit.begin + off;
         if (!unit.runs.empty() && unit.runs.back().kind == *kind && unit.runs.back().offset + unit.runs.back().length == at)
-            unit.runs.back().length += granule;
+            unit.runs.back().length += n;
         else
-            unit.runs.push_back(Run{at, granule, *kind, {}});
+            unit.runs.push_back(Run{at, n, *kind, {}});
     }
     if (writer.has_encoder()) {
         for (auto &run : unit.runs) {

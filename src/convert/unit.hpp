@@ -50,7 +50,10 @@ struct PreparedUnit {
 // range of the output's backing image) granules equal to it are dropped and zero granules over
 // backing data become RunKind::zero. Then encodes write runs if the writer has an encoder.
 // Thread-safe with respect to other units.
-Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::span<const std::byte> backing = {});
+// Splits a unit into runs to write and zeros to skip, checking zeros in pieces of `detect` bytes (a
+// multiple of the writer's granularity); detect 0 writes every piece, zeros included.
+Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::uint64_t detect,
+                          std::span<const std::byte> backing = {});
 
 struct CommitStats {
     std::uint64_t bytes_read = 0;

@@ -10,8 +10,8 @@ void CheckReport::add_note(std::string message) {
     else if (messages.size() == max_messages) messages.push_back("further problems not listed");
 }
 
-void CheckReport::add_error(std::string message) {
-    ++errors;
+void CheckReport::add_corruption(std::string message) {
+    ++corruptions;
     add_note(std::move(message));
 }
 

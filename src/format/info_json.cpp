@@ -1,5 +1,7 @@
 #include <hypersdk/disk.hpp>
 
+#include <iterator>
+
 namespace hypersdk {
 
 nlohmann::json to_json(const ImageInfo &info) {
@@ -22,6 +24,8 @@ nlohmann::json chain_to_json(const std::vector<ImageInfo> &chain) {
     nlohmann::json result;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
         auto j = to_json(*it);
+        // The backing file as opened: its path joined to the image's folder (qemu's full-backing-filename).
+        if (it != chain.rbegin()) j["full-backing-filename"] = std::prev(it)->filename;
         if (!result.is_null()) j["backing-image"] = std::move(result);
         result = std::move(j);
     }

@@ -52,7 +52,11 @@ Result<std::string> resolve_reference(const std::string &image_path, const std::
             return fail(Errc::permission_denied, fmt::format("{} '{}' is not a plain file name", what, reference));
     }
     const std::string folder = io::parent_folder(image_path);
-    std::string resolved = absolute ? reference : folder + "/" + reference;
+    // Joined as qemu joins them: a bare image name keeps the reference as it is ("d.qcow2", not
+    // "./d.qcow2"), so the resolved name is what qemu-img info calls full-backing-filename.
+    std::string resolved = absolute || image_path.find('/') == std::string::npos ? reference
+                           : folder == "/"                                       ? "/" + reference
+                                                                                 : folder + "/" + reference;
     if (!allow_external) {
         // A symlink inside the folder must not lead out of it either.
         HSDK_TRY(auto real_folder, canonical_path(folder));

@@ -47,8 +47,8 @@ Result<const Driver *> probe_driver(const io::File &file, std::uint64_t size) {
     }
     if (best == nullptr)
         return fail(Errc::unsupported,
-                    fmt::format("cannot determine the format of '{}': no known signature (name the format, e.g. -f raw, "
-                                "to read it as raw)",
+                    fmt::format("cannot determine the format of '{}': no known signature (raw is never guessed: name "
+                                "its format, raw, to read it as raw data)",
                                 file.path()));
     return best;
 }

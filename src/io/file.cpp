@@ -38,7 +38,8 @@ File::~File() {
 
 File::File(File &&other) noexcept
     : fd_(other.fd_), direct_fd_(other.direct_fd_), write_behind_(other.write_behind_), path_(std::move(other.path_)),
-      window_(other.window_), base_(other.base_), limit_(other.limit_), reservation_(std::move(other.reservation_)) {
+      window_(other.window_), base_(other.base_), limit_(other.limit_), reservation_(std::move(other.reservation_)),
+      in_place_(std::move(other.in_place_)) {
     other.fd_ = -1;
     other.direct_fd_ = -1;
 }
@@ -55,6 +56,7 @@ File &File::operator=(File &&other) noexcept {
         base_ = other.base_;
         limit_ = other.limit_;
         reservation_ = std::move(other.reservation_);
+        in_place_ = std::move(other.in_place_);
         other.fd_ = -1;
         other.direct_fd_ = -1;
     }
@@ -109,6 +111,23 @@ Result<File> File::create_new(const std::string &path, unsigned mode) {
     return file;
 }
 
+Result<File> File::open_in_place(const OutputTarget &target, bool target_is_zero) {
+    const int fd = ::open(target.resolved.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(errno_error(errno, "cannot open", target.path));
+    File file(fd, target.path);
+    file.in_place_ = std::make_unique<InPlaceWrites>(target.kind, target.capacity, target.logical_block, target_is_zero);
+    return file;
+}
+
+Result<void> File::finish_in_place() {
+    if (!in_place_) return success();
+    return in_place_->finish(fd_, path_);
+}
+
+void File::invalidate_in_place(std::uint64_t bytes) noexcept {
+    if (in_place_ && fd_ >= 0) in_place_->invalidate_start(fd_, bytes);
+}
+
 Result<std::size_t> File::read_some(std::uint64_t offset, std::span<std::byte> buf) const {
     if (window_) {
         if (offset >= limit_) return std::size_t{0};
@@ -138,6 +157,7 @@ Result<void> File::read_exact(std::uint64_t offset, std::span<std::byte> buf) co
 
 Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> buf) {
     if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
+    if (in_place_) HSDK_TRYV(in_place_->check_capacity(offset + buf.size(), path_));
     constexpr std::uint64_t align = 4096;
     if (direct_fd_ >= 0 && offset % align == 0 && buf.size() % align == 0 && !buf.empty() &&
         reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0) {
@@ -156,6 +176,10 @@ Result<void> File::write_behind(std::uint64_t offset, std::span<const std::byte>
         reinterpret_cast<std::uintptr_t>(buf.data()) % align == 0) {
         HSDK_TRYV(reservation_.before_write(fd_, offset, offset + buf.size(), path_));
         reservation_.written(offset, offset + buf.size());
+        if (in_place_) {
+            HSDK_TRYV(in_place_->check_capacity(offset + buf.size(), path_));
+            HSDK_TRYV(in_place_->written(fd_, offset, offset + buf.size(), path_));
+        }
         return write_behind_->submit(direct_fd_, offset, buf, &path_);
     }
     return write_all(offset, buf);
@@ -173,11 +197,13 @@ Result<void> File::pwrite_all(int fd, std::uint64_t offset, std::span<const std:
         done += static_cast<std::size_t>(n);
     }
     reservation_.written(offset, offset + buf.size());
+    if (in_place_) HSDK_TRYV(in_place_->written(fd_, offset, offset + buf.size(), path_));
     return success();
 }
 
 Result<std::uint64_t> File::size() const {
     if (window_) return limit_;
+    if (in_place_) return in_place_->length();  // the image's, not the device's or the old file's
     if (reservation_.active()) return reservation_.apparent_size();  // the reservation is not the file's
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
@@ -198,6 +224,7 @@ Result<std::uint64_t> File::allocated_size() const {
 
 Result<void> File::truncate(std::uint64_t length) {
     if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
+    if (in_place_) return in_place_->set_length(fd_, length, path_);
     if (::ftruncate(fd_, static_cast<off_t>(length)) != 0) return fail(errno_error(errno, "cannot resize", path_));
     reservation_.truncated(length);
     return success();
@@ -205,8 +232,10 @@ Result<void> File::truncate(std::uint64_t length) {
 
 Result<void> File::sync() {
     HSDK_TRYV(reservation_.release(fd_, path_));
-    if (::fsync(fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
-    if (direct_fd_ >= 0 && ::fsync(direct_fd_) != 0) return fail(errno_error(errno, "cannot flush", path_));
+    // A character device (/dev/null) has nothing to flush and says so with EINVAL.
+    if (::fsync(fd_) != 0 && !(in_place_ && errno == EINVAL)) return fail(errno_error(errno, "cannot flush", path_));
+    if (direct_fd_ >= 0 && ::fsync(direct_fd_) != 0 && !(in_place_ && errno == EINVAL))
+        return fail(errno_error(errno, "cannot flush", path_));
     return success();
 }
 

@@ -3,10 +3,12 @@
 
 #include <hypersdk/error.hpp>
 
+#include "io/in_place.hpp"
 #include "io/space_reservation.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ public:
     static Result<File> open_read_write(const std::string &path);
     // Creates a new file; fails with conflict if it exists.
     static Result<File> create_new(const std::string &path, unsigned mode = 0644);
+    // Opens an existing device or file to write an image into it in place (see InPlaceWrites):
+    // writes are recorded, truncate() sets the image's length without ever shrinking the target,
+    // size() is that length, and finish_in_place() zeroes what no write covered.
+    static Result<File> open_in_place(const OutputTarget &target, bool target_is_zero);
 
     [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
     [[nodiscard]] int fd() const noexcept { return fd_; }
@@ -54,6 +60,14 @@ public:
     Result<void> truncate(std::uint64_t length);
     Result<void> sync();
     Result<void> close();
+
+    // In-place outputs only (no-ops otherwise): zero the gaps; or, after a failure, zero the start
+    // of what was written so a partial image does not look whole.
+    [[nodiscard]] bool in_place() const noexcept { return in_place_ != nullptr; }
+    Result<void> finish_in_place();
+    void invalidate_in_place(std::uint64_t bytes) noexcept;
+    // The name messages use from now on (the destination, not its temporary).
+    void set_display_path(std::string path) { path_ = std::move(path); }
 
     // Opens a second, O_DIRECT descriptor for writing: from then on, writes whose offset, length
     // and buffer are all 4 KiB aligned bypass the page cache (no copy, and the final fsync has
@@ -84,6 +98,7 @@ private:
     std::uint64_t base_ = 0;
     std::uint64_t limit_ = 0;  // length of the window
     SpaceReservation reservation_;
+    std::unique_ptr<InPlaceWrites> in_place_;
 };
 
 // Convenience for byte spans over trivially-copyable objects.

@@ -1,6 +1,8 @@
 // libvirt domain XML from the VM model.
 #include <hypersdk/kvm.hpp>
 
+#include <hypersdk/log.hpp>
+
 #include "xml/xml_tree.hpp"
 
 #include <fmt/format.h>
@@ -47,7 +49,38 @@ std::string mapped(const std::vector<std::pair<std::string, std::string>> &map, 
 
 }  // namespace
 
+Result<std::string> libvirt_disk_type(const std::string &disk_format) {
+    static const std::pair<std::string_view, std::string_view> types[] = {
+        {"raw", "raw"}, {"qcow2", "qcow2"}, {"vmdk", "vmdk"}, {"vhd", "vpc"}, {"vpc", "vpc"}, {"vhdx", "vhdx"}, {"vdi", "vdi"}};
+    for (const auto &[format, type] : types)
+        if (disk_format == format) return std::string(type);
+    return fail(Errc::invalid_argument,
+                fmt::format("unknown disk format '{}' (expected raw, qcow2, vmdk, vhd (vpc), vhdx or vdi)", disk_format));
+}
+
+Result<void> check_kvm_options(const VirtualMachine &vm, const KvmOptions &o) {
+    HSDK_TRYV(libvirt_disk_type(o.disk_format));
+    std::vector<std::string> networks;
+    for (const auto &nic : vm.nics)
+        if (std::find(networks.begin(), networks.end(), nic.network) == networks.end()) networks.push_back(nic.network);
+    for (const auto *map : {&o.network_map, &o.bridge_map}) {
+        for (const auto &[source, target] : *map) {
+            if (std::find(networks.begin(), networks.end(), source) != networks.end()) continue;
+            std::string known;
+            for (const auto &n : networks) known += (known.empty() ? "'" : ", '") + n + "'";
+            const std::string message =
+                fmt::format("{} entry '{}={}' matches no NIC of VM '{}' (its NICs are on {})", map == &o.network_map ? "network map" : "bridge map",
+                            source, target, vm.name, known.empty() ? "no network" : known);
+            if (o.strict) return fail(Errc::invalid_argument, message);
+            log(LogLevel::warn, message);
+        }
+    }
+    return success();
+}
+
 Result<std::string> libvirt_domain_xml(const VirtualMachine &vm, const KvmOptions &o) {
+    HSDK_TRYV(check_kvm_options(vm, o));
+    HSDK_TRY(const std::string disk_type, libvirt_disk_type(o.disk_format));
     const std::string name = domain_name(vm, o);
     if (name.empty()) return fail(Errc::invalid_argument, "the domain needs a name (the VM has none; give one)");
     if (vm.memory_mib == 0) return fail(Errc::invalid_argument, fmt::format("VM '{}' has no memory size", vm.name));
@@ -102,7 +135,7 @@ Result<std::string> libvirt_domain_xml(const VirtualMachine &vm, const KvmOption
         const auto &disk = vm.disks[i];
         const std::string path = disk_path(o.disk_dir, converted_disk_name(disk, i, o.disk_format));
         d += "    <disk type='file' device='disk'>\n";
-        d += fmt::format("      <driver name='qemu' type='{}'{}/>\n", x(o.disk_format == "vpc" ? "vpc" : o.disk_format),
+        d += fmt::format("      <driver name='qemu' type='{}'{}/>\n", x(disk_type),
                          p.virtio ? " discard='unmap'" : "");
         d += fmt::format("      <source file='{}'/>\n", x(path));
         d += fmt::format("      <target dev='{}' bus='{}'/>\n", target_dev(p.disk_bus, i), p.disk_bus);

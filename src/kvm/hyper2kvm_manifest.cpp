@@ -26,6 +26,7 @@ std::string utc_now() {
 }  // namespace
 
 Result<nlohmann::json> hyper2kvm_manifest(const VirtualMachine &vm, const KvmOptions &options, const CancelToken &cancel) {
+    HSDK_TRYV(check_kvm_options(vm, options));
     const GuestProfile p = guest_profile(vm, options);
     nlohmann::json disks = nlohmann::json::array();
     for (std::size_t i = 0; i < vm.disks.size(); ++i) {

@@ -94,13 +94,12 @@ Result<KvmImportResult> import_to_kvm(const std::string &from, const KvmImportOp
         result.vm = std::move(vm);
     }
     const KvmOptions &kvm = options.kvm;
+    // Validate everything cheap before the long conversions, and before creating anything.
+    const std::string name = kvm.name.empty() ? result.vm.name : kvm.name;
+    HSDK_TRY(auto xml, libvirt_domain_xml(result.vm, kvm));
     std::error_code ec;
     std::filesystem::create_directories(kvm.disk_dir, ec);
     if (ec) return fail(Errc::io_error, fmt::format("cannot create output folder '{}': {}", kvm.disk_dir, ec.message()));
-
-    // Validate everything cheap before the long conversions.
-    const std::string name = kvm.name.empty() ? result.vm.name : kvm.name;
-    HSDK_TRY(auto xml, libvirt_domain_xml(result.vm, kvm));
     result.domain_xml_path = disk_path(kvm.disk_dir, name + ".xml");
     result.manifest_path = disk_path(kvm.disk_dir, name + ".hyper2kvm.json");
 

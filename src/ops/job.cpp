@@ -222,10 +222,11 @@ private:
                 }
                 r = fail(Errc::cancelled, fmt::format("{} cancelled: a callback threw: {}", entry_.info.name, what));
             }
+            // A failure is the job's result, which its caller reports; logged at info so that a sink
+            // showing warnings (the CLI's default) does not print the same error twice.
             if (r) log(LogLevel::info, fmt::format("{} succeeded", entry_.info.name));
-            else log(r.error().code == Errc::cancelled ? LogLevel::info : LogLevel::error,
-                     fmt::format("{} {}: {}", entry_.info.name, r.error().code == Errc::cancelled ? "cancelled" : "failed",
-                                 r.error().message));
+            else log(LogLevel::info, fmt::format("{} {}: {}", entry_.info.name, r.error().code == Errc::cancelled ? "cancelled" : "failed",
+                                                 r.error().message));
         }
         {
             std::lock_guard lock(mutex_);

@@ -17,7 +17,10 @@ Result<json> image_info(Context &c) {
     const auto &r = c.request();
     HSDK_TRY(auto image, open_image(str(r, "path"), open_options(r)));
     const auto chain = image->chain_info();
-    return flag(r, "backing_chain") ? chain_to_json(chain) : to_json(chain.front());
+    if (flag(r, "backing_chain")) return chain_to_json(chain);
+    json j = to_json(chain.front());
+    if (chain.size() > 1) j["full-backing-filename"] = chain[1].filename;
+    return j;
 }
 
 Result<json> image_probe(Context &c) {
@@ -35,6 +38,9 @@ Result<json> image_convert(Context &c) {
     o.compress = flag(r, "compress");
     o.threads = static_cast<unsigned>(u64(r, "threads"));
     o.overwrite = flag(r, "overwrite", true);
+    o.skip_create = flag(r, "skip_create");
+    o.target_is_zero = flag(r, "target_is_zero");
+    if (r.contains("sparse_size")) o.sparse_size = u64(r, "sparse_size");
     HSDK_TRYV(set_cache_mode(o, str(r, "cache")));
     o.progress = c.progress();
     o.cancel = c.cancel();
@@ -57,15 +63,22 @@ Result<json> image_compare(Context &c) {
     HSDK_TRY(auto cmp, compare(*a, *b, o));
     return json{{"identical", cmp.identical},
                 {"first_difference", cmp.identical ? json(nullptr) : json(cmp.first_difference)},
-                {"reason", cmp.identical ? std::string() : cmp.reason}};
+                {"reason", cmp.identical ? std::string() : cmp.reason},
+                {"a_virtual_size", a->virtual_size()},
+                {"b_virtual_size", b->virtual_size()}};
 }
 
 Result<json> image_check(Context &c) {
     const auto &r = c.request();
     const std::string path = str(r, "path");
     HSDK_TRY(auto report, check_image(path, open_options(r)));
-    json j{{"filename", path},          {"format", report.format}, {"clean", report.clean},
-           {"check-errors", report.errors}, {"leaks", report.leaks},   {"messages", report.messages}};
+    json j{{"filename", path},
+           {"format", report.format},
+           {"clean", report.clean},
+           {"corruptions", report.corruptions},
+           {"leaks", report.leaks},
+           {"check-errors", report.check_errors},
+           {"messages", report.messages}};
     if (report.total_clusters) {
         j["allocated-clusters"] = report.allocated_clusters;
         j["total-clusters"] = report.total_clusters;

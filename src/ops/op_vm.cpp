@@ -43,6 +43,7 @@ KvmOptions kvm_options(const json &r) {
     o.network_map = pairs(r, "network_map");
     o.bridge_map = pairs(r, "bridge_map");
     o.windows_virtio = flag(r, "windows_virtio");
+    o.strict = flag(r, "strict");
     set("machine", o.machine);
     set("ovmf_code", o.ovmf_code);
     set("ovmf_vars", o.ovmf_vars);

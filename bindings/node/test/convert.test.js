@@ -116,6 +116,7 @@ test('check: our qcow2 output is clean; keys follow qemu-img check', async (t) =
   const report = await hypersdk.check(out);
   assert.equal(report.format, 'qcow2');
   assert.equal(report.clean, true);
+  assert.equal(report.corruptions, 0);
   assert.equal(report['check-errors'], 0);
   assert.equal(report.leaks, 0);
   assert.equal(report['image-end-offset'], qemuCheck(out, 'qcow2')['image-end-offset']);

@@ -26,7 +26,7 @@ test('run() gives the operation result, with the schema\'s keys', async (t) => {
   assert.equal(typeof stats.bytes_written, 'number');
   assert.equal(qemuCompare(raw, 'raw', out, 'qcow2').identical, true);
   assert.deepEqual(await hypersdk.run('image.compare', { a: raw, a_format: 'raw', b: out }),
-    { identical: true, first_difference: null, reason: '' });
+    { identical: true, first_difference: null, reason: '', a_virtual_size: 4 * MiB, b_virtual_size: 4 * MiB });
   const formats = await hypersdk.run('image.formats', {});
   assert.ok(formats.writable.includes('vhdx'));
   const ops = hypersdk.operations();

@@ -210,13 +210,13 @@ def convert(source, destination, output_format, options=None, compress=False, th
 
 
 def compare(a, b, a_format=None, b_format=None, strict=False):
-    """{identical, first_difference, reason} (image.compare)."""
+    """{identical, first_difference, reason, a_virtual_size, b_virtual_size} (image.compare)."""
     return run("image.compare", _drop_none({"a": _path(a), "b": _path(b), "a_format": a_format, "b_format": b_format,
                                              "strict": strict}))
 
 
 def check(path, format=None):
-    """Metadata check (image.check): qemu-img check's keys (check-errors, leaks, ...) and clean."""
+    """Metadata check (image.check): qemu-img check's keys (corruptions, leaks, check-errors, ...) and clean."""
     return run("image.check", _drop_none({"path": _path(path), "format": format}))
 
 

@@ -97,12 +97,13 @@ public:
         HSDK_TRYV(walk_bitmaps());
         HSDK_TRYV(check_refblocks());
         HSDK_TRYV(compare());
-        report_.image_end_offset = (highest_ + 1) * cs_;
+        // The last cluster may be partly written; the offset never claims more than the file holds.
+        report_.image_end_offset = std::min((highest_ + 1) * cs_, img_.file_size);
         return report_;
     }
 
 private:
-    void error(std::string msg) { report_.add_error(std::move(msg)); }
+    void error(std::string msg) { report_.add_corruption(std::move(msg)); }
     void leak(std::string msg) { report_.add_leak(std::move(msg)); }
 
     Result<void> spend(std::uint64_t n) {
@@ -139,9 +140,18 @@ private:
         return c == 0xffff ? big_.at(cluster) : c;
     }
 
-    // One more reference to every cluster [offset, offset + size) touches.
+    // One more reference to every cluster [offset, offset + size) touches. A region that reaches a
+    // cluster or more past the end of the file (a truncated image) is a corruption and is not
+    // counted, as qemu-img check does; the last cluster may be partly written.
     Result<void> inc(std::uint64_t offset, std::uint64_t size) {
         if (size == 0) return success();
+        const std::uint64_t end = size > UINT64_MAX - offset ? UINT64_MAX : offset + size;
+        if (end > img_.file_size && end - img_.file_size >= cs_) {
+            error(fmt::format("ERROR: counting reference for region exceeding the end of the file by one cluster or more: "
+                              "offset {:#x} size {:#x}",
+                              offset, size));
+            return success();
+        }
         const std::uint64_t first = offset >> h_.cluster_bits;
         const std::uint64_t last_byte = size - 1 > UINT64_MAX - offset ? UINT64_MAX : offset + size - 1;
         const std::uint64_t last = last_byte >> h_.cluster_bits;
@@ -290,7 +300,7 @@ private:
     Result<void> compare_one(std::uint64_t cluster, std::uint64_t reference, std::uint64_t &unreadable_block) {
         HSDK_TRY(auto rc, stored(cluster));
         if (!rc) {
-            ++report_.errors;
+            ++report_.check_errors;
             const std::uint64_t block = cluster / h_.refcount_block_entries();
             if (block != unreadable_block) report_.add_note(fmt::format("Can't get refcount for clusters of refcount block {}", block));
             unreadable_block = block;

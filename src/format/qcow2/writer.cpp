@@ -398,6 +398,18 @@ Result<Settings> parse_settings(const CreateRequest &req) {
     }
     if (auto v = take_option(opts, "backing_file")) s.backing_file = *v;
     if (auto v = take_option(opts, "backing_fmt")) s.backing_format = *v;
+    // qemu-img's names, accepted where they ask for what this writer does anyway.
+    if (auto v = take_option(opts, "compat")) {
+        if (*v == "0.10" || *v == "v2")
+            return fail(Errc::unsupported, "option compat: qcow2 version 2 (compat=0.10) is not written; the output is version 3 "
+                                           "(compat=1.1), which every QEMU since 1.1 opens");
+        if (*v != "1.1" && *v != "v3") return fail(Errc::invalid_argument, fmt::format("option compat: '{}' is not 1.1 or 0.10", *v));
+    }
+    if (auto v = take_option(opts, "preallocation")) {
+        if (*v != "off")
+            return fail(Errc::unsupported,
+                        fmt::format("option preallocation: '{}' is not supported; the output is sparse (preallocation=off)", *v));
+    }
     HSDK_TRYV(reject_unknown_options(opts, "qcow2"));
 
     if (!s.backing_format.empty() && s.backing_file.empty())

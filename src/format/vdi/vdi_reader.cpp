@@ -203,7 +203,7 @@ ImageInfo VdiLayer::info() const {
 Result<CheckReport> VdiLayer::check() {
     CheckReport r;
     r.format = "vdi";
-    auto error = [&](std::string m) { r.add_error("ERROR: " + std::move(m)); };
+    auto error = [&](std::string m) { r.add_corruption("ERROR: " + std::move(m)); };
     std::vector<bool> used(h_.blocks_in_image, false);  // data blocks some map entry points to
     std::uint64_t allocated = 0;
     std::uint64_t end = h_.offset_data;

@@ -393,7 +393,7 @@ ImageInfo VhdLayer::info() const {
 Result<CheckReport> VhdLayer::check() {
     CheckReport r;
     r.format = "vhd";
-    auto error = [&](std::string m) { r.add_error("ERROR: " + std::move(m)); };
+    auto error = [&](std::string m) { r.add_corruption("ERROR: " + std::move(m)); };
     if (!footer_from_end_) error("the footer at the end of the file is damaged (" + end_footer_problem_ + "); the copy at offset 0 was used");
     if (type_ == DiskType::fixed) {
         r.image_end_offset = virtual_size_ + footer_size;

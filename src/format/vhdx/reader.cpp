@@ -328,7 +328,7 @@ ImageInfo VhdxLayer::info() const {
 Result<CheckReport> VhdxLayer::check() {
     CheckReport r;
     r.format = "vhdx";
-    auto error = [&r](std::string m) { r.add_error(std::move(m)); };
+    auto error = [&r](std::string m) { r.add_corruption(std::move(m)); };
     if (!header_.other_problem.empty())
         error(fmt::format("header {} is invalid: {} (header {} is used)", header_.index == 1 ? 2 : 1, header_.other_problem,
                           header_.index));
@@ -345,7 +345,7 @@ Result<CheckReport> VhdxLayer::check() {
                               items[k].guid.to_string(), items[k - 1].offset, items[k].offset));
 
     const std::uint64_t bad = bat_.problem_count();
-    r.errors += bad;
+    r.corruptions += bad;
     for (auto &m : bat_.all_problems(100)) r.messages.push_back(std::move(m));
     if (bad > 100) r.messages.push_back(fmt::format("... and {} more BAT problems", bad - 100));
 
