@@ -1,5 +1,7 @@
 #include "cli_support.hpp"
 
+#include "progress_display.hpp"
+
 #include <hypersdk/convert.hpp>
 #include <hypersdk/job.hpp>
 #include <hypersdk/log.hpp>
@@ -19,6 +21,7 @@ namespace hsdk {
 int report(const hypersdk::Error &error) { return report_message(error.message); }
 
 int report_message(const std::string &message, int status) {
+    end_progress_line();
     std::fprintf(stderr, "hsdk: %s\n", message.c_str());
     return status;
 }
@@ -32,6 +35,7 @@ void configure_logging(int verbosity, bool quiet) {
     if (verbosity >= 3) level = LogLevel::trace;
     hypersdk::set_log_sink(
         [](LogLevel lvl, std::string_view message) {
+            end_progress_line();
             std::fprintf(stderr, "hsdk: %.*s: %.*s\n", static_cast<int>(hypersdk::log_level_name(lvl).size()),
                          hypersdk::log_level_name(lvl).data(), static_cast<int>(message.size()), message.data());
         },
@@ -75,73 +79,78 @@ void print_tree(const nlohmann::json &j, int indent) {
 
 namespace {
 
-std::string human_rate(double bytes_per_sec) {
-    if (bytes_per_sec >= 1e9) return fmt::format("{:.2f} GB/s", bytes_per_sec / 1e9);
-    if (bytes_per_sec >= 1e6) return fmt::format("{:.1f} MB/s", bytes_per_sec / 1e6);
-    return fmt::format("{:.0f} kB/s", bytes_per_sec / 1e3);
-}
-
-std::string human_duration(double seconds) {
-    if (seconds < 0 || !std::isfinite(seconds)) return "--:--";
-    const auto s = static_cast<long long>(seconds + 0.5);
-    if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
-    return fmt::format("{}:{:02}", s / 60, s % 60);
-}
-
-// The token of the job the CLI runs, for Ctrl-C.
+// The token of the job the CLI runs, and the signal that cancelled it.
 std::atomic<hypersdk::CancelToken *> g_interrupt{nullptr};
-extern "C" void on_interrupt(int) {
+std::atomic<int> g_signal{0};
+extern "C" void on_interrupt(int sig) {
+    g_signal.store(sig);
     if (auto *t = g_interrupt.load()) t->cancel();
+}
+
+void handle_interrupts(bool on) {
+    struct sigaction sa {};
+    sa.sa_handler = on ? on_interrupt : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// "cannot determine the format of 'PATH' ... (raw is never guessed: ...)": the library's hint, with
+// the flag that names that file's format on this command line.
+std::string with_format_hint(const std::string &message, const RunOptions &how) {
+    for (const auto &[path, flag] : how.format_flags) {
+        if (message.find("cannot determine the format of '" + path + "'") == std::string::npos) continue;
+        const auto paren = message.find(" (raw is never guessed");
+        return message.substr(0, paren) + fmt::format("; raw is never guessed: give '{} raw' to read it as raw data", flag);
+    }
+    return message;
 }
 
 }  // namespace
 
-hypersdk::ProgressCallback terminal_progress_bar() {
-    if (!::isatty(STDERR_FILENO)) return {};
-    return [](const hypersdk::ProgressInfo &p) {
-        constexpr int width = 30;
-        const double fraction = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0.0;
-        const int filled = static_cast<int>(fraction * width);
-        std::string bar(static_cast<std::size_t>(filled), '=');
-        if (filled < width) bar += '>';
-        bar.resize(width, ' ');
-        std::fprintf(stderr, "\r%s [%s] %5.1f%% %s ETA %s\x1b[K", p.phase.c_str(), bar.c_str(), fraction * 100.0,
-                     human_rate(p.rate_bytes_per_sec).c_str(), human_duration(p.eta_seconds).c_str());
-        if (p.finished) std::fputc('\n', stderr);
-        std::fflush(stderr);
-        return hypersdk::ProgressAction::proceed;
-    };
+void add_output_flags(CLI::App *app, bool &json, const std::string &what) {
+    app->add_flag("--json", json, "Print JSON: " + what);
+    app->add_option_function<std::string>(
+           "--output", [&json](const std::string &v) { json = v == "json"; }, "Output format: human (the default) or json, as qemu-img")
+        ->check(CLI::IsMember({"human", "json"}))
+        ->type_name("FORMAT");
 }
 
-hypersdk::ProgressCallback phase_progress() {
-    if (auto bar = terminal_progress_bar()) return bar;
-    auto last_phase = std::make_shared<std::string>();
-    return [last_phase](const hypersdk::ProgressInfo &p) {
-        if (p.phase != *last_phase) {
-            *last_phase = p.phase;
-            fmt::print(stderr, "hsdk: {}\n", p.phase);
-        }
-        return hypersdk::ProgressAction::proceed;
-    };
+RunOptions progress_if(bool on) {
+    RunOptions how;
+    if (on) how.progress = progress_display();
+    return how;
 }
 
-int run_op(const std::string &operation, const nlohmann::json &request, nlohmann::json &result, hypersdk::ProgressCallback progress,
-           int error_status) {
+int run_op(const std::string &operation, const nlohmann::json &request, nlohmann::json &result, RunOptions how) {
     if (auto prepared = hypersdk::prepare_request(operation, request); !prepared)
         return report_message(prepared.error().message, exit_usage);
     hypersdk::JobCallbacks cb;
-    cb.progress = std::move(progress);
+    cb.progress = std::move(how.progress);
     hypersdk::CancelToken token = cb.cancel;
+    g_signal.store(0);
     g_interrupt.store(&token);
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
+    handle_interrupts(true);
     auto r = hypersdk::run_operation(operation, request, std::move(cb));
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    handle_interrupts(false);
     g_interrupt.store(nullptr);
-    if (!r) return report_message(r.error().message, error_status);
+    if (const int sig = g_signal.load(); sig != 0 && !r) {
+        // The job has stopped and cleaned up (temporaries removed); say so on a line of its own.
+        report_message(fmt::format("{} cancelled by {}", operation, sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        return sig == SIGINT ? exit_sigint : exit_sigterm;
+    }
+    if (!r) return report_message(with_format_hint(r.error().message, how), how.error_status);
     result = std::move(r).value();
     return exit_ok;
+}
+
+std::string escape_option_value(const std::string &value) {
+    std::string out;
+    for (char c : value) {
+        out += c;
+        if (c == ',') out += ',';
+    }
+    return out;
 }
 
 bool join_format_options(const std::vector<std::string> &texts, std::string &joined, std::string &error) {

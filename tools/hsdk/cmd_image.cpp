@@ -2,8 +2,13 @@
 // operation of the library (image.info, image.convert, ...), rendered as qemu-img renders it.
 #include "commands.hpp"
 
+#include "progress_display.hpp"
+
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <memory>
 
 namespace hsdk {
@@ -37,12 +42,34 @@ struct SourceFlags {
         if (!format.empty()) request[format_key] = format;
         if (allow_external) request["allow_external_files"] = true;
     }
+    // RunOptions whose format hint names `flag` for `path` when no format was given.
+    [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
+        RunOptions how;
+        if (format.empty()) how.format_flags.emplace_back(path, flag);
+        return how;
+    }
 };
 
 void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--format") {
     app->add_option(flag, f.format, "Source format (raw, qcow2, vmdk, vhd/vpc, vhdx, vdi); probed when omitted");
     app->add_flag("--allow-external-files", f.allow_external,
                   "Follow backing files and extents outside the image's folder (off by default, see OSSA-2024-001)");
+}
+
+// The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain
+// --output=json prints (top image first, no "backing-image" keys).
+json chain_array(json info) {
+    json out = json::array();
+    for (;;) {
+        json next;
+        if (info.contains("backing-image")) {
+            next = std::move(info["backing-image"]);
+            info.erase("backing-image");
+        }
+        out.push_back(std::move(info));
+        if (next.is_null()) return out;
+        info = std::move(next);
+    }
 }
 
 void register_info(CLI::App &root, std::vector<Command> &commands) {
@@ -55,16 +82,16 @@ void register_info(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_flag("--json", a->json, "Print JSON (qemu-img info --output=json style)");
+    add_output_flags(app, a->json, "as qemu-img info --output=json (with --backing-chain: an array, top image first)");
     app->add_flag("--backing-chain", a->chain, "Show every image of the backing chain");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
                             json request{{"path", a->file}, {"backing_chain", a->chain}};
                             a->src.add_to(request);
                             json info;
-                            if (int s = run_op("image.info", request, info); s != exit_ok) return s;
+                            if (int s = run_op("image.info", request, info, a->src.hint(a->file, "-f")); s != exit_ok) return s;
                             if (a->json) {
-                                fmt::print("{}\n", info.dump(4));
+                                fmt::print("{}\n", (a->chain ? chain_array(std::move(info)) : info).dump(4));
                                 return exit_ok;
                             }
                             for (const json *i = &info; i != nullptr; i = i->contains("backing-image") ? &(*i)["backing-image"] : nullptr) {
@@ -75,8 +102,35 @@ void register_info(CLI::App &root, std::vector<Command> &commands) {
                         }});
 }
 
+// The writable formats, for -O's check and its message.
+const std::vector<std::string> &output_formats() {
+    static const std::vector<std::string> names = {"raw", "qcow2", "vmdk", "vhd", "vpc", "vhdx", "vdi"};
+    return names;
+}
+
+// "64k", "1M", "512": a size as qemu-img takes it (-S).
+bool parse_size(const std::string &text, std::uint64_t &out) {
+    if (text.empty()) return false;
+    std::size_t used = 0;
+    unsigned long long n = 0;
+    try {
+        n = std::stoull(text, &used, 10);
+    } catch (...) {
+        return false;
+    }
+    std::uint64_t mult = 1;
+    const std::string rest = text.substr(used);
+    if (rest == "k" || rest == "K") mult = 1ULL << 10;
+    else if (rest == "M") mult = 1ULL << 20;
+    else if (rest == "G") mult = 1ULL << 30;
+    else if (!rest.empty() && rest != "b" && rest != "B") return false;
+    if (n > UINT64_MAX / mult) return false;
+    out = n * mult;
+    return true;
+}
+
 void register_convert(CLI::App &root, std::vector<Command> &commands) {
-    auto *app = root.add_subcommand("convert", "Convert a disk image to another format");
+    auto *app = root.add_subcommand("convert", "Convert a disk image to another format (into a file, or a block device in place)");
     struct Args {
         SourceFlags src;
         std::string out_format;
@@ -84,6 +138,11 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
         bool compress = false;
         bool progress = false;
         unsigned threads = 0;
+        unsigned requests = 0;
+        bool out_of_order = false;
+        bool skip_create = false;
+        bool target_is_zero = false;
+        std::string sparse, backing, backing_format;
         std::string cache = "none";
         std::string source, destination;
     };
@@ -93,28 +152,66 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                     "Output cache mode: none (O_DIRECT for aligned data, fsync; the default), writeback (page cache, "
                     "fsync) or unsafe (page cache, no fsync: qemu-img convert's default)")
         ->check(CLI::IsMember({"none", "writeback", "unsafe"}));
-    app->add_option("-O,--output-format", a->out_format, "Output format: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi")->required();
+    app->add_option("-O,--output-format", a->out_format, "Output format: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi")
+        ->required()
+        ->check(CLI::Validator(
+            [](std::string &v) -> std::string {
+                const auto &f = output_formats();
+                if (std::find(f.begin(), f.end(), v) != f.end()) return {};
+                return fmt::format("unknown output format '{}': expected raw, qcow2, vmdk, vhd (vpc), vhdx or vdi", v);
+            },
+            "FORMAT", "output format"));
     app->add_option("-o,--options", a->options, "Output options key=value[,key=value...] (repeatable)");
     app->add_flag("-c,--compress", a->compress, "Compress where the output format can (qcow2, vmdk streamOptimized)");
-    app->add_flag("-p,--progress", a->progress, "Show a progress bar on a terminal");
+    app->add_flag("-p,--progress", a->progress, "Show progress: a bar on a terminal, a line every few seconds elsewhere");
     app->add_option("--threads", a->threads, "Worker threads (default: one per core)")->check(CLI::Range(0u, 256u));
+    app->add_option("-m", a->requests, "Parallel requests, as qemu-img -m: taken as --threads")->check(CLI::Range(1u, 256u));
+    app->add_flag("-W", a->out_of_order,
+                  "Out-of-order writes, as qemu-img -W: accepted; writes always run in parallel, the image stays consistent");
+    app->add_flag("-n", a->skip_create,
+                  "Skip creating the destination: write into the existing raw file or device as it is (a device is always "
+                  "written in place)");
+    app->add_flag("--target-is-zero", a->target_is_zero,
+                  "The destination written in place already reads as zeros: do not zero the ranges no data lands on");
+    app->add_option("-S", a->sparse,
+                    "Sparse detection: zero runs of at least SIZE bytes become holes (default: the output's granularity); "
+                    "0 writes every byte")
+        ->type_name("SIZE");
+    app->add_option("-B", a->backing, "Backing file of the output (qcow2): only what differs from it is written");
+    app->add_option("-F", a->backing_format, "Format of the backing file given with -B");
     app->add_option("source", a->source, "Source image")->required();
-    app->add_option("destination", a->destination, "Destination file")->required();
+    app->add_option("destination", a->destination, "Destination file or block device")->required();
     commands.push_back({app, [a]() {
+                            std::vector<std::string> texts = a->options;
+                            if (!a->backing.empty()) texts.push_back("backing_file=" + escape_option_value(a->backing));
+                            if (!a->backing_format.empty()) {
+                                if (a->backing.empty()) return report_message("-F names the format of the backing file: give -B too", exit_usage);
+                                texts.push_back("backing_fmt=" + escape_option_value(a->backing_format));
+                            }
                             std::string options, error;
-                            if (!join_format_options(a->options, options, error)) return report_message(error, exit_usage);
+                            if (!join_format_options(texts, options, error)) return report_message(error, exit_usage);
                             json request{{"source", a->source},     {"destination", a->destination}, {"output_format", a->out_format},
-                                         {"compress", a->compress}, {"threads", a->threads},         {"cache", a->cache}};
+                                         {"compress", a->compress}, {"threads", a->requests ? a->requests : a->threads},
+                                         {"cache", a->cache},       {"skip_create", a->skip_create},
+                                         {"target_is_zero", a->target_is_zero}};
+                            if (!a->sparse.empty()) {
+                                std::uint64_t size = 0;
+                                if (!parse_size(a->sparse, size))
+                                    return report_message(fmt::format("-S '{}' is not a size (e.g. 4k, 64k, 0)", a->sparse), exit_usage);
+                                request["sparse_size"] = size;
+                            }
                             if (!options.empty()) request["options"] = options;
                             a->src.add_to(request, "source_format");
                             json result;
-                            return run_op("image.convert", request, result, a->progress ? terminal_progress_bar() : nullptr);
+                            RunOptions how = a->src.hint(a->source, "-f");
+                            if (a->progress) how.progress = progress_display();
+                            return run_op("image.convert", request, result, std::move(how));
                         }});
 }
 
 void register_compare(CLI::App &root, std::vector<Command> &commands) {
-    auto *app = root.add_subcommand(
-        "compare", "Compare two images' contents (exit 0 identical, 1 different, 2 usage, 3 error)");
+    auto *app = root.add_subcommand("compare",
+                                    "Compare two images' contents (exit 0 identical, 1 different, 2 error, as qemu-img compare)");
     struct Args {
         SourceFlags a;
         std::string b_format;
@@ -126,18 +223,26 @@ void register_compare(CLI::App &root, std::vector<Command> &commands) {
     add_source_flags(app, a->a);
     app->add_option("-F", a->b_format, "Format of the second image");
     app->add_flag("-s,--strict", a->strict, "Sizes and allocation must match too");
-    app->add_flag("-p,--progress", a->progress, "Show a progress bar on a terminal");
+    app->add_flag("-p,--progress", a->progress, "Show progress: a bar on a terminal, a line every few seconds elsewhere");
     app->add_option("image1", a->first, "First image")->required();
     app->add_option("image2", a->second, "Second image")->required();
     commands.push_back({app, [a]() {
-                            constexpr int compare_error = 3;
+                            constexpr int compare_error = 2;
                             json request{{"a", a->first}, {"b", a->second}, {"strict", a->strict}};
                             a->a.add_to(request, "a_format");
                             if (!a->b_format.empty()) request["b_format"] = a->b_format;
+                            RunOptions how = a->a.hint(a->first, "-f");
+                            if (a->b_format.empty()) how.format_flags.emplace_back(a->second, "-F");
+                            how.error_status = compare_error;
+                            if (a->progress) how.progress = progress_display();
                             json r;
-                            if (int s = run_op("image.compare", request, r, a->progress ? terminal_progress_bar() : nullptr, compare_error);
-                                s != exit_ok)
-                                return s == exit_usage ? exit_usage : compare_error;
+                            if (int s = run_op("image.compare", request, r, std::move(how)); s != exit_ok) return s;
+                            const bool sizes_differ = r["a_virtual_size"] != r["b_virtual_size"];
+                            if (sizes_differ && a->strict) {
+                                fmt::print("Strict mode: Image size mismatch!\n");
+                                return 1;
+                            }
+                            if (sizes_differ) fmt::print("Warning: Image size mismatch!\n");
                             if (r["identical"].get<bool>()) {
                                 fmt::print("Images are identical.\n");
                                 return exit_ok;
@@ -157,13 +262,13 @@ void register_map(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_flag("--json", a->json, "Print JSON (qemu-img map --output=json style)");
+    add_output_flags(app, a->json, "as qemu-img map --output=json");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
                             json request{{"path", a->file}};
                             a->src.add_to(request);
                             json map;
-                            if (int s = run_op("image.map", request, map); s != exit_ok) return s;
+                            if (int s = run_op("image.map", request, map, a->src.hint(a->file, "-f")); s != exit_ok) return s;
                             if (a->json) {
                                 fmt::print("{}\n", map["extents"].dump());
                                 return exit_ok;
@@ -189,7 +294,8 @@ void register_map(CLI::App &root, std::vector<Command> &commands) {
 }
 
 void register_check(CLI::App &root, std::vector<Command> &commands) {
-    auto *app = root.add_subcommand("check", "Check an image's metadata for consistency (read-only)");
+    auto *app = root.add_subcommand(
+        "check", "Check an image's metadata (read-only; exit 0 clean, 1 check failed, 2 corruptions, 3 leaks only, as qemu-img)");
     struct Args {
         SourceFlags src;
         bool json = false;
@@ -197,21 +303,33 @@ void register_check(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_flag("--json", a->json, "Print JSON (the image.check result: qemu-img check's keys and clean)");
+    add_output_flags(app, a->json, "as qemu-img check --output=json (corruptions, leaks, check-errors, ...) plus clean and messages");
     app->add_option("file", a->file, "Image file")->required();
     commands.push_back({app, [a]() {
+                            constexpr int check_failed = 1, corrupt = 2, leaked = 3;
                             json request{{"path", a->file}};
                             a->src.add_to(request);
                             json c;
-                            if (int s = run_op("image.check", request, c); s != exit_ok) return s;
-                            const auto errors = c["check-errors"].get<std::uint64_t>(), leaks = c["leaks"].get<std::uint64_t>();
+                            RunOptions how = a->src.hint(a->file, "-f");
+                            how.error_status = check_failed;
+                            if (int s = run_op("image.check", request, c, std::move(how)); s != exit_ok) return s;
+                            const auto corruptions = c["corruptions"].get<std::uint64_t>(), leaks = c["leaks"].get<std::uint64_t>(),
+                                       check_errors = c["check-errors"].get<std::uint64_t>();
                             if (a->json) {
                                 fmt::print("{}\n", c.dump(4));
                             } else {
-                                for (const auto &m : c["messages"]) fmt::print("{}\n", m.get<std::string>());
-                                if (errors) fmt::print("\n{} errors were found on the image.\n", errors);
-                                if (leaks) fmt::print("\n{} leaked clusters were found on the image.\n", leaks);
+                                // What was found goes to stderr and the summary to stdout, as qemu-img prints them.
+                                for (const auto &m : c["messages"]) std::fprintf(stderr, "%s\n", m.get<std::string>().c_str());
                                 if (c["clean"].get<bool>()) fmt::print("No errors were found on the image.\n");
+                                if (corruptions)
+                                    fmt::print("\n{} errors were found on the image.\nData may be corrupted, or further writes to the "
+                                               "image may corrupt it.\n",
+                                               corruptions);
+                                if (leaks)
+                                    fmt::print("\n{} leaked clusters were found on the image.\nThis means waste of disk space, but no "
+                                               "harm to data.\n",
+                                               leaks);
+                                if (check_errors) fmt::print("\n{} internal errors have occurred during the check.\n", check_errors);
                                 if (c.contains("total-clusters")) {
                                     const auto alloc = c["allocated-clusters"].get<std::uint64_t>(), total = c["total-clusters"].get<std::uint64_t>();
                                     fmt::print("{}/{} = {:.2f}% allocated\n", alloc, total,
@@ -219,8 +337,9 @@ void register_check(CLI::App &root, std::vector<Command> &commands) {
                                 }
                                 if (c.contains("image-end-offset")) fmt::print("Image end offset: {}\n", c["image-end-offset"].get<std::uint64_t>());
                             }
-                            if (!c["clean"].get<bool>())
-                                return report_message(fmt::format("'{}' is not clean: {} errors, {} leaks", a->file, errors, leaks));
+                            if (check_errors) return check_failed;
+                            if (corruptions) return corrupt;
+                            if (leaks) return leaked;
                             return exit_ok;
                         }});
 }

@@ -1,6 +1,7 @@
 // hsdk kvm domain|manifest|import, hsdk ova verify|list, hsdk ovf show: requests to kvm.domain,
 // kvm.manifest, kvm.import, ova.verify, ova.list and vm.load.
 #include "commands.hpp"
+#include "progress_display.hpp"
 
 #include <hypersdk/kvm.hpp>
 
@@ -17,7 +18,7 @@ using json = nlohmann::json;
 struct KvmFlags {
     std::string from, vm_select, disk_dir = ".", disk_format = "qcow2", network, bridge, name, machine;
     std::string ovmf_code, ovmf_vars, ovmf_code_secure, ovmf_vars_secure, nvram_dir;
-    bool windows_virtio = false;
+    bool windows_virtio = false, strict = false;
     std::vector<std::string> network_maps, bridge_maps;
 
     // The request fields; a malformed SOURCE=TARGET is a usage error.
@@ -33,6 +34,7 @@ struct KvmFlags {
         for (const auto &[key, value] : strings)
             if (!value->empty()) request[key] = *value;
         if (windows_virtio) request["windows_virtio"] = true;
+        if (strict) request["strict"] = true;
         auto maps = [&](const std::vector<std::string> &in, const char *key) {
             json m = json::object();
             for (const auto &item : in) {
@@ -60,12 +62,15 @@ void add_kvm_flags(CLI::App *app, KvmFlags &f) {
     app->add_option("--from", f.from, "VM description: VM.ovf, VM.ova or vm.json")->required();
     app->add_option("--vm", f.vm_select, "Virtual system to use when the OVF holds several (id or name)");
     app->add_option("--disk-dir", f.disk_dir, "Folder holding the converted disks")->capture_default_str();
-    app->add_option("--disk-format", f.disk_format, "Format of the converted disks")->capture_default_str();
+    app->add_option("--disk-format", f.disk_format, "Format of the converted disks: raw, qcow2, vmdk, vhd (vpc), vhdx or vdi")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"raw", "qcow2", "vmdk", "vhd", "vpc", "vhdx", "vdi"}));
     auto *net = app->add_option("--network", f.network, "libvirt network for every NIC (default: default)");
     auto *br = app->add_option("--bridge", f.bridge, "Host bridge for every NIC");
     net->excludes(br);
     app->add_option("--map-network", f.network_maps, "SOURCE=NETWORK: libvirt network for one source network (repeatable)");
     app->add_option("--map-bridge", f.bridge_maps, "SOURCE=BRIDGE: host bridge for one source network (repeatable)");
+    app->add_flag("--strict", f.strict, "A --map-network/--map-bridge source that no NIC is on is an error (default: a warning)");
     app->add_option("--name", f.name, "Domain name (default: the VM's name)");
     app->add_flag("--windows-virtio", f.windows_virtio, "The Windows guest has virtio drivers: use virtio disks and NICs");
     app->add_option("--machine", f.machine, "Force the machine type")->check(CLI::IsMember({"q35", "pc"}));
@@ -144,7 +149,7 @@ void register_import(CLI::App &kvm, std::vector<Command> &commands) {
                             request["verify"] = !a->no_verify;
                             request["overwrite"] = a->overwrite;
                             json r;
-                            if (int s = run_op("kvm.import", request, r, a->progress ? terminal_progress_bar() : nullptr); s != exit_ok)
+                            if (int s = run_op("kvm.import", request, r, progress_if(a->progress)); s != exit_ok)
                                 return s;
                             for (const auto &d : r["disks"]) fmt::print("disk      {}\n", d.get<std::string>());
                             fmt::print("domain    {}\n", r["domain_xml_path"].get<std::string>());

@@ -1,6 +1,7 @@
 // hsdk ops [--json] [NAME] and hsdk run OPERATION --request JSON|@FILE|@- [-p] [--json]: the
 // operation registry itself, and any operation of it run from the command line.
 #include "commands.hpp"
+#include "progress_display.hpp"
 
 #include <hypersdk/ops.hpp>
 
@@ -69,7 +70,7 @@ void register_ops(CLI::App &root, std::vector<Command> &commands) {
         std::string name;
     };
     auto a = std::make_shared<Args>();
-    app->add_flag("--json", a->json, "Print the registry (or the operation) as JSON, schemas included");
+    add_output_flags(app, a->json, "the registry (or the operation) with its schemas");
     app->add_option("name", a->name, "An operation to describe, e.g. image.convert");
     commands.push_back({app, [a]() {
                             if (a->name.empty()) {
@@ -138,13 +139,13 @@ void register_run(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("operation", a->operation, "Operation name, e.g. image.convert")->required();
     app->add_option("--request,-r", a->request, "The request: JSON text, @FILE, or @- for standard input (default {})");
     app->add_flag("-p,--progress", a->progress, "Show progress (a bar on a terminal, phase lines elsewhere)");
-    app->add_flag("--json", a->json, "Print the result as JSON");
+    add_output_flags(app, a->json, "the result");
     commands.push_back({app, [a]() {
                             json request;
                             std::string error;
                             if (!read_request(a->request, request, error)) return report_message(error, exit_usage);
                             json result;
-                            if (int s = run_op(a->operation, request, result, a->progress ? phase_progress() : nullptr); s != exit_ok) return s;
+                            if (int s = run_op(a->operation, request, result, progress_if(a->progress)); s != exit_ok) return s;
                             if (a->json || !result.is_object()) fmt::print("{}\n", result.dump(2));
                             else print_tree(result, 0);
                             return exit_ok;

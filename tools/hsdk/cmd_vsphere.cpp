@@ -1,6 +1,7 @@
 // vSphere commands: `hsdk vms list` and `hsdk export`. The password comes from an environment
 // variable or a file (never from the command line, where every user of the machine can read it).
 #include "commands.hpp"
+#include "progress_display.hpp"
 
 #include <hypersdk/export.hpp>
 #include <hypersdk/vm.hpp>
@@ -66,7 +67,7 @@ void register_vms(CLI::App &root, std::vector<Command> &commands) {
     };
     auto a = std::make_shared<Args>();
     add_connection_flags(app, a->conn);
-    app->add_flag("--json", a->json, "Print the VM model as JSON");
+    add_output_flags(app, a->json, "the VM model");
     commands.push_back({app, [a]() {
                             nlohmann::json result;
                             if (int st = run_op("vsphere.vms.list", {{"connection", a->conn.request()}}, result); st != exit_ok) return st;
@@ -132,7 +133,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                                                    {"transport", a->transport}};
                             if (!options.empty()) request["options"] = options;
                             nlohmann::json res;
-                            if (int st = run_op("export.run", request, res, a->progress ? phase_progress() : nullptr); st != exit_ok) return st;
+                            if (int st = run_op("export.run", request, res, progress_if(a->progress)); st != exit_ok) return st;
                             const auto resumed = res["bytes_resumed"].get<std::uint64_t>();
                             fmt::print("exported {} ({}{}) in {:.1f} s: {} received{}\n", res["vm"]["inventory_path"].get<std::string>(),
                                        res["method"].get<std::string>(), res["snapshot_used"].get<bool>() ? ", from a temporary snapshot" : "",

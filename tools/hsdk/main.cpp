@@ -4,11 +4,13 @@
 
 #include <hypersdk/version.hpp>
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <exception>
 
 int main(int argc, char **argv) {
-    CLI::App app{"hsdk - export VMs, keep changed-block backups and convert virtual disks", "hsdk"};
+    CLI::App app{"hsdk - export VMs from vSphere, convert virtual disks, write OVF/OVA and KVM domains", "hsdk"};
     app.set_version_flag("-V,--version", std::string("hsdk ") + std::string(hypersdk::version()));
     app.require_subcommand(1);
     app.fallthrough();
@@ -29,7 +31,15 @@ int main(int argc, char **argv) {
     } catch (const CLI::CallForVersion &e) {
         return app.exit(e);
     } catch (const CLI::ParseError &e) {
-        return hsdk::report_message(e.what() + std::string(" (see hsdk --help)"), hsdk::exit_usage);
+        // Name the help of the subcommand the mistake was made in.
+        std::string help = "hsdk";
+        for (const CLI::App *sub = &app;;) {
+            const auto parsed = sub->get_subcommands();
+            if (parsed.empty()) break;
+            sub = parsed.front();
+            help += " " + sub->get_name();
+        }
+        return hsdk::report_message(e.what() + fmt::format(" (see {} --help)", help), hsdk::exit_usage);
     }
 
     hsdk::configure_logging(verbosity, quiet);
