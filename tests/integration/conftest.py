@@ -47,7 +47,7 @@ def assert_qemu_check_clean(path, fmt):
     p = qemu_img("check", "-f", fmt, "--output=json", path, check=False)
     assert p.returncode == 0, f"qemu-img check {path}: exit {p.returncode}\n{p.stdout}{p.stderr}"
     report = json.loads(p.stdout)
-    assert report.get("check-errors", 0) == 0, report
+    assert report.get("check-errors", 0) == 0, report  # qemu's keys: check-errors means the check itself failed
     assert report.get("leaks", 0) == 0, report
     assert report.get("corruptions", 0) == 0, report
 

@@ -48,7 +48,7 @@ def test_reads_qemu_vdi(workdir, size, static):
     assert info["virtual-size"] == qemu_info(img, "vdi")["virtual-size"]
     assert info["cluster-size"] == MiB
     report = json.loads(hsdk("check", "--json", img).stdout)
-    assert report["check-errors"] == 0, report
+    assert report["corruptions"] == 0 and report["check-errors"] == 0, report
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -64,7 +64,7 @@ def test_writes_vdi(workdir, size, static):
     assert q["format"] == "vdi"
     assert q["virtual-size"] == -(-size // 512) * 512
     report = json.loads(hsdk("check", "--json", out).stdout)
-    assert report["check-errors"] == 0, report
+    assert report["corruptions"] == 0 and report["check-errors"] == 0, report
     assert report["allocated-clusters"] == read_field(out, BLOCKS_ALLOCATED, "<I")
     blocks = -(-size // MiB)
     if static == "on":
@@ -128,9 +128,9 @@ def test_check_reports_qemu_rule_violations(workdir):
     bmap = read_field(img, OFFSET_BMAP, "<I")
     patch(img, bmap + 8, "<I", 1)  # block 2 now shares data block 1 with block 1
     p = hsdk("check", "--json", img, check=False)
-    assert p.returncode == 1
+    assert p.returncode == 2  # corruptions
     report = json.loads(p.stdout)
-    assert report["check-errors"] >= 1
+    assert report["corruptions"] >= 1
     assert any("used by block map entries 1 and 2" in m for m in report["messages"])
     assert qemu_img("check", "-f", "vdi", img, check=False).returncode != 0  # qemu agrees it is corrupt
 

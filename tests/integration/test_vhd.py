@@ -45,7 +45,7 @@ def test_reads_qemu_vhd(workdir, size, subformat, force_size):
     if subformat == "dynamic":
         assert hsdk("info", img).stdout.find("file format: vhd") >= 0  # probed by its footer copy
     report = json.loads(hsdk("check", "--json", "-f", "vhd", img).stdout)
-    assert report["check-errors"] == 0, report
+    assert report["corruptions"] == 0 and report["check-errors"] == 0, report
 
 
 def write_fixed_with_footer(path, data_size, footer_bytes):
@@ -136,7 +136,7 @@ def test_writes_vhd(workdir, options, disk_type, azure, size):
     if disk_type == "Fixed":
         assert os.path.getsize(out) == vsize + 512
     report = json.loads(hsdk("check", "--json", "-f", "vhd", out).stdout)
-    assert report["check-errors"] == 0, report
+    assert report["corruptions"] == 0 and report["check-errors"] == 0, report
     info = hsdk_info(out, "-f", "vhd")
     assert info["virtual-size"] == vsize
     assert info["format-specific"]["data"]["creator-application"] == "win "
@@ -186,7 +186,8 @@ def test_differencing_chain_reads_parent_through_bitmaps(workdir):
     parent, child, expected = gen_vhd.make_parent_and_child(workdir)
     out = hsdk_to_raw(child, workdir / "out.raw")
     assert out.read_bytes() == expected
-    chain = json.loads(hsdk("info", "--json", "--backing-chain", child).stdout)
+    top, below = json.loads(hsdk("info", "--json", "--backing-chain", child).stdout)
+    chain = dict(top, **{"backing-image": below})
     assert chain["subformat"] == "differencing"
     assert chain["backing-filename"] == "parent.vhd"
     assert chain["backing-filename-format"] == "vhd"
@@ -283,8 +284,8 @@ def test_damaged_end_footer_falls_back_to_copy(workdir):
     assert_qemu_identical(src, "raw", out, "raw")
     assert "copy at offset 0" in hsdk_info(img)["format-specific"]["data"]["footer"]
     p = hsdk("check", "--json", img, check=False)
-    assert p.returncode == 1
-    assert json.loads(p.stdout)["check-errors"] == 1
+    assert p.returncode == 2  # corruptions
+    assert json.loads(p.stdout)["corruptions"] == 1
 
 
 def test_bad_footer_checksum_is_corrupt(workdir):
@@ -346,8 +347,8 @@ def test_dynamic_header_checksum_reported_by_check(workdir):
         f.write(struct.pack(">I", 0x12345678))
     assert_qemu_identical(src, "raw", hsdk_to_raw(img, workdir / "out.raw"), "raw")
     p = hsdk("check", img, check=False)
-    assert p.returncode == 1
-    assert "dynamic disk header checksum mismatch" in p.stdout
+    assert p.returncode == 2  # a corruption
+    assert "dynamic disk header checksum mismatch" in p.stderr and "1 errors were found" in p.stdout
 
 
 def test_empty_disk(workdir):

@@ -505,7 +505,7 @@ TEST_CASE("qcow2: extended L2 entries") {
         REQUIRE_ERROR(open_and_read(b.write("q-ext-bad.qcow2")), Errc::corrupt_image, "both allocated and zero");
         auto report = check_image(work("q-ext-bad.qcow2"), qcow2_options());
         REQUIRE(report);
-        CHECK(report.value().errors == 1);
+        CHECK(report.value().corruptions == 1);
     }
     SUBCASE("allocated subclusters without a host cluster") {
         b.be64(4 * c + 8, 0x1);
@@ -520,7 +520,7 @@ TEST_CASE("qcow2: check finds damaged refcounts") {
         auto r = check_image(b.write("q-chk-zero.qcow2"), qcow2_options());
         REQUIRE(r);
         CHECK_FALSE(r.value().clean);
-        CHECK(r.value().errors == 2);  // refcount too low, and OFLAG_COPIED no longer matches
+        CHECK(r.value().corruptions == 2);  // refcount too low, and OFLAG_COPIED no longer matches
     }
     SUBCASE("a leaked cluster") {
         Builder b;
@@ -528,7 +528,7 @@ TEST_CASE("qcow2: check finds damaged refcounts") {
         b.be16(3 * cs + 2 * 6, 1);
         auto r = check_image(b.write("q-chk-leak.qcow2"), qcow2_options());
         REQUIRE(r);
-        CHECK(r.value().errors == 0);
+        CHECK(r.value().corruptions == 0);
         CHECK(r.value().leaks == 1);
         CHECK(r.value().image_end_offset == 7 * cs);
     }
@@ -537,7 +537,7 @@ TEST_CASE("qcow2: check finds damaged refcounts") {
         b.be64(2 * cs + 8, 0x100000);
         auto r = check_image(b.write("q-chk-rb.qcow2"), qcow2_options());
         REQUIRE(r);
-        CHECK(r.value().errors == 1);
+        CHECK(r.value().corruptions == 1);
         CHECK(r.value().messages.front().find("refcount block 1 is outside image") != std::string::npos);
     }
     SUBCASE("L2 table beyond the file: an error, not a failure") {
@@ -545,7 +545,7 @@ TEST_CASE("qcow2: check finds damaged refcounts") {
         b.be64(1 * cs, 0x64000 | oflag_copied);
         auto r = check_image(b.write("q-chk-l2.qcow2"), qcow2_options());
         REQUIRE(r);
-        CHECK(r.value().errors >= 1);
+        CHECK(r.value().corruptions >= 1);
     }
 }
 

@@ -93,7 +93,7 @@ TEST_CASE("VDI: map entries give data, holes and zeros") {
     CHECK(l.read(4 * MiB - 5, past).error().code == Errc::invalid_argument);
     auto report = l.check();
     REQUIRE(report);
-    CHECK(report.value().errors == 0);
+    CHECK(report.value().corruptions == 0);
     CHECK(report.value().allocated_clusters == 2);
     CHECK(report.value().total_clusters == 4);
     CHECK(l.info().format_specific["discarded-blocks"] == 1);
@@ -181,7 +181,7 @@ TEST_CASE("VDI check(): shared blocks, out-of-range entries, allocated count") {
     REQUIRE(layer);
     auto r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors == 2);  // shared, and 3 used where the header says 2
+    CHECK(r.value().corruptions == 2);  // shared, and 3 used where the header says 2
     CHECK(r.value().messages.at(0).find("used by block map entries 1 and 2") != std::string::npos);
 
     s.map = {0, 1, U, U};
@@ -192,7 +192,7 @@ TEST_CASE("VDI check(): shared blocks, out-of-range entries, allocated count") {
     REQUIRE(layer);
     r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors == 1);
+    CHECK(r.value().corruptions == 1);
     CHECK(r.value().messages.at(0).find("beyond the 4 blocks") != std::string::npos);
 
     s.map = {0, 1, 3, U};  // block 3 exists in the file but lies past the 2 allocated
@@ -202,7 +202,7 @@ TEST_CASE("VDI check(): shared blocks, out-of-range entries, allocated count") {
     REQUIRE(layer);
     r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors == 1);
+    CHECK(r.value().corruptions == 1);
     CHECK(r.value().messages.at(0).find("past the 3 allocated blocks") != std::string::npos);
 }
 

@@ -230,7 +230,7 @@ TEST_CASE("VHD: a damaged end footer falls back to the copy at offset 0, and che
     CHECK(data[3 * MiB] == std::byte{0});
     auto report = layer.value()->check();
     REQUIRE(report);
-    CHECK(report.value().errors == 1);
+    CHECK(report.value().corruptions == 1);
 
     // A fixed disk keeps no copy: "conectix" at offset 0 of a fixed disk's data is not a footer.
     std::vector<std::byte> fixed(MiB + 512);
@@ -312,7 +312,7 @@ TEST_CASE("VHD dynamic: allocated blocks are data, holes elsewhere, reads stay i
     CHECK(l.read(l.virtual_size() - 512, buf).error().code == Errc::invalid_argument);
     auto report = l.check();
     REQUIRE(report);
-    CHECK(report.value().errors == 0);
+    CHECK(report.value().corruptions == 0);
     CHECK(report.value().allocated_clusters == 2);
     CHECK(report.value().total_clusters == 3);
 }
@@ -326,7 +326,7 @@ TEST_CASE("VHD check(): overlapping blocks, blocks over metadata, footer copy, h
     REQUIRE(layer);
     auto r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors == 1);
+    CHECK(r.value().corruptions == 1);
     CHECK(r.value().messages.at(0).find("overlaps block 0") != std::string::npos);
 
     img = build_dynamic({});
@@ -335,7 +335,7 @@ TEST_CASE("VHD check(): overlapping blocks, blocks over metadata, footer copy, h
     REQUIRE(layer);
     r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors >= 1);
+    CHECK(r.value().corruptions >= 1);
 
     img = build_dynamic({});
     {
@@ -349,7 +349,7 @@ TEST_CASE("VHD check(): overlapping blocks, blocks over metadata, footer copy, h
     REQUIRE(layer);
     r = layer.value()->check();
     REQUIRE(r);
-    CHECK(r.value().errors == 2);
+    CHECK(r.value().corruptions == 2);
 }
 
 namespace {

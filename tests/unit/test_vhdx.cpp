@@ -379,7 +379,7 @@ TEST_CASE("headers: the valid one with the higher sequence number wins") {
         CHECK(read_all(*r.value()) == disk);
         auto report = check(bad);
         REQUIRE(report);
-        CHECK(report.value().errors == 1);
+        CHECK(report.value().corruptions == 1);
         CHECK(report.value().messages.at(0).find("header 2 is invalid") != std::string::npos);
     }
     {
@@ -572,7 +572,7 @@ TEST_CASE("BAT: bad entries fail the reads that need them and show in check") {
         CHECK(r.value()->read(3 * MiB, buf));  // other blocks still read
         auto report = check(bad);
         REQUIRE(report);
-        CHECK(report.value().errors >= 1);
+        CHECK(report.value().corruptions >= 1);
         CHECK_FALSE(report.value().clean);
     }
     {

@@ -331,7 +331,7 @@ TEST_CASE("sparse: a grain table past the end of the file fails where it is used
     auto report = check_image(work("gt-eof.vmdk"));
     REQUIRE(report);
     CHECK_FALSE(report.value().clean);
-    CHECK(report.value().errors >= 1);
+    CHECK(report.value().corruptions >= 1);
 }
 
 TEST_CASE("sparse: directory entries sharing or overlapping grain tables are refused") {
@@ -367,7 +367,7 @@ TEST_CASE("sparse: the redundant directory stands in for a broken primary") {
     CHECK(data.value()[2 * 65536] == std::byte{0x5a});
     auto report = check_image(work("rgd.vmdk"));
     REQUIRE(report);
-    CHECK(report.value().errors == 1);  // the broken primary is still reported
+    CHECK(report.value().corruptions == 1);  // the broken primary is still reported
 }
 
 TEST_CASE("sparse: grains past EOF, overlapping and shared grains") {
@@ -390,7 +390,7 @@ TEST_CASE("sparse: grains past EOF, overlapping and shared grains") {
     write_file(work("shared.vmdk"), b.file);
     auto report = check_image(work("shared.vmdk"));
     REQUIRE(report);
-    CHECK(report.value().errors >= 3);
+    CHECK(report.value().corruptions >= 3);
     bool same = false, overlap = false;
     for (const auto &m : report.value().messages) {
         same = same || contains(m, "point at the same data");
