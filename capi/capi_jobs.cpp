@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -230,16 +231,12 @@ HSDK_API hsdk_status hsdk_run_json(char **out_result_json, const char *operation
     return capi::guard([&]() -> hsdk_status {
         HSDK_CHECK_ARG(out_result_json != nullptr);
         *out_result_json = nullptr;
-        HSDK_CHECK_ARG(operation != nullptr);
-        auto request = capi::parse_request(request_json);
-        if (!request) return capi::set_error(request.error());
-        auto done = std::make_shared<hsdk_job::Done>();
-        auto cb = capi::callbacks_from(callbacks, done);
-        if (!cb) return capi::set_error(cb.error());
-        auto r = run_operation(operation, request.value(), std::move(cb).value());
-        if (!r) return capi::set_error(r.error());
-        *out_result_json = capi::copy_out(capi::dump(r.value()));
-        return HSDK_OK;
+        // Exactly start + wait + result, so both ways of running an operation behave alike.
+        hsdk_job *job = nullptr;
+        if (const hsdk_status st = hsdk_job_start(&job, operation, request_json, callbacks); st != HSDK_OK) return st;
+        const std::unique_ptr<hsdk_job, void (*)(hsdk_job *)> owned(job, &hsdk_job_free);
+        if (const hsdk_status st = hsdk_job_wait(job, -1); st != HSDK_OK) return st;
+        return hsdk_job_result_json(out_result_json, job);
     });
 }
 

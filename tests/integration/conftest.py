@@ -96,3 +96,26 @@ def workdir(tmp_path):
 
 def list_temporaries(folder):
     return [p for p in pathlib.Path(folder).iterdir() if ".hsdk-" in p.name]
+
+
+def run_on_pty(args, columns=80, timeout=120):
+    """Runs hsdk with stderr on a pseudo-terminal `columns` wide; returns (exit status, what it drew)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    p = subprocess.run([str(HSDK), *map(str, args)], stdout=subprocess.PIPE, stderr=slave, timeout=timeout)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal is closed once everything was read
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return p.returncode, b"".join(chunks).decode(errors="replace")

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from conftest import HSDK, MiB, assert_qemu_check_clean, assert_qemu_identical, hsdk, list_temporaries, run, write_pattern
+from conftest import HSDK, MiB, run_on_pty, assert_qemu_check_clean, assert_qemu_identical, hsdk, list_temporaries, run, write_pattern
 
 
 def test_version_and_help():
@@ -105,26 +105,9 @@ def test_sha256_manifest_lines(workdir):
 
 def test_progress_bar_on_a_terminal(workdir):
     """-p draws a bar with percentage, rate and ETA when stderr is a terminal, and nothing otherwise."""
-    import pty
-    import subprocess
-
     src = write_pattern(workdir / "src.raw", 16 * MiB, seed=8)
-    master, slave = pty.openpty()
-    p = subprocess.run([str(HSDK), "convert", "-p", "-f", "raw", "-O", "qcow2", str(src), str(workdir / "o.qcow2")],
-                       stdout=subprocess.PIPE, stderr=slave, timeout=120)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert p.returncode == 0
-    shown = b"".join(chunks).decode(errors="replace")
+    rc, shown = run_on_pty(["convert", "-p", "-f", "raw", "-O", "qcow2", src, workdir / "o.qcow2"])
+    assert rc == 0
     assert "converting [" in shown and "100.0%" in shown and "ETA" in shown and "/s" in shown
     # Not a terminal: no bar, plain lines instead (at least the first and the last).
     p = hsdk("convert", "-p", "-f", "raw", "-O", "qcow2", src, workdir / "o2.qcow2")

@@ -5,14 +5,11 @@ subcommand's help, format hints naming the right flag, the progress bar fitted t
 and KVM output libvirt opens."""
 import json
 import os
-import pty
 import re
-import struct
-import subprocess
 
 import pytest
 
-from conftest import HSDK, MiB, hsdk, qemu_img, run, write_pattern
+from conftest import MiB, hsdk, qemu_img, run, run_on_pty, write_pattern
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVF = os.path.join(ROOT, "tests", "data", "ovf", "linux-uefi-secureboot.ovf")
@@ -199,26 +196,6 @@ def test_help_claims_only_what_exists():
 
 
 # ---- progress --------------------------------------------------------------------------------------
-
-def run_on_pty(args, columns):
-    import fcntl
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    p = subprocess.run([str(HSDK), *map(str, args)], stdout=subprocess.PIPE, stderr=slave, timeout=120)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return p.returncode, b"".join(chunks).decode(errors="replace")
-
 
 @pytest.mark.parametrize("columns", [80, 44])
 def test_the_bar_fits_the_terminal(tmp_path, columns):
