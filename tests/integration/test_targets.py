@@ -171,21 +171,26 @@ def test_skip_create_writes_into_an_existing_raw_file(tmp_path):
 
 # ---- temporaries, signals ---------------------------------------------------------------------
 
-def slow_source(tmp_path):
-    """A source whose compressed conversion takes long enough to be interrupted part way."""
-    src = tmp_path / "slow.raw"
+@pytest.fixture(scope="module")
+def slow_source(tmp_path_factory):
+    """A source whose conversion takes seconds, not milliseconds: 64 MiB of word-like text, which the
+    slowest deflate level (compression_level=12) works hard on, so it can be interrupted part way."""
+    src = tmp_path_factory.mktemp("slow") / "text.raw"
     rng = random.Random(11)
+    words = [bytes(rng.choice(b"abcdefghijklmnop") for _ in range(rng.randint(2, 9))) for _ in range(500)]
+    chunk = b" ".join(rng.choice(words) for _ in range(200_000))
     with open(src, "wb") as f:
-        for _ in range(96):
-            f.write(rng.randbytes(MiB // 2) + bytes(MiB // 2))
+        for _ in range(64 * MiB // len(chunk) + 1):
+            f.write(bytes(rng.choice(words)) + b" " + chunk)
+        f.truncate(64 * MiB)
     return src
 
 
-def start_slow_convert(tmp_path, dest):
-    src = slow_source(tmp_path)
-    proc = subprocess.Popen([str(HSDK), "convert", "-c", "-t", "writeback", "-f", "raw", "-O", "qcow2", str(src), str(dest)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_slow_convert(src, dest):
+    proc = subprocess.Popen([str(HSDK), "convert", "-c", "-o", "compression_level=12", "-t", "writeback", "-f", "raw", "-O", "qcow2",
+                             str(src), str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Wait (by state, not by a fixed time) until its temporary exists.
+    temps = []
     for _ in range(5000):
         temps = list_temporaries(dest.parent)
         if temps or proc.poll() is not None:
@@ -196,9 +201,9 @@ def start_slow_convert(tmp_path, dest):
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_cancels_cleans_up_and_exits_128_plus_it(tmp_path, sig, status):
+def test_a_signal_cancels_cleans_up_and_exits_128_plus_it(tmp_path, slow_source, sig, status):
     dest = tmp_path / "out.qcow2"
-    proc, temps = start_slow_convert(tmp_path, dest)
+    proc, temps = start_slow_convert(slow_source, dest)
     assert temps and f".out.qcow2.hsdk-{proc.pid}-" in temps[0].name, "the temporary carries its owner's PID"
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
@@ -207,9 +212,9 @@ def test_a_signal_cancels_cleans_up_and_exits_128_plus_it(tmp_path, sig, status)
     assert not dest.exists() and not list_temporaries(tmp_path)
 
 
-def test_a_killed_conversion_leaves_a_temporary_the_next_run_removes(tmp_path):
+def test_a_killed_conversion_leaves_a_temporary_the_next_run_removes(tmp_path, slow_source):
     dest = tmp_path / "out.qcow2"
-    proc, temps = start_slow_convert(tmp_path, dest)
+    proc, temps = start_slow_convert(slow_source, dest)
     proc.kill()
     proc.wait()
     left = list_temporaries(tmp_path)
