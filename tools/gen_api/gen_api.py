@@ -209,13 +209,32 @@ def api_md(common, ops):
 
 # ---- Python stubs --------------------------------------------------------------------------------
 
-class PyTypes:
-    """TypedDicts for every schema, named after the operation or definition."""
+class SchemaTypes:
+    """One walk over JSON Schemas that names a type for each, defining records (TypedDicts,
+    interfaces) for objects with properties, named after the operation or definition. Subclasses
+    give the language's spellings."""
+    SCALARS = {}  # JSON Schema type -> the language's type
+    ANY = ""
 
     def __init__(self, common):
         self.common = common
-        self.defs = []  # generated class texts, in order
+        self.defs = []  # generated definition texts, in order
         self.done = set()
+
+    def literal(self, values):
+        raise NotImplementedError
+
+    def array(self, inner):
+        raise NotImplementedError
+
+    def mapping(self, value):
+        raise NotImplementedError
+
+    def alias(self, name, definition, type_text):
+        raise NotImplementedError
+
+    def record(self, name, schema):
+        raise NotImplementedError
 
     def of(self, s, hint):
         if "$ref" in s:
@@ -224,40 +243,53 @@ class PyTypes:
                 self.done.add(name)
                 d = self.common[ref_name(s["$ref"])]
                 if "properties" in d:
-                    self.typed_dict(name, d)
+                    self.record(name, d)
                 else:
-                    self.defs.append(f"{name} = {self.of(d, name)}\n")
+                    self.defs.append(self.alias(name, d, self.of(d, name)))
             return name
         if "const" in s:
-            return f"Literal[{json.dumps(s['const'])}]"
+            return self.literal([s["const"]])
         if "enum" in s:
-            return "Literal[" + ", ".join(json.dumps(v) for v in s["enum"]) + "]"
+            return self.literal(s["enum"])
         if "oneOf" in s and any("type" in b or "$ref" in b or "properties" in b for b in s["oneOf"]):
             return " | ".join(self.of(b, hint + ("Object" if b.get("type") == "object" else str(i))) for i, b in enumerate(s["oneOf"]))
         t = s.get("type")
         if isinstance(t, list):
             return " | ".join(self.of({**s, "type": x}, hint) for x in t)
-        if t == "string":
-            return "str"
-        if t == "integer":
-            return "int"
-        if t == "number":
-            return "float"
-        if t == "boolean":
-            return "bool"
-        if t == "null":
-            return "None"
+        if t in self.SCALARS:
+            return self.SCALARS[t]
         if t == "array":
-            return f"list[{self.of(s.get('items', {}), hint + 'Item')}]"
+            return self.array(self.of(s.get("items", {}), hint + "Item"))
         if t == "object" or "properties" in s:
             if s.get("properties"):
                 if hint not in self.done:
                     self.done.add(hint)
-                    self.typed_dict(hint, s)
+                    self.record(hint, s)
                 return hint
             ap = s.get("additionalProperties")
-            return f"dict[str, {self.of(ap, hint + 'Value') if isinstance(ap, dict) else 'Any'}]"
-        return "Any"
+            return self.mapping(self.of(ap, hint + "Value") if isinstance(ap, dict) else self.ANY)
+        return self.ANY
+
+
+class PyTypes(SchemaTypes):
+    """TypedDicts for every schema."""
+    SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}
+    ANY = "Any"
+
+    def literal(self, values):
+        return "Literal[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+    def array(self, inner):
+        return f"list[{inner}]"
+
+    def mapping(self, value):
+        return f"dict[str, {value}]"
+
+    def alias(self, name, definition, type_text):
+        return f"{name} = {type_text}\n"
+
+    def record(self, name, schema):
+        self.typed_dict(name, schema)
 
     def typed_dict(self, name, s):
         required = set(s.get("required", []))
@@ -294,53 +326,26 @@ def python_stub(common, ops):
 
 # ---- TypeScript ----------------------------------------------------------------------------------
 
-class TsTypes:
-    def __init__(self, common):
-        self.common = common
-        self.defs = []
-        self.done = set()
+class TsTypes(SchemaTypes):
+    """TypeScript interfaces and types for every schema."""
+    SCALARS = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean", "null": "null"}
+    ANY = "unknown"
 
-    def of(self, s, hint):
-        if "$ref" in s:
-            name = camel(ref_name(s["$ref"]))
-            if name not in self.done:
-                self.done.add(name)
-                d = self.common[ref_name(s["$ref"])]
-                if "properties" in d:
-                    self.interface(name, d)
-                else:
-                    doc = f"/** {d['description']} */\n" if d.get("description") else ""
-                    self.defs.append(f"{doc}export type {name} = {self.of(d, name)};\n")
-            return name
-        if "const" in s:
-            return json.dumps(s["const"])
-        if "enum" in s:
-            return " | ".join(json.dumps(v) for v in s["enum"])
-        if "oneOf" in s and any("type" in b or "$ref" in b or "properties" in b for b in s["oneOf"]):
-            return " | ".join(self.of(b, hint + ("Object" if b.get("type") == "object" else str(i))) for i, b in enumerate(s["oneOf"]))
-        t = s.get("type")
-        if isinstance(t, list):
-            return " | ".join(self.of({**s, "type": x}, hint) for x in t)
-        if t == "string":
-            return "string"
-        if t in ("integer", "number"):
-            return "number"
-        if t == "boolean":
-            return "boolean"
-        if t == "null":
-            return "null"
-        if t == "array":
-            inner = self.of(s.get("items", {}), hint + "Item")
-            return f"Array<{inner}>"
-        if t == "object" or "properties" in s:
-            if s.get("properties"):
-                if hint not in self.done:
-                    self.done.add(hint)
-                    self.interface(hint, s)
-                return hint
-            ap = s.get("additionalProperties")
-            return f"Record<string, {self.of(ap, hint + 'Value') if isinstance(ap, dict) else 'unknown'}>"
-        return "unknown"
+    def literal(self, values):
+        return " | ".join(json.dumps(v) for v in values)
+
+    def array(self, inner):
+        return f"Array<{inner}>"
+
+    def mapping(self, value):
+        return f"Record<string, {value}>"
+
+    def alias(self, name, definition, type_text):
+        doc = f"/** {definition['description']} */\n" if definition.get("description") else ""
+        return f"{doc}export type {name} = {type_text};\n"
+
+    def record(self, name, schema):
+        self.interface(name, schema)
 
     def interface(self, name, s):
         required = set(s.get("required", []))
