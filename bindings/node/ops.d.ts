@@ -185,13 +185,29 @@ export interface FileSha256Result {
 /** A disk format: raw, qcow2, vmdk, vhd (alias vpc), vhdx or vdi. */
 export type FormatName = "raw" | "qcow2" | "vmdk" | "vhd" | "vpc" | "vhdx" | "vdi";
 
+/** extra request headers for http(s) images, each 'Name: value' (tokens, API keys); never logged, stored or returned. Credentials over plain http:// need insecure */
+export type HttpHeaders = Array<string>;
+
+/** read more headers from this file, one 'Name: value' per line (keeps tokens out of requests and process arguments) */
+export type HttpHeadersFile = string;
+
+/** https images: skip the certificate check; http images: allow credentials (headers, user:password@) in clear text */
+export type HttpInsecure = boolean;
+
+/** https images: trust the certificates of this PEM bundle instead of the system store */
+export type HttpCaFile = string;
+
 export interface ImageCheckRequest {
-  /** the image file */
+  /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
   /** format to open it as; probed when absent */
   "format"?: FormatName;
   /** follow backing files and extents outside the image's folder (see OSSA-2024-001) */
   "allow_external_files"?: boolean;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 export interface ImageCheckResult {
@@ -214,9 +230,9 @@ export interface ImageCheckResult {
 }
 
 export interface ImageCompareRequest {
-  /** first image */
+  /** first image (a local path, or an http:// or https:// URL read with Range requests) */
   "a": string;
-  /** second image */
+  /** second image (a local path, or an http:// or https:// URL read with Range requests) */
   "b": string;
   /** format of a; probed when absent */
   "a_format"?: FormatName;
@@ -226,6 +242,10 @@ export interface ImageCompareRequest {
   "strict"?: boolean;
   /** follow backing files and extents outside the image's folder (see OSSA-2024-001) */
   "allow_external_files"?: boolean;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 export interface ImageCompareResult {
@@ -245,7 +265,7 @@ export interface ImageCompareResult {
 export type CacheMode = "none" | "writeback" | "unsafe";
 
 export interface ImageConvertRequest {
-  /** the source image */
+  /** the source image (a local path, or an http:// or https:// URL read with Range requests) */
   "source": string;
   /** the file to write */
   "destination": string;
@@ -270,6 +290,10 @@ export interface ImageConvertRequest {
   "allow_external_files"?: boolean;
   /** compose the backing chain; false: unallocated ranges of the top image read as zeros */
   "open_backing"?: boolean;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 export interface ImageConvertResult {
@@ -291,7 +315,7 @@ export interface ImageFormatsResult {
 }
 
 export interface ImageInfoRequest {
-  /** the image file */
+  /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
   /** format to open it as; probed when absent (raw is never guessed) */
   "format"?: FormatName;
@@ -301,6 +325,10 @@ export interface ImageInfoRequest {
   "open_backing"?: boolean;
   /** describe every image of the backing chain, each nested under backing-image */
   "backing_chain"?: boolean;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 /** An image as `qemu-img info --output=json` describes it; with the backing chain, each backing image nested under backing-image. */
@@ -334,7 +362,7 @@ export interface ImageInfo {
 }
 
 export interface ImageMapRequest {
-  /** the image file */
+  /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
   /** format to open it as; probed when absent */
   "format"?: FormatName;
@@ -346,6 +374,10 @@ export interface ImageMapRequest {
   "offset"?: number;
   /** length of the range (default: to the end of the disk) */
   "length"?: number;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 export interface ImageMapResultExtentsItem {
@@ -369,8 +401,12 @@ export interface ImageMapResult {
 }
 
 export interface ImageProbeRequest {
-  /** the image file */
+  /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
 }
 
 export interface ImageProbeResult {

@@ -1,6 +1,7 @@
 // Disk images as read-only block devices: open (format given or probed), size, allocation, read.
 #pragma once
 
+#include <hypersdk/byte_source.hpp>
 #include <hypersdk/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,9 @@ struct OpenOptions {
     bool allow_external_files = false;
     bool open_backing = true;  // false: unallocated ranges of the top image read as zeros
     unsigned max_chain_length = 64;
+    // For http:// and https:// images (and the backing files and extents they name, which stay
+    // inside the URL's folder under the same rule as local ones).
+    HttpSourceOptions http;
 };
 
 class Image : public BlockDevice {
@@ -95,7 +99,11 @@ nlohmann::json to_json(const ImageInfo &info);
 // The whole chain, each backing image nested under "backing-image" of its overlay.
 nlohmann::json chain_to_json(const std::vector<ImageInfo> &chain);
 
+// `path` is a local file or an http(s) URL.
 Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOptions &options = {});
+// An image in any byte source (a provider's disk, a plugin's); references it names are opened
+// through the source's open_reference.
+Result<std::unique_ptr<Image>> open_image_source(std::shared_ptr<const ByteSource> source, const OpenOptions &options = {});
 
 // Opens an image kept as a byte range of another file - a disk inside an OVA - without extracting
 // it. `name` is the member's name (for messages). A member must be self-contained: backing files
@@ -103,8 +111,8 @@ Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOpt
 Result<std::unique_ptr<Image>> open_image_range(const std::string &container, std::uint64_t offset, std::uint64_t length,
                                                 const std::string &name, const OpenOptions &options = {});
 
-// The format a file would be opened as, or unsupported when no signature matches.
-Result<std::string> probe_format(const std::string &path);
+// The format a file or URL would be opened as, or unsupported when no signature matches.
+Result<std::string> probe_format(const std::string &path, const HttpSourceOptions &http = {});
 
 // Canonical names of the formats we read / write, and alias resolution ("vpc" -> "vhd").
 std::vector<std::string> readable_formats();

@@ -12,7 +12,7 @@ Result<CheckReport> check_image(const std::string &path, const OpenOptions &opti
         // Metadata too broken to open (a table running past the end of a truncated file, say) is a
         // finding of the check, not a failure of it: one corruption, with the reason. Only for a
         // file that carries the format's signature: a file of another format is no corrupt image.
-        auto probed = probe_format(path);
+        auto probed = probe_format(path, options.http);
         if (probed && (format.empty() || probed.value() == format)) {
             CheckReport report;
             report.format = probed.value();

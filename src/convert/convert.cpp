@@ -6,7 +6,7 @@
 #include "convert/pipeline.hpp"
 #include "core/executor.hpp"
 #include "format/layer.hpp"
-#include "format/reference.hpp"
+#include "io/reference.hpp"
 #include "io/atomic_output.hpp"
 
 #include <fmt/format.h>
@@ -89,7 +89,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     std::unique_ptr<Image> backing;
     if (auto ref = writer->backing()) {
         // The caller named this backing file, so it may live anywhere they chose.
-        HSDK_TRY(auto path, format::resolve_reference(destination, ref->path, /*allow_external=*/true, "backing file"));
+        HSDK_TRY(auto path, io::resolve_reference(destination, ref->path, /*allow_external=*/true, "backing file"));
         OpenOptions bo;
         bo.format = ref->format;
         bo.allow_external_files = false;

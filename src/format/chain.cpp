@@ -1,14 +1,11 @@
 // Composes layers into one block device: unallocated ranges of a layer show its backing layer.
 #include "format/layer.hpp"
-#include "format/reference.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
 #include <set>
-#include <cerrno>
-#include <sys/stat.h>
 
 namespace hypersdk {
 
@@ -140,15 +137,15 @@ private:
 Result<std::unique_ptr<Image>> open_image_range(const std::string &container, std::uint64_t offset, std::uint64_t length,
                                                 const std::string &name, const OpenOptions &options) {
     using namespace format;
-    // Shown as "<package>/<member>": a relative reference resolved against it lands inside a file,
-    // not a folder, so it can never reach a real file next to the package.
+    // Shown as "<package>/<member>". A window has no neighbours, so nothing it names can be reached.
     const std::string display = container + "/" + name;
-    HSDK_TRY(auto file, io::File::open_window(container, offset, length, display));
+    HSDK_TRY(auto whole, open_byte_source(container, options.http));
+    HSDK_TRY(auto window, byte_source_window(std::move(whole), offset, length, display));
     OpenOptions o = options;
     o.allow_external_files = false;
     o.open_backing = false;
     std::string fmt_name = o.format == "vpc" ? "vhd" : o.format;
-    HSDK_TRY(auto layer, open_layer_file(std::move(file), fmt_name, o));
+    HSDK_TRY(auto layer, open_layer_source(io::Source(std::move(window)), fmt_name, o));
     if (auto b = layer->backing())
         return fail_unsupported(fmt::format("'{}' has a backing file ('{}'); a disk inside a package must be self-contained", display, b->path));
     auto info = layer->info();
@@ -158,37 +155,43 @@ Result<std::unique_ptr<Image>> open_image_range(const std::string &container, st
     return std::unique_ptr<Image>(new ChainImage(std::move(layers), {std::move(info)}));
 }
 
-Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOptions &options) {
+Result<std::unique_ptr<Image>> open_image_source(std::shared_ptr<const ByteSource> source, const OpenOptions &options) {
     using namespace format;
+    if (!source) return fail(Errc::invalid_argument, "no source to open an image from");
     std::vector<std::unique_ptr<Layer>> layers;
     std::vector<ImageInfo> infos;
-    std::set<std::pair<dev_t, ino_t>> seen;  // by identity: paths can differ (links, /proc/self/fd)
-    std::string current = path;
+    std::set<std::string> seen;  // by identity: names can differ (links, /proc/self/fd, URL spellings)
+    io::Source current(std::move(source));
     std::string current_format = options.format;
     if (current_format == "vpc") current_format = "vhd";
     for (;;) {
-        struct stat st {};
-        if (::stat(current.c_str(), &st) != 0) return fail(io::errno_error(errno, "cannot open", current));
-        if (!seen.insert({st.st_dev, st.st_ino}).second)
-            return fail_corrupt(fmt::format("backing chain loops back to '{}'", current));
+        if (!seen.insert(current.source().identity()).second)
+            return fail_corrupt(fmt::format("backing chain loops back to '{}'", current.path()));
         if (layers.size() >= options.max_chain_length)
-            return fail_corrupt(fmt::format("backing chain of '{}' is longer than {} images", path, options.max_chain_length));
-        HSDK_TRY(auto layer, open_layer(current, current_format, options));
+            return fail_corrupt(fmt::format("backing chain of '{}' is longer than {} images", infos.front().filename,
+                                            options.max_chain_length));
+        const std::string name = current.path();
+        HSDK_TRY(auto layer, open_layer_source(current, current_format, options));
         auto info = layer->info();
-        info.filename = current;
+        info.filename = name;
         auto backing = layer->backing();
         if (!layers.empty()) HSDK_TRYV(layers.back()->verify_parent(*layer));
         layers.push_back(std::move(layer));
         infos.push_back(std::move(info));
         if (!backing || !options.open_backing) break;
-        auto next = resolve_reference(current, backing->path, options.allow_external_files, "backing file");
-        if (!next) return fail(next.error().with_context(fmt::format("'{}'", current)));
-        current = next.value();
+        auto next = current.open_reference(backing->path, options.allow_external_files, "backing file");
+        if (!next) return fail(next.error().with_context(fmt::format("'{}'", name)));
+        current = std::move(next).value();
         current_format = backing->format;
         // Backing files named without a format are probed like any image, never assumed raw.
         if (current_format == "vpc") current_format = "vhd";
     }
     return std::unique_ptr<Image>(new format::ChainImage(std::move(layers), std::move(infos)));
+}
+
+Result<std::unique_ptr<Image>> open_image(const std::string &path, const OpenOptions &options) {
+    HSDK_TRY(auto source, open_byte_source(path, options.http));
+    return open_image_source(std::move(source), options);
 }
 
 }  // namespace hypersdk

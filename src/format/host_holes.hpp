@@ -7,8 +7,8 @@
 namespace hypersdk::format {
 
 // Appends the data extent `e` (with a host offset into `file`) to `out`, its parts that lie in
-// holes of the file (SEEK_HOLE) turned into zero extents. File systems without SEEK_DATA give
+// holes of the file (as its byte source knows them) turned into zero extents. Sources that know no holes give
 // the extent unchanged.
-Result<void> append_split_by_host_holes(const io::File &file, const Extent &e, std::vector<Extent> &out);
+Result<void> append_split_by_host_holes(const io::Source &file, const Extent &e, std::vector<Extent> &out);
 
 }  // namespace hypersdk::format

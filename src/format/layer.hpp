@@ -7,6 +7,7 @@
 
 #include "io/atomic_output.hpp"
 #include "io/file.hpp"
+#include "io/source.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -46,7 +47,7 @@ public:
 // Context a driver gets when opening a file.
 struct OpenRequest {
     std::string path;
-    io::File file;  // opened read-only
+    io::Source file;  // what the driver reads: a local file, a window of one, a URL, ...
     std::uint64_t file_size = 0;
     const OpenOptions *options = nullptr;
 };
@@ -107,10 +108,10 @@ struct Driver {
 const std::vector<const Driver *> &drivers();
 const Driver *find_driver(std::string_view name_or_alias);
 
-// Opens one file as a layer of the given format ("" = probe; raw only when named).
+// Opens one file or URL as a layer of the given format ("" = probe; raw only when named).
 Result<std::unique_ptr<Layer>> open_layer(const std::string &path, const std::string &format, const OpenOptions &options);
-// The same for an already open file (or window of one); its path() names it.
-Result<std::unique_ptr<Layer>> open_layer_file(io::File file, const std::string &format, const OpenOptions &options);
+// The same for an already open source; its name() names it.
+Result<std::unique_ptr<Layer>> open_layer_source(io::Source source, const std::string &format, const OpenOptions &options);
 
 // Options helper for drivers: takes key's value out of `options` (last one wins), or nullopt.
 std::optional<std::string> take_option(FormatOptions &options, std::string_view key);

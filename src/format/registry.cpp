@@ -30,7 +30,7 @@ const Driver *find_driver(std::string_view name) {
 
 namespace {
 
-Result<const Driver *> probe_driver(const io::File &file, std::uint64_t size) {
+Result<const Driver *> probe_driver(const io::Source &file, std::uint64_t size) {
     std::vector<std::byte> head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 64 * 1024)));
     HSDK_TRYV(file.read_exact(0, head));
     std::vector<std::byte> tail(static_cast<std::size_t>(std::min<std::uint64_t>(size, 512)));
@@ -56,13 +56,13 @@ Result<const Driver *> probe_driver(const io::File &file, std::uint64_t size) {
 }  // namespace
 
 Result<std::unique_ptr<Layer>> open_layer(const std::string &path, const std::string &format, const OpenOptions &options) {
-    HSDK_TRY(auto file, io::File::open_read(path));
-    return open_layer_file(std::move(file), format, options);
+    HSDK_TRY(auto source, open_byte_source(path, options.http));
+    return open_layer_source(io::Source(std::move(source)), format, options);
 }
 
-Result<std::unique_ptr<Layer>> open_layer_file(io::File file, const std::string &format, const OpenOptions &options) {
+Result<std::unique_ptr<Layer>> open_layer_source(io::Source file, const std::string &format, const OpenOptions &options) {
     const std::string path = file.path();
-    HSDK_TRY(auto size, file.size());
+    const std::uint64_t size = file.size();
     const Driver *driver = nullptr;
     if (format.empty()) {
         HSDK_TRY(auto probed, probe_driver(file, size));
@@ -81,10 +81,10 @@ Result<std::unique_ptr<Layer>> open_layer_file(io::File file, const std::string 
 
 namespace hypersdk {
 
-Result<std::string> probe_format(const std::string &path) {
-    HSDK_TRY(auto file, io::File::open_read(path));
-    HSDK_TRY(auto size, file.size());
-    HSDK_TRY(auto driver, format::probe_driver(file, size));
+Result<std::string> probe_format(const std::string &path, const HttpSourceOptions &http) {
+    HSDK_TRY(auto source, open_byte_source(path, http));
+    const io::Source file(std::move(source));
+    HSDK_TRY(auto driver, format::probe_driver(file, file.size()));
     return std::string(driver->name);
 }
 

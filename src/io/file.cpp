@@ -38,7 +38,7 @@ File::~File() {
 
 File::File(File &&other) noexcept
     : fd_(other.fd_), direct_fd_(other.direct_fd_), write_behind_(other.write_behind_), path_(std::move(other.path_)),
-      window_(other.window_), base_(other.base_), limit_(other.limit_), reservation_(std::move(other.reservation_)),
+      reservation_(std::move(other.reservation_)),
       in_place_(std::move(other.in_place_)) {
     other.fd_ = -1;
     other.direct_fd_ = -1;
@@ -52,9 +52,6 @@ File &File::operator=(File &&other) noexcept {
         direct_fd_ = other.direct_fd_;
         write_behind_ = other.write_behind_;
         path_ = std::move(other.path_);
-        window_ = other.window_;
-        base_ = other.base_;
-        limit_ = other.limit_;
         reservation_ = std::move(other.reservation_);
         in_place_ = std::move(other.in_place_);
         other.fd_ = -1;
@@ -65,25 +62,13 @@ File &File::operator=(File &&other) noexcept {
 
 bool File::enable_direct_writes() {
     if (direct_fd_ >= 0) return true;
-    if (fd_ < 0 || window_) return false;
+    if (fd_ < 0) return false;
     // Through /proc/self/fd the second descriptor names the very same file even if it was renamed.
     const std::string self = "/proc/self/fd/" + std::to_string(fd_);
     const int d = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (d < 0) return false;
     direct_fd_ = d;
     return true;
-}
-
-Result<File> File::open_window(const std::string &path, std::uint64_t offset, std::uint64_t length, std::string display_path) {
-    HSDK_TRY(auto f, open_read(path));
-    HSDK_TRY(auto size, f.size());
-    if (offset > size || length > size - offset)
-        return fail_corrupt(fmt::format("'{}' ({} bytes at {:#x}) runs past the end of '{}'", display_path, length, offset, path));
-    f.path_ = std::move(display_path);
-    f.window_ = true;
-    f.base_ = offset;
-    f.limit_ = length;
-    return f;
 }
 
 Result<File> File::open_read(const std::string &path) {
@@ -129,11 +114,6 @@ void File::invalidate_in_place(std::uint64_t bytes) noexcept {
 }
 
 Result<std::size_t> File::read_some(std::uint64_t offset, std::span<std::byte> buf) const {
-    if (window_) {
-        if (offset >= limit_) return std::size_t{0};
-        buf = buf.first(static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), limit_ - offset)));
-        offset += base_;
-    }
     std::size_t done = 0;
     while (done < buf.size()) {
         const ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
@@ -156,7 +136,6 @@ Result<void> File::read_exact(std::uint64_t offset, std::span<std::byte> buf) co
 }
 
 Result<void> File::write_all(std::uint64_t offset, std::span<const std::byte> buf) {
-    if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
     if (in_place_) HSDK_TRYV(in_place_->check_capacity(offset + buf.size(), path_));
     constexpr std::uint64_t align = 4096;
     if (direct_fd_ >= 0 && offset % align == 0 && buf.size() % align == 0 && !buf.empty() &&
@@ -202,7 +181,6 @@ Result<void> File::pwrite_all(int fd, std::uint64_t offset, std::span<const std:
 }
 
 Result<std::uint64_t> File::size() const {
-    if (window_) return limit_;
     if (in_place_) return in_place_->length();  // the image's, not the device's or the old file's
     if (reservation_.active()) return reservation_.apparent_size();  // the reservation is not the file's
     struct stat st {};
@@ -216,14 +194,12 @@ Result<std::uint64_t> File::size() const {
 }
 
 Result<std::uint64_t> File::allocated_size() const {
-    if (window_) return limit_;
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return fail(errno_error(errno, "cannot stat", path_));
     return static_cast<std::uint64_t>(st.st_blocks) * 512u;
 }
 
 Result<void> File::truncate(std::uint64_t length) {
-    if (window_) return fail(Errc::permission_denied, fmt::format("'{}' is a read-only view", path_));
     if (in_place_) return in_place_->set_length(fd_, length, path_);
     if (::ftruncate(fd_, static_cast<off_t>(length)) != 0) return fail(errno_error(errno, "cannot resize", path_));
     reservation_.truncated(length);

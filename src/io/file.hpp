@@ -29,11 +29,6 @@ public:
     File &operator=(const File &) = delete;
 
     static Result<File> open_read(const std::string &path);
-    // A read-only view of bytes [offset, offset + length) of `path` (a disk inside an OVA). Offsets
-    // are relative to the window and reads past its end are errors like past any file's end.
-    // `display_path` names it in messages and is what path() returns.
-    static Result<File> open_window(const std::string &path, std::uint64_t offset, std::uint64_t length,
-                                    std::string display_path);
     static Result<File> open_read_write(const std::string &path);
     // Creates a new file; fails with conflict if it exists.
     static Result<File> create_new(const std::string &path, unsigned mode = 0644);
@@ -45,8 +40,6 @@ public:
     [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] const std::string &path() const noexcept { return path_; }
-    // True for views made by open_window (the fd's offsets are then not the view's offsets).
-    [[nodiscard]] bool is_window() const noexcept { return window_; }
 
     // Reads exactly buf.size() bytes; a read that would cross the end of the file fails with
     // corrupt_image naming the offset (images that point past EOF are corrupt, not zero).
@@ -94,9 +87,6 @@ private:
     int direct_fd_ = -1;
     class WriteBehind *write_behind_ = nullptr;
     std::string path_;
-    bool window_ = false;
-    std::uint64_t base_ = 0;
-    std::uint64_t limit_ = 0;  // length of the window
     SpaceReservation reservation_;
     std::unique_ptr<InPlaceWrites> in_place_;
 };

@@ -177,6 +177,54 @@ struct Client::Shared {
     }
 };
 
+// Transfers of one client reuse easy handles, each in its own multi handle: the multi keeps the
+// connections of finished transfers, so the next request to the same server skips the TCP and TLS
+// handshakes. A handle serves one thread at a time (libcurl does not share live connections between
+// concurrent threads); the pool keeps as many as were in flight at once, up to a bound.
+class Client::HandlePool {
+public:
+    struct Handle {
+        std::unique_ptr<CURL, void (*)(CURL *)> easy{nullptr, curl_easy_cleanup};
+        std::unique_ptr<CURLM, CURLMcode (*)(CURLM *)> multi{nullptr, curl_multi_cleanup};
+    };
+    // Returns its handle to the pool when the request is over.
+    struct Lease {
+        Lease(HandlePool &pool, Handle h) : pool(pool), handle(std::move(h)) {}
+        ~Lease() { pool.release(std::move(handle)); }
+        Lease(const Lease &) = delete;
+        Lease &operator=(const Lease &) = delete;
+        HandlePool &pool;
+        Handle handle;
+    };
+
+    Result<Handle> acquire() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!idle_.empty()) {
+                Handle h = std::move(idle_.back());
+                idle_.pop_back();
+                curl_easy_reset(h.easy.get());  // options only: live connections stay in the multi
+                return h;
+            }
+        }
+        Handle h;
+        h.easy.reset(curl_easy_init());
+        h.multi.reset(curl_multi_init());
+        if (!h.easy || !h.multi) return fail(Errc::no_memory, "cannot create an HTTP transfer");
+        return h;
+    }
+
+    void release(Handle h) {
+        std::lock_guard lock(mutex_);
+        if (idle_.size() < max_idle) idle_.push_back(std::move(h));
+    }
+
+private:
+    static constexpr std::size_t max_idle = 32;
+    std::mutex mutex_;
+    std::vector<Handle> idle_;
+};
+
 Result<std::string> normalize_thumbprint(std::string_view text) {
     std::string hex;
     for (char c : text) {
@@ -192,7 +240,7 @@ Result<std::string> normalize_thumbprint(std::string_view text) {
 Client::Client(ClientOptions options) : Client(std::move(options), std::make_shared<Shared>()) {}
 
 Client::Client(ClientOptions options, std::shared_ptr<Shared> shared)
-    : options_(std::move(options)), shared_(std::move(shared)) {
+    : options_(std::move(options)), shared_(std::move(shared)), pool_(std::make_unique<HandlePool>()) {
     if (!options_.tls.thumbprint_sha256.empty()) {
         auto t = normalize_thumbprint(options_.tls.thumbprint_sha256);
         // An unparsable pin must never fall back to "no pin": keep a value nothing can match.
@@ -217,10 +265,10 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
     if (!options_.tls.thumbprint_sha256.empty() && thumbprint_ == "invalid")
         return fail(normalize_thumbprint(options_.tls.thumbprint_sha256).error());
 
-    std::unique_ptr<CURL, void (*)(CURL *)> easy(curl_easy_init(), curl_easy_cleanup);
-    std::unique_ptr<CURLM, CURLMcode (*)(CURLM *)> multi(curl_multi_init(), curl_multi_cleanup);
-    if (!easy || !multi) return fail(Errc::no_memory, "cannot create an HTTP transfer");
-    CURL *e = easy.get();
+    HSDK_TRY(auto handle, pool_->acquire());
+    HandlePool::Lease lease(*pool_, std::move(handle));
+    CURL *e = lease.handle.easy.get();
+    CURLM *multi = lease.handle.multi.get();
 
     Transfer t;
     t.request = &request;
@@ -278,27 +326,27 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
 
     // The multi loop wakes at least every 100 ms, so a cancel stops the transfer promptly even
     // when no byte is moving.
-    curl_multi_add_handle(multi.get(), e);
+    curl_multi_add_handle(multi, e);
     CURLcode result = CURLE_OK;
     bool cancelled = false;
     for (;;) {
         int running = 0;
-        const CURLMcode mc = curl_multi_perform(multi.get(), &running);
+        const CURLMcode mc = curl_multi_perform(multi, &running);
         if (mc != CURLM_OK) {
-            curl_multi_remove_handle(multi.get(), e);
+            curl_multi_remove_handle(multi, e);
             return fail(Errc::network_error, fmt::format("{} {}: {}", request.method, redact_url(request.url), curl_multi_strerror(mc)));
         }
         int queued = 0;
-        while (CURLMsg *msg = curl_multi_info_read(multi.get(), &queued))
+        while (CURLMsg *msg = curl_multi_info_read(multi, &queued))
             if (msg->msg == CURLMSG_DONE) result = msg->data.result;
         if (running == 0) break;
         if (options_.cancel.is_cancelled()) {
             cancelled = true;
             break;
         }
-        curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+        curl_multi_poll(multi, nullptr, 0, 100, nullptr);
     }
-    curl_multi_remove_handle(multi.get(), e);
+    curl_multi_remove_handle(multi, e);
     if (cancelled) return fail(Errc::cancelled, "operation cancelled");
 
     if (result != CURLE_OK) {

@@ -81,12 +81,14 @@ public:
 
 private:
     struct Shared;
+    class HandlePool;
     Client(ClientOptions options, std::shared_ptr<Shared> shared);
     Result<Response> perform(const Request &request, const HeaderCheck *check, const BodySink *sink);
 
     ClientOptions options_;
     std::string thumbprint_;  // normalised pin, empty when none
     std::shared_ptr<Shared> shared_;
+    std::unique_ptr<HandlePool> pool_;  // per client: its TLS settings are fixed, so reuse is safe
 };
 
 // A URL safe for messages: no user info, no query, and NFC ticket paths shortened.

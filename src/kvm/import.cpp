@@ -2,7 +2,7 @@
 // a hyper2kvm manifest in one folder.
 #include <hypersdk/kvm.hpp>
 
-#include "format/reference.hpp"
+#include "io/reference.hpp"
 #include "io/atomic_output.hpp"
 
 #include <fmt/format.h>
@@ -59,7 +59,7 @@ Result<std::unique_ptr<BlockDevice>> open_source_disk(const std::string &from, c
         HSDK_TRY(auto img, open_image_range(from, m->offset, m->size, m->name, o));
         return std::unique_ptr<BlockDevice>(std::move(img));
     }
-    HSDK_TRY(auto path, format::resolve_reference(from, disk.file, false, "disk file"));
+    HSDK_TRY(auto path, io::resolve_reference(from, disk.file, false, "disk file"));
     HSDK_TRY(auto img, open_image(path, o));
     return std::unique_ptr<BlockDevice>(std::move(img));
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 namespace hypersdk::ops {
 
 std::string str(const nlohmann::json &r, std::string_view key) {
@@ -40,11 +42,43 @@ Result<FormatOptions> format_options(const nlohmann::json &r, std::string_view k
     return out;
 }
 
-OpenOptions open_options(const nlohmann::json &r, std::string_view format_key) {
+namespace {
+
+// "Name: value" lines of a file; blank lines and lines starting with # are skipped.
+Result<std::vector<std::string>> read_header_file(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) return fail(Errc::not_found, fmt::format("/headers_file: cannot read '{}'", path));
+    std::vector<std::string> headers;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || line.front() == '#') continue;
+        const auto colon = line.find(':');
+        if (colon == 0 || colon == std::string::npos)
+            return fail(Errc::invalid_argument,
+                        fmt::format("/headers_file: line {} of '{}' is not 'Name: value'", headers.size() + 1, path));
+        headers.push_back(line);
+    }
+    return headers;
+}
+
+}  // namespace
+
+Result<OpenOptions> open_options(const Context &c, std::string_view format_key) {
+    const auto &r = c.request();
     OpenOptions o;
     o.format = str(r, format_key);
     o.allow_external_files = flag(r, "allow_external_files");
     o.open_backing = flag(r, "open_backing", true);
+    if (auto h = r.find("headers"); h != r.end() && h->is_array())
+        for (const auto &v : *h) o.http.headers.push_back(v.get<std::string>());
+    if (auto file = opt_str(r, "headers_file")) {
+        HSDK_TRY(auto more, read_header_file(*file));
+        o.http.headers.insert(o.http.headers.end(), more.begin(), more.end());
+    }
+    o.http.insecure = flag(r, "insecure");
+    o.http.ca_file = str(r, "ca_file");
+    o.http.cancel = c.cancel();
     return o;
 }
 

@@ -48,7 +48,8 @@ bool flag(const nlohmann::json &r, std::string_view key, bool fallback = false);
 std::uint64_t u64(const nlohmann::json &r, std::string_view key, std::uint64_t fallback = 0);
 // Format options given as "key=value,..." text or as an object (sizes as integers, switches as booleans).
 Result<FormatOptions> format_options(const nlohmann::json &r, std::string_view key);
-// Open options from format_key (default "format") and allow_external_files.
-OpenOptions open_options(const nlohmann::json &r, std::string_view format_key = "format");
+// Open options from format_key (default "format"), allow_external_files, open_backing and the http
+// source keys (headers, headers_file, insecure, ca_file); http requests stop when the job is cancelled.
+Result<OpenOptions> open_options(const Context &c, std::string_view format_key = "format");
 
 }  // namespace hypersdk::ops

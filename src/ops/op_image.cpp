@@ -15,7 +15,8 @@ using json = nlohmann::json;
 
 Result<json> image_info(Context &c) {
     const auto &r = c.request();
-    HSDK_TRY(auto image, open_image(str(r, "path"), open_options(r)));
+    HSDK_TRY(auto options, open_options(c));
+    HSDK_TRY(auto image, open_image(str(r, "path"), options));
     const auto chain = image->chain_info();
     if (flag(r, "backing_chain")) return chain_to_json(chain);
     json j = to_json(chain.front());
@@ -24,7 +25,8 @@ Result<json> image_info(Context &c) {
 }
 
 Result<json> image_probe(Context &c) {
-    HSDK_TRY(auto name, probe_format(str(c.request(), "path")));
+    HSDK_TRY(auto options, open_options(c));
+    HSDK_TRY(auto name, probe_format(str(c.request(), "path"), options.http));
     return json{{"format", name}};
 }
 
@@ -44,7 +46,8 @@ Result<json> image_convert(Context &c) {
     HSDK_TRYV(set_cache_mode(o, str(r, "cache")));
     o.progress = c.progress();
     o.cancel = c.cancel();
-    HSDK_TRY(auto s, convert(str(r, "source"), open_options(r, "source_format"), str(r, "destination"), o));
+    HSDK_TRY(auto source_options, open_options(c, "source_format"));
+    HSDK_TRY(auto s, convert(str(r, "source"), source_options, str(r, "destination"), o));
     return json{{"virtual_size", s.virtual_size},
                 {"bytes_read", s.bytes_read},
                 {"bytes_written", s.bytes_written},
@@ -54,8 +57,10 @@ Result<json> image_convert(Context &c) {
 
 Result<json> image_compare(Context &c) {
     const auto &r = c.request();
-    HSDK_TRY(auto a, open_image(str(r, "a"), open_options(r, "a_format")));
-    HSDK_TRY(auto b, open_image(str(r, "b"), open_options(r, "b_format")));
+    HSDK_TRY(auto a_options, open_options(c, "a_format"));
+    HSDK_TRY(auto b_options, open_options(c, "b_format"));
+    HSDK_TRY(auto a, open_image(str(r, "a"), a_options));
+    HSDK_TRY(auto b, open_image(str(r, "b"), b_options));
     CompareOptions o;
     o.strict = flag(r, "strict");
     o.progress = c.progress();
@@ -71,8 +76,9 @@ Result<json> image_compare(Context &c) {
 Result<json> image_check(Context &c) {
     const auto &r = c.request();
     const std::string path = str(r, "path");
-    HSDK_TRY(auto report, check_image(path, open_options(r)));
-    json j{{"filename", path},
+    HSDK_TRY(auto options, open_options(c));
+    HSDK_TRY(auto report, check_image(path, options));
+    json j{{"filename", display_location(path)},
            {"format", report.format},
            {"clean", report.clean},
            {"corruptions", report.corruptions},
@@ -89,7 +95,8 @@ Result<json> image_check(Context &c) {
 
 Result<json> image_map(Context &c) {
     const auto &r = c.request();
-    HSDK_TRY(auto image, open_image(str(r, "path"), open_options(r)));
+    HSDK_TRY(auto options, open_options(c));
+    HSDK_TRY(auto image, open_image(str(r, "path"), options));
     const std::uint64_t size = image->virtual_size();
     const std::uint64_t offset = u64(r, "offset");
     if (offset > size)

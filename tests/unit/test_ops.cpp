@@ -130,6 +130,12 @@ TEST_CASE("requests get the schema's defaults; secrets are redacted") {
     CHECK(red["connection"]["password"] == "********");
     CHECK(red.dump().find("hunter2") == std::string::npos);
     CHECK(red["vm"] == "/DC0/vm/x");
+    auto h = prepare_request("image.info", {{"path", "https://example.invalid/d.qcow2"}, {"headers", {"Authorization: Bearer t0ken"}}});
+    REQUIRE(h);
+    const json red_h = redact_request("image.info", h.value());
+    CHECK(red_h["headers"] == "********");
+    CHECK(red_h.dump().find("t0ken") == std::string::npos);
+    CHECK(error_of("image.info", {{"path", "x"}, {"headers", {"no colon here"}}}).find("/headers/0") != std::string::npos);
 }
 
 TEST_CASE("handlers keep to their result schemas") {

@@ -123,8 +123,14 @@ RunOptions progress_if(bool on) {
 }
 
 int run_op(const std::string &operation, const nlohmann::json &request, nlohmann::json &result, RunOptions how) {
-    if (auto prepared = hypersdk::prepare_request(operation, request); !prepared)
+    auto print_json_error = [&how](const hypersdk::Error &e) {
+        if (how.json_errors)
+            fmt::print("{}\n", nlohmann::json{{"error", {{"code", hypersdk::errc_name(e.code)}, {"message", e.message}}}}.dump(2));
+    };
+    if (auto prepared = hypersdk::prepare_request(operation, request); !prepared) {
+        print_json_error(prepared.error());
         return report_message(prepared.error().message, exit_usage);
+    }
     hypersdk::JobCallbacks cb;
     cb.progress = std::move(how.progress);
     hypersdk::CancelToken token = cb.cancel;
@@ -139,7 +145,10 @@ int run_op(const std::string &operation, const nlohmann::json &request, nlohmann
         report_message(fmt::format("{} cancelled by {}", operation, sig == SIGINT ? "SIGINT" : "SIGTERM"));
         return sig == SIGINT ? exit_sigint : exit_sigterm;
     }
-    if (!r) return report_message(with_format_hint(r.error().message, how), how.error_status);
+    if (!r) {
+        print_json_error(r.error());
+        return report_message(with_format_hint(r.error().message, how), how.error_status);
+    }
     result = std::move(r).value();
     return exit_ok;
 }

@@ -40,6 +40,9 @@ struct RunOptions {
     // Image paths of the request and the flag that names each one's format (-f, -F): a failure to
     // tell a file's format then says which flag to give.
     std::vector<std::pair<std::string, std::string>> format_flags;
+    // Also print a failure as {"error": {"code", "message"}} on standard output (--json), so that
+    // scripts can tell not_found from auth_failed without parsing messages.
+    bool json_errors = false;
 };
 
 // RunOptions showing progress (-p) or not.

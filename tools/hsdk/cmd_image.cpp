@@ -37,10 +37,19 @@ void print_info_human(const json &info) {
 struct SourceFlags {
     std::string format;
     bool allow_external = false;
+    // For http(s) sources.
+    std::vector<std::string> headers;
+    std::string headers_file;
+    bool insecure = false;
+    std::string ca_file;
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
         if (allow_external) request["allow_external_files"] = true;
+        if (!headers.empty()) request["headers"] = headers;
+        if (!headers_file.empty()) request["headers_file"] = headers_file;
+        if (insecure) request["insecure"] = true;
+        if (!ca_file.empty()) request["ca_file"] = ca_file;
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -54,6 +63,15 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     app->add_option(flag, f.format, "Source format (raw, qcow2, vmdk, vhd/vpc, vhdx, vdi); probed when omitted");
     app->add_flag("--allow-external-files", f.allow_external,
                   "Follow backing files and extents outside the image's folder (off by default, see OSSA-2024-001)");
+    // Sources may be http:// or https:// URLs, read with Range requests like qemu-img's curl driver.
+    app->add_option("--header", f.headers,
+                    "Send this header ('Name: value') with every request for an http(s) image (repeatable); "
+                    "prefer --header-file for tokens: arguments are visible to other users");
+    app->add_option("--header-file", f.headers_file, "Read more headers for http(s) images from FILE, one 'Name: value' per line");
+    auto *insecure = app->add_flag("--insecure,-k", f.insecure,
+                                   "https images: do not verify the server certificate; http images: allow credentials in clear text");
+    auto *ca = app->add_option("--ca-file", f.ca_file, "https images: trust the certificates in this PEM file instead of the system store");
+    insecure->excludes(ca);
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain

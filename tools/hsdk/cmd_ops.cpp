@@ -139,13 +139,15 @@ void register_run(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("operation", a->operation, "Operation name, e.g. image.convert")->required();
     app->add_option("--request,-r", a->request, "The request: JSON text, @FILE, or @- for standard input (default {})");
     app->add_flag("-p,--progress", a->progress, "Show progress (a bar on a terminal, phase lines elsewhere)");
-    add_output_flags(app, a->json, "the result");
+    add_output_flags(app, a->json, "the result, or {\"error\": {\"code\", \"message\"}} when it fails");
     commands.push_back({app, [a]() {
                             json request;
                             std::string error;
                             if (!read_request(a->request, request, error)) return report_message(error, exit_usage);
                             json result;
-                            if (int s = run_op(a->operation, request, result, progress_if(a->progress)); s != exit_ok) return s;
+                            RunOptions how = progress_if(a->progress);
+                            how.json_errors = a->json;
+                            if (int s = run_op(a->operation, request, result, std::move(how)); s != exit_ok) return s;
                             if (a->json || !result.is_object()) fmt::print("{}\n", result.dump(2));
                             else print_tree(result, 0);
                             return exit_ok;

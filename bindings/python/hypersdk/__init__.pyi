@@ -241,10 +241,22 @@ FileSha256Result = TypedDict("FileSha256Result", {
 
 FormatName = Literal["raw", "qcow2", "vmdk", "vhd", "vpc", "vhdx", "vdi"]
 
+HttpHeaders = list[str]
+
+HttpHeadersFile = str
+
+HttpInsecure = bool
+
+HttpCaFile = str
+
 ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "path": Required[str],
     "format": NotRequired[FormatName],
     "allow_external_files": NotRequired[bool],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageCheckResult = TypedDict("ImageCheckResult", {
@@ -267,6 +279,10 @@ ImageCompareRequest = TypedDict("ImageCompareRequest", {
     "b_format": NotRequired[FormatName],
     "strict": NotRequired[bool],
     "allow_external_files": NotRequired[bool],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageCompareResult = TypedDict("ImageCompareResult", {
@@ -294,6 +310,10 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "source_format": NotRequired[FormatName],
     "allow_external_files": NotRequired[bool],
     "open_backing": NotRequired[bool],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -315,6 +335,10 @@ ImageInfoRequest = TypedDict("ImageInfoRequest", {
     "allow_external_files": NotRequired[bool],
     "open_backing": NotRequired[bool],
     "backing_chain": NotRequired[bool],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageInfo = TypedDict("ImageInfo", {
@@ -340,6 +364,10 @@ ImageMapRequest = TypedDict("ImageMapRequest", {
     "open_backing": NotRequired[bool],
     "offset": NotRequired[int],
     "length": NotRequired[int],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageMapResultExtentsItem = TypedDict("ImageMapResultExtentsItem", {
@@ -359,6 +387,10 @@ ImageMapResult = TypedDict("ImageMapResult", {
 
 ImageProbeRequest = TypedDict("ImageProbeRequest", {
     "path": Required[str],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
 }, total=False)
 
 ImageProbeResult = TypedDict("ImageProbeResult", {

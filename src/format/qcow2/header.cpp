@@ -108,7 +108,7 @@ std::string feature_bit_name(const Header &h, std::uint8_t type, unsigned bit) {
     return fmt::format("bit {}", bit);
 }
 
-Result<Header> read_header(const io::File &file, std::uint64_t file_size) {
+Result<Header> read_header(const io::Source &file, std::uint64_t file_size) {
     if (file_size < v2_header_length)
         return fail_corrupt(fmt::format("file is {} bytes, too short for a qcow2 header", file_size));
     std::vector<std::byte> fixed(static_cast<std::size_t>(std::min<std::uint64_t>(file_size, v3_header_length_with_compression)));

@@ -15,11 +15,11 @@ namespace hypersdk::format::qcow2 {
 
 struct Image {
     std::string path;
-    io::File file;
+    io::Source file;
     std::uint64_t file_size = 0;
     Header header;
     // The external data file (incompatible bit 2), opened read-only; null when guest data is in `file`.
-    std::unique_ptr<io::File> data_file;
+    std::unique_ptr<io::Source> data_file;
     std::string data_file_path;
     std::uint64_t data_file_size = 0;
     std::vector<std::uint64_t> l1;  // active L1 table, host byte order
@@ -27,7 +27,7 @@ struct Image {
     std::vector<BitmapInfo> bitmaps;
 
     // The file guest clusters are read from.
-    [[nodiscard]] const io::File &guest_file() const noexcept { return data_file ? *data_file : file; }
+    [[nodiscard]] const io::Source &guest_file() const noexcept { return data_file ? *data_file : file; }
     [[nodiscard]] std::uint64_t guest_file_size() const noexcept { return data_file ? data_file_size : file_size; }
 };
 

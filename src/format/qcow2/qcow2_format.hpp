@@ -5,6 +5,7 @@
 #include <hypersdk/error.hpp>
 
 #include "io/file.hpp"
+#include "io/source.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -127,7 +128,7 @@ struct Header {
 
 // Reads and validates the header, its extensions and the backing file name. `file_size` bounds
 // every table the header points at.
-Result<Header> read_header(const io::File &file, std::uint64_t file_size);
+Result<Header> read_header(const io::Source &file, std::uint64_t file_size);
 
 // Name of an incompatible/compatible/autoclear feature bit for messages ("bit 5" when unknown).
 std::string feature_bit_name(const Header &h, std::uint8_t type, unsigned bit);
@@ -150,7 +151,7 @@ struct SnapshotTable {
     std::uint64_t byte_size = 0;  // bytes the table occupies in the file
 };
 
-Result<SnapshotTable> read_snapshot_table(const io::File &file, std::uint64_t file_size, const Header &h);
+Result<SnapshotTable> read_snapshot_table(const io::Source &file, std::uint64_t file_size, const Header &h);
 
 struct BitmapInfo {
     std::string name;
@@ -161,7 +162,7 @@ struct BitmapInfo {
 };
 
 // The bitmap directory named by the bitmaps extension (empty when there is none).
-Result<std::vector<BitmapInfo>> read_bitmap_directory(const io::File &file, std::uint64_t file_size, const Header &h);
+Result<std::vector<BitmapInfo>> read_bitmap_directory(const io::Source &file, std::uint64_t file_size, const Header &h);
 
 // What one guest cluster (or subcluster) maps to.
 enum class ClusterKind : std::uint8_t { unallocated, zero, normal, compressed };

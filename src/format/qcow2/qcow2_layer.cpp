@@ -2,7 +2,6 @@
 #include "format/qcow2/image.hpp"
 #include "format/qcow2/l2_cache.hpp"
 #include "format/qcow2/qcow2.hpp"
-#include "format/reference.hpp"
 
 #include "core/codec.hpp"
 #include "core/endian.hpp"
@@ -361,10 +360,10 @@ Result<std::unique_ptr<Layer>> open(OpenRequest req) {
 
     if (h.has_data_file()) {
         const bool allow = req.options != nullptr && req.options->allow_external_files;
-        HSDK_TRY(img.data_file_path, resolve_reference(req.path, h.data_file, allow, "external data file"));
-        HSDK_TRY(auto df, io::File::open_read(img.data_file_path));
-        HSDK_TRY(img.data_file_size, df.size());
-        img.data_file = std::make_unique<io::File>(std::move(df));
+        HSDK_TRY(auto df, req.file.open_reference(h.data_file, allow, "external data file"));
+        img.data_file_path = df.path();
+        img.data_file_size = df.size();
+        img.data_file = std::make_unique<io::Source>(std::move(df));
     }
     img.file = std::move(req.file);
     return std::unique_ptr<Layer>(new Qcow2Layer(std::move(img)));

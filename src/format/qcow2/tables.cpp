@@ -13,7 +13,7 @@ namespace {
 // Reads a table of unknown total length lazily, in growing chunks, never past `limit` bytes.
 class GrowingReader {
 public:
-    GrowingReader(const io::File &file, std::uint64_t base, std::uint64_t limit, std::string_view what)
+    GrowingReader(const io::Source &file, std::uint64_t base, std::uint64_t limit, std::string_view what)
         : file_(file), base_(base), limit_(limit), what_(what) {}
 
     Result<const std::byte *> at(std::uint64_t off, std::uint64_t n) {
@@ -29,7 +29,7 @@ public:
     }
 
 private:
-    const io::File &file_;
+    const io::Source &file_;
     std::uint64_t base_, limit_;
     std::string_view what_;
     std::vector<std::byte> buf_;
@@ -39,7 +39,7 @@ std::string as_string(const std::byte *p, std::size_t n) { return std::string(re
 
 }  // namespace
 
-Result<SnapshotTable> read_snapshot_table(const io::File &file, std::uint64_t file_size, const Header &h) {
+Result<SnapshotTable> read_snapshot_table(const io::Source &file, std::uint64_t file_size, const Header &h) {
     SnapshotTable t;
     if (h.nb_snapshots == 0) return t;
     const std::uint64_t limit = std::min(file_size - h.snapshots_offset, max_snapshot_table_bytes);
@@ -79,7 +79,7 @@ Result<SnapshotTable> read_snapshot_table(const io::File &file, std::uint64_t fi
     return t;
 }
 
-Result<std::vector<BitmapInfo>> read_bitmap_directory(const io::File &file, std::uint64_t file_size, const Header &h) {
+Result<std::vector<BitmapInfo>> read_bitmap_directory(const io::Source &file, std::uint64_t file_size, const Header &h) {
     std::vector<BitmapInfo> out;
     if (!h.bitmaps) return out;
     const auto &b = *h.bitmaps;

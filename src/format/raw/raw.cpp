@@ -4,47 +4,27 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <unistd.h>
 
 namespace hypersdk::format {
 namespace {
 
 class RawLayer final : public Layer {
 public:
-    RawLayer(io::File file, std::uint64_t size) : file_(std::move(file)), size_(size) {}
+    RawLayer(io::Source file, std::uint64_t size) : file_(std::move(file)), size_(size) {}
 
     std::uint64_t virtual_size() const noexcept override { return size_; }
 
+    // What the source knows to be zeros (holes of a sparse file) is a zero run; the rest is data.
     Result<void> layer_status(std::uint64_t offset, std::uint64_t length, std::vector<Extent> &out) override {
-        if (file_.is_window()) {  // a member of a package: no hole map of its own
-            append_extent(out, Extent{offset, length, ExtentKind::data});
-            return success();
-        }
-        const std::uint64_t end = offset + length;
+        HSDK_TRY(auto runs, file_.allocation(offset, length));
         std::uint64_t pos = offset;
-        while (pos < end) {
-            const off_t data = ::lseek(file_.fd(), static_cast<off_t>(pos), SEEK_DATA);
-            if (data < 0) {
-                if (errno == ENXIO) {  // no data after pos: the rest is a hole
-                    append_extent(out, Extent{pos, end - pos, ExtentKind::zero});
-                    break;
-                }
-                if (errno == EINVAL || errno == ENOTSUP) {  // no SEEK_DATA here: all data
-                    append_extent(out, Extent{pos, end - pos, ExtentKind::data, 0, pos});
-                    break;
-                }
-                return fail(io::errno_error(errno, "cannot map", file_.path()));
-            }
-            const std::uint64_t data_start = std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
-            if (data_start > pos) append_extent(out, Extent{pos, data_start - pos, ExtentKind::zero});
-            if (data_start >= end) break;
-            const off_t hole = ::lseek(file_.fd(), static_cast<off_t>(data_start), SEEK_HOLE);
-            if (hole < 0) return fail(io::errno_error(errno, "cannot map", file_.path()));
-            const std::uint64_t data_end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end);
-            append_extent(out, Extent{data_start, data_end - data_start, ExtentKind::data, 0, data_start});
-            pos = data_end;
+        for (const auto &r : runs) {
+            if (r.offset != pos) break;
+            append_extent(out, r.data ? Extent{r.offset, r.length, ExtentKind::data, 0, r.offset}
+                                      : Extent{r.offset, r.length, ExtentKind::zero});
+            pos += r.length;
         }
+        if (pos < offset + length) append_extent(out, Extent{pos, offset + length - pos, ExtentKind::data, 0, pos});
         return success();
     }
 
@@ -60,7 +40,7 @@ public:
     }
 
 private:
-    io::File file_;
+    io::Source file_;
     std::uint64_t size_;
 };
 

@@ -62,7 +62,7 @@ public:
     Result<CheckReport> check() override;
 
 private:
-    explicit VdiLayer(io::File file) : file_(std::move(file)) {}
+    explicit VdiLayer(io::Source file) : file_(std::move(file)) {}
 
     Result<void> load(std::uint64_t file_size);
 
@@ -92,7 +92,7 @@ private:
         }
     }
 
-    io::File file_;
+    io::Source file_;
     std::uint64_t file_size_ = 0;
     Header h_;
     std::uint64_t virtual_size_ = 0;

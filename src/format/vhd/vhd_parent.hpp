@@ -1,5 +1,5 @@
 // Where a differencing VHD's parent is: the parent locators and the parent's name, decoded into a
-// path this system can follow (through format::resolve_reference, which polices it).
+// path this system can follow (through io::resolve_reference, which polices it).
 #pragma once
 
 #include "format/vhd/vhd_format.hpp"

@@ -107,7 +107,7 @@ public:
     Result<CheckReport> check() override;
 
 private:
-    explicit VhdLayer(io::File file) : file_(std::move(file)) {}
+    explicit VhdLayer(io::Source file) : file_(std::move(file)) {}
 
     Result<void> load_footer();
     Result<void> load_dynamic();
@@ -130,7 +130,7 @@ private:
     Result<void> map_by_bitmap(std::uint64_t block_at, std::uint64_t disk_offset, std::uint64_t in_block,
                                std::uint64_t length, std::vector<Extent> &out) const;
 
-    io::File file_;
+    io::Source file_;
     std::uint64_t file_size_ = 0;
     Footer footer_;
     bool footer_from_end_ = true;

@@ -2,7 +2,7 @@
 // The source file itself is never written.
 #pragma once
 
-#include "io/file.hpp"
+#include "io/source.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -34,7 +34,7 @@ private:
 
 class ImageFile {
 public:
-    ImageFile(io::File file, std::uint64_t physical_size)
+    ImageFile(io::Source file, std::uint64_t physical_size)
         : file_(std::move(file)), physical_size_(physical_size), logical_size_(physical_size) {}
 
     // Installs the replayed log; the file then reads as `logical_size` bytes (the log may extend it,
@@ -46,7 +46,7 @@ public:
 
     [[nodiscard]] std::uint64_t size() const noexcept { return logical_size_; }
     [[nodiscard]] std::uint64_t physical_size() const noexcept { return physical_size_; }
-    [[nodiscard]] const io::File &file() const noexcept { return file_; }
+    [[nodiscard]] const io::Source &file() const noexcept { return file_; }
     [[nodiscard]] bool replayed() const noexcept { return !overlay_.empty() || logical_size_ != physical_size_; }
     // Whether [offset, offset+length) reads anything but the file's own bytes.
     [[nodiscard]] bool patched(std::uint64_t offset, std::uint64_t length) const {
@@ -57,7 +57,7 @@ public:
     Result<void> read(std::uint64_t offset, std::span<std::byte> buf) const;
 
 private:
-    io::File file_;
+    io::Source file_;
     std::uint64_t physical_size_;
     std::uint64_t logical_size_;
     Overlay overlay_;

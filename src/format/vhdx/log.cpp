@@ -136,7 +136,7 @@ std::string LogReplay::describe() const {
     return {};
 }
 
-Result<LogReplay> replay_log(const io::File &file, std::uint64_t file_size, const Header &header) {
+Result<LogReplay> replay_log(const io::Source &file, std::uint64_t file_size, const Header &header) {
     LogReplay out;
     out.logical_size = file_size;
     if (header.log_guid.is_zero() || header.log_length == 0) return out;

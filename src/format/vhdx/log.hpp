@@ -31,6 +31,6 @@ struct LogReplay {
 // number and whose tail it reaches) and applies it. Entries with bad signatures, checksums, lengths
 // or descriptors are not valid and are skipped, as the spec asks; a valid sequence that writes into
 // the headers or the log itself, or past the file it describes, is corrupt.
-Result<LogReplay> replay_log(const io::File &file, std::uint64_t file_size, const Header &header);
+Result<LogReplay> replay_log(const io::Source &file, std::uint64_t file_size, const Header &header);
 
 }  // namespace hypersdk::format::vhdx

@@ -6,7 +6,7 @@
 #include <hypersdk/check.hpp>
 #include <hypersdk/disk.hpp>
 
-#include "io/file.hpp"
+#include "io/source.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -20,7 +20,7 @@ namespace hypersdk::format::vmdk {
 // A file shared by the extents that live in it (a monolithic sparse file is both descriptor and
 // extent; VMFS descriptors may cut several extents out of one file).
 struct ExtentFile {
-    io::File file;
+    io::Source file;
     std::uint64_t size = 0;
     std::string path;
 };

@@ -4,9 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 namespace hypersdk::format::vmdk {
 namespace {
@@ -22,30 +20,18 @@ public:
     // everything below it) lets conversions skip them.
     Result<void> status(std::uint64_t offset, std::uint64_t length, std::vector<Extent> &out) override {
         const std::uint64_t end = offset + length;
+        HSDK_TRY(auto runs, file_->file.allocation(start_ + offset, length));
         std::uint64_t pos = offset;
-        const int fd = file_->file.fd();
-        while (pos < end) {
-            const off_t data = ::lseek(fd, static_cast<off_t>(start_ + pos), SEEK_DATA);
-            if (data < 0) {
-                if (errno == ENXIO) {
-                    push_run(out, pos, end - pos, ExtentKind::zero);
-                    break;
-                }
-                if (errno == EINVAL || errno == ENOTSUP) {
-                    push_run(out, pos, end - pos, ExtentKind::data, start_ + pos);
-                    break;
-                }
-                return fail(io::errno_error(errno, "cannot map", file_->path));
-            }
-            const std::uint64_t data_at = std::min(end, static_cast<std::uint64_t>(data) - start_);
-            if (data_at > pos) push_run(out, pos, data_at - pos, ExtentKind::zero);
-            if (data_at >= end) break;
-            const off_t hole = ::lseek(fd, static_cast<off_t>(start_ + data_at), SEEK_HOLE);
-            if (hole < 0) return fail(io::errno_error(errno, "cannot map", file_->path));
-            const std::uint64_t data_end = std::min(end, static_cast<std::uint64_t>(hole) - start_);
-            push_run(out, data_at, data_end - data_at, ExtentKind::data, start_ + data_at);
-            pos = data_end;
+        for (const auto &r : runs) {
+            if (r.offset != start_ + pos) break;
+            if (r.data)
+                push_run(out, pos, r.length, ExtentKind::data, r.offset);
+            else
+                push_run(out, pos, r.length, ExtentKind::zero);
+            pos += r.length;
         }
+        // Beyond the file's end: data, so that reading it reports the short file.
+        if (pos < end) push_run(out, pos, end - pos, ExtentKind::data, start_ + pos);
         return success();
     }
 

@@ -1,6 +1,5 @@
 #include "format/vmdk/vmdk_layer.hpp"
 
-#include "format/reference.hpp"
 #include "format/vmdk/extent_open.hpp"
 #include "format/vmdk/limits.hpp"
 #include "format/vmdk/sparse_header.hpp"
@@ -137,15 +136,12 @@ Result<void> VmdkLayer::open_cowd(std::shared_ptr<ExtentFile> own) {
 }
 
 Result<std::shared_ptr<ExtentFile>> VmdkLayer::extent_file(const std::string &reference, const OpenOptions &options) {
-    HSDK_TRY(auto resolved, resolve_reference(path_, reference, options.allow_external_files, "extent file"));
-    if (auto it = files_.find(resolved); it != files_.end()) return it->second;
+    if (auto it = files_.find(reference); it != files_.end()) return it->second;
     auto f = std::make_shared<ExtentFile>();
-    HSDK_TRY(auto file, io::File::open_read(resolved));
-    HSDK_TRY(auto size, file.size());
-    f->file = std::move(file);
-    f->size = size;
-    f->path = resolved;
-    files_.emplace(resolved, f);
+    HSDK_TRY(f->file, own_->file.open_reference(reference, options.allow_external_files, "extent file"));
+    f->size = f->file.size();
+    f->path = f->file.path();
+    files_.emplace(reference, f);
     return f;
 }
 

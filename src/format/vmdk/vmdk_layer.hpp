@@ -54,7 +54,7 @@ private:
     bool has_descriptor_ = false;
     std::string create_type_;
     std::vector<Part> parts_;
-    std::map<std::string, std::shared_ptr<ExtentFile>> files_;  // extent files by resolved path
+    std::map<std::string, std::shared_ptr<ExtentFile>> files_;  // extent files by the name the descriptor gives
     std::vector<std::string> findings_;  // descriptor-level inconsistencies, reported by check()
     std::uint64_t size_ = 0;
     bool single_data_file_ = false;  // host offsets mean something only when all data sits in one file

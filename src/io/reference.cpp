@@ -1,4 +1,4 @@
-#include "format/reference.hpp"
+#include "io/reference.hpp"
 
 #include "io/atomic_output.hpp"
 #include "io/file.hpp"
@@ -10,11 +10,11 @@
 #include <cstdlib>
 #include <memory>
 
-namespace hypersdk::format {
+namespace hypersdk::io {
 
 Result<std::string> canonical_path(const std::string &path) {
     std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(path.c_str(), nullptr), &std::free);
-    if (!resolved) return fail(io::errno_error(errno, "cannot resolve", path));
+    if (!resolved) return fail(errno_error(errno, "cannot resolve", path));
     return std::string(resolved.get());
 }
 
@@ -32,26 +32,30 @@ bool has_dotdot_component(const std::string &p) {
 }
 }  // namespace
 
-Result<std::string> resolve_reference(const std::string &image_path, const std::string &reference, bool allow_external,
-                                      std::string_view what) {
+Result<void> check_reference(const std::string &reference, bool allow_external, std::string_view what) {
     if (reference.empty()) return fail_corrupt(fmt::format("{} reference is empty", what));
     if (reference.find('\0') != std::string::npos) return fail_corrupt(fmt::format("{} reference contains a NUL byte", what));
+    if (allow_external) return success();
+    if (reference.front() == '/')
+        return fail(Errc::permission_denied,
+                    fmt::format("{} '{}' is an absolute path; refusing to follow it out of the image's folder "
+                                "(allow external files to override)",
+                                what, reference));
+    if (has_dotdot_component(reference))
+        return fail(Errc::permission_denied,
+                    fmt::format("{} '{}' climbs out of the image's folder with '..'; refusing to follow it "
+                                "(allow external files to override)",
+                                what, reference));
+    if (reference.find("://") != std::string::npos || reference.rfind("json:", 0) == 0)
+        return fail(Errc::permission_denied, fmt::format("{} '{}' is not a plain file name", what, reference));
+    return success();
+}
+
+Result<std::string> resolve_reference(const std::string &image_path, const std::string &reference, bool allow_external,
+                                      std::string_view what) {
+    HSDK_TRYV(check_reference(reference, allow_external, what));
     const bool absolute = reference.front() == '/';
-    if (!allow_external) {
-        if (absolute)
-            return fail(Errc::permission_denied,
-                        fmt::format("{} '{}' is an absolute path; refusing to follow it out of the image's folder "
-                                    "(allow external files to override)",
-                                    what, reference));
-        if (has_dotdot_component(reference))
-            return fail(Errc::permission_denied,
-                        fmt::format("{} '{}' climbs out of the image's folder with '..'; refusing to follow it "
-                                    "(allow external files to override)",
-                                    what, reference));
-        if (reference.find("://") != std::string::npos || reference.rfind("json:", 0) == 0)
-            return fail(Errc::permission_denied, fmt::format("{} '{}' is not a plain file name", what, reference));
-    }
-    const std::string folder = io::parent_folder(image_path);
+    const std::string folder = parent_folder(image_path);
     // Joined as qemu joins them: a bare image name keeps the reference as it is ("d.qcow2", not
     // "./d.qcow2"), so the resolved name is what qemu-img info calls full-backing-filename.
     std::string resolved = absolute || image_path.find('/') == std::string::npos ? reference
@@ -75,4 +79,4 @@ Result<std::string> resolve_reference(const std::string &image_path, const std::
     return resolved;
 }
 
-}  // namespace hypersdk::format
+}  // namespace hypersdk::io

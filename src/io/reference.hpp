@@ -6,7 +6,7 @@
 
 #include <string>
 
-namespace hypersdk::format {
+namespace hypersdk::io {
 
 // Resolves `reference` (as written inside the image at `image_path`) relative to the image's folder.
 // Unless allow_external: an absolute path, a ".." component, or a result that leaves the image's folder
@@ -14,7 +14,11 @@ namespace hypersdk::format {
 Result<std::string> resolve_reference(const std::string &image_path, const std::string &reference, bool allow_external,
                                       std::string_view what);
 
+// The checks every reference passes unless external files are allowed: not empty, no NUL, not
+// absolute, no ".." component, not a URL or a json: description.
+Result<void> check_reference(const std::string &reference, bool allow_external, std::string_view what);
+
 // Canonical absolute path of an existing file (for detecting loops in backing chains).
 Result<std::string> canonical_path(const std::string &path);
 
-}  // namespace hypersdk::format
+}  // namespace hypersdk::io

@@ -1,0 +1,82 @@
+// Byte sources: what every format driver reads. A local file, a byte range of a file (a disk inside
+// an OVA), an HTTP(S) object read with Range requests, or any source a provider or plugin supplies
+// (a cloud block API) - the drivers cannot tell them apart.
+#pragma once
+
+#include <hypersdk/cancel.hpp>
+#include <hypersdk/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hypersdk {
+
+// A run of a source: `data` false means the source knows these bytes read as zeros (a hole of a
+// sparse file, an unwritten page of a page blob), so nobody needs to fetch them.
+struct ByteRun {
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    bool data = true;
+    friend bool operator==(const ByteRun &, const ByteRun &) = default;
+};
+
+class ByteSource {
+public:
+    virtual ~ByteSource() = default;
+    // A name for messages: a path, or a URL without credentials, query or fragment.
+    [[nodiscard]] virtual const std::string &name() const noexcept = 0;
+    [[nodiscard]] virtual std::uint64_t size() const noexcept = 0;
+    // Reads up to buf.size() bytes at `offset`; fewer only where the source ends (0 at or past its
+    // end). Safe to call from several threads at once.
+    virtual Result<std::size_t> read_some(std::uint64_t offset, std::span<std::byte> buf) const = 0;
+    // Runs covering exactly [offset, offset + length) (clipped to size()). The default knows
+    // nothing: one data run.
+    virtual Result<std::vector<ByteRun>> allocation(std::uint64_t offset, std::uint64_t length) const;
+    // Bytes the source occupies where it is stored, when that is known.
+    [[nodiscard]] virtual std::optional<std::uint64_t> allocated_size() const { return std::nullopt; }
+    // What identifies the underlying object, to detect backing chains that loop: a canonical path,
+    // a URL. Defaults to name().
+    [[nodiscard]] virtual std::string identity() const { return name(); }
+    // Opens a file the image in this source names (backing file, VMDK extent, external data file).
+    // Names resolve relative to this source's folder (a directory, or the URL's path) and, unless
+    // `allow_external`, must stay inside it: no absolute name, no "..", no symlink out, no other
+    // URL (OSSA-2024-001). `what` names the reference in messages ("backing file"). The default
+    // refuses: a source that is not a file in a folder has no neighbours.
+    virtual Result<std::shared_ptr<ByteSource>> open_reference(const std::string &reference, bool allow_external,
+                                                               std::string_view what) const;
+
+    // Reads exactly buf.size() bytes; a range crossing the end fails with corrupt_image naming the
+    // offset (an image that points past its end is corrupt, not zero).
+    Result<void> read_exact(std::uint64_t offset, std::span<std::byte> buf) const;
+};
+
+// How sources behind URLs are reached.
+struct HttpSourceOptions {
+    std::vector<std::string> headers;  // "Name: value", sent with every request (tokens, API keys)
+    bool insecure = false;  // no TLS certificate check; also allows headers and URL credentials over http://
+    std::string ca_file;    // PEM bundle trusted instead of the system store
+    unsigned max_attempts = 5;  // per request, counting the first; transient failures are retried
+    std::size_t cache_bytes = 32u << 20;  // bound of the read-ahead cache of small reads
+    CancelToken cancel;
+};
+
+// True for http:// and https:// locations.
+bool is_url(std::string_view location);
+// A location safe to print: URLs lose user:password@, query (signatures) and fragment.
+std::string display_location(std::string_view location);
+
+// Opens a local file, or an http(s) URL (its size from the server; Range requests must be honoured).
+Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http = {});
+
+// Bytes [offset, offset + length) of another source, at offsets starting from 0; `name` names it.
+// A window has no neighbours: references from an image inside it are refused.
+Result<std::shared_ptr<ByteSource>> byte_source_window(std::shared_ptr<const ByteSource> base, std::uint64_t offset,
+                                                       std::uint64_t length, std::string name);
+
+}  // namespace hypersdk

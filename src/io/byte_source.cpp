@@ -1,0 +1,105 @@
+// ByteSource's shared behaviour, the window over another source, and the choice between a local
+// file and a URL.
+#include <hypersdk/byte_source.hpp>
+
+#include "io/file_source.hpp"
+#include "io/http.hpp"
+#include "io/http_source.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace hypersdk {
+
+Result<std::vector<ByteRun>> ByteSource::allocation(std::uint64_t offset, std::uint64_t length) const {
+    std::vector<ByteRun> out;
+    const std::uint64_t end = offset >= size() ? offset : offset + std::min(length, size() - offset);
+    if (end > offset) out.push_back(ByteRun{offset, end - offset, true});
+    return out;
+}
+
+Result<std::shared_ptr<ByteSource>> ByteSource::open_reference(const std::string &reference, bool,
+                                                               std::string_view what) const {
+    return fail(Errc::permission_denied,
+                fmt::format("{} '{}' named by '{}' cannot be followed: the image is not a file in a folder", what,
+                            reference, name()));
+}
+
+Result<void> ByteSource::read_exact(std::uint64_t offset, std::span<std::byte> buf) const {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+        HSDK_TRY(auto got, read_some(offset + done, buf.subspan(done)));
+        if (got == 0) break;
+        done += got;
+    }
+    if (done != buf.size())
+        return fail_corrupt(fmt::format("read of {} bytes at offset {:#x} runs past the end of '{}' ({} bytes short)",
+                                        buf.size(), offset, name(), buf.size() - done));
+    return success();
+}
+
+bool is_url(std::string_view location) {
+    auto starts = [&](std::string_view scheme) {
+        if (location.size() < scheme.size()) return false;
+        for (std::size_t i = 0; i < scheme.size(); ++i)
+            if (std::tolower(static_cast<unsigned char>(location[i])) != scheme[i]) return false;
+        return true;
+    };
+    return starts("http://") || starts("https://");
+}
+
+std::string display_location(std::string_view location) {
+    return is_url(location) ? io::http::redact_url(location) : std::string(location);
+}
+
+Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
+    if (is_url(location)) return io::open_http_source(location, http);
+    return io::open_file_source(location);
+}
+
+namespace {
+
+class WindowSource final : public ByteSource {
+public:
+    WindowSource(std::shared_ptr<const ByteSource> base, std::uint64_t offset, std::uint64_t length, std::string name)
+        : base_(std::move(base)), offset_(offset), length_(length), name_(std::move(name)) {}
+
+    const std::string &name() const noexcept override { return name_; }
+    std::uint64_t size() const noexcept override { return length_; }
+
+    Result<std::size_t> read_some(std::uint64_t offset, std::span<std::byte> buf) const override {
+        if (offset >= length_) return std::size_t{0};
+        return base_->read_some(offset_ + offset,
+                                buf.first(static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length_ - offset))));
+    }
+
+    Result<std::vector<ByteRun>> allocation(std::uint64_t offset, std::uint64_t length) const override {
+        if (offset >= length_) return std::vector<ByteRun>{};
+        HSDK_TRY(auto runs, base_->allocation(offset_ + offset, std::min(length, length_ - offset)));
+        for (auto &r : runs) r.offset -= offset_;
+        return runs;
+    }
+
+    std::optional<std::uint64_t> allocated_size() const override { return length_; }
+    std::string identity() const override { return base_->identity() + fmt::format("@{}+{}", offset_, length_); }
+
+private:
+    std::shared_ptr<const ByteSource> base_;
+    std::uint64_t offset_;
+    std::uint64_t length_;
+    std::string name_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<ByteSource>> byte_source_window(std::shared_ptr<const ByteSource> base, std::uint64_t offset,
+                                                       std::uint64_t length, std::string name) {
+    if (!base) return fail(Errc::invalid_argument, "window over no source");
+    if (offset > base->size() || length > base->size() - offset)
+        return fail_corrupt(fmt::format("'{}' ({} bytes at {:#x}) runs past the end of '{}'", name, length, offset,
+                                        base->name()));
+    return std::shared_ptr<ByteSource>(std::make_shared<WindowSource>(std::move(base), offset, length, std::move(name)));
+}
+
+}  // namespace hypersdk
