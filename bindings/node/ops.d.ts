@@ -83,6 +83,12 @@ export interface ExportRunRequest {
   "overwrite"?: boolean;
   /** auto (NFC lease; datastore download if the server cannot export), nfc or datastore */
   "transport"?: "auto" | "nfc" | "datastore";
+  /** provider to export from (providers.list); vsphere uses connection, any other is connected with config and must have block reads */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); for vsphere it is merged over connection. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** skip the pre-flight refusal when the output folder has less free space than 1.2 x the disks (block-read providers) */
+  "no_space_check"?: boolean;
 }
 
 export interface VmDisksItem {
@@ -197,6 +203,9 @@ export type HttpInsecure = boolean;
 /** https images: trust the certificates of this PEM bundle instead of the system store */
 export type HttpCaFile = string;
 
+/** http(s) images: seconds a request may move no byte (or take to connect) before it is retried */
+export type HttpTimeout = number;
+
 export interface ImageCheckRequest {
   /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
@@ -208,6 +217,7 @@ export interface ImageCheckRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 export interface ImageCheckResult {
@@ -246,6 +256,7 @@ export interface ImageCompareRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 export interface ImageCompareResult {
@@ -294,6 +305,7 @@ export interface ImageConvertRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 export interface ImageConvertResult {
@@ -329,6 +341,7 @@ export interface ImageInfoRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 /** An image as `qemu-img info --output=json` describes it; with the backing chain, each backing image nested under backing-image. */
@@ -378,6 +391,7 @@ export interface ImageMapRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 export interface ImageMapResultExtentsItem {
@@ -407,6 +421,7 @@ export interface ImageProbeRequest {
   "headers_file"?: HttpHeadersFile;
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
 }
 
 export interface ImageProbeResult {
@@ -740,11 +755,72 @@ export interface OvfWriteResult {
   "xml": string;
 }
 
+export interface ProvidersListResultProvidersItem {
+  "name": string;
+  "description": string;
+  "capabilities": Array<"list" | "describe" | "snapshot" | "native_export" | "block_reads" | "changed_extents" | "power">;
+  /** JSON Schema (draft 7) of the config its sessions take, self-contained */
+  "config_schema": Record<string, unknown>;
+  /** built-in, or the plugin's file */
+  "origin": string;
+}
+
+export interface ProvidersListResult {
+  "providers": Array<ProvidersListResultProvidersItem>;
+}
+
+export interface ProvidersLoadRequest {
+  /** the plugin's shared object */
+  "path": string;
+}
+
+export interface ProvidersLoadResultProvider {
+  "name": string;
+  "description": string;
+  "capabilities": Array<"list" | "describe" | "snapshot" | "native_export" | "block_reads" | "changed_extents" | "power">;
+  /** JSON Schema (draft 7) of the config its sessions take, self-contained */
+  "config_schema": Record<string, unknown>;
+  /** built-in, or the plugin's file */
+  "origin": string;
+}
+
+export interface ProvidersLoadResult {
+  "provider": ProvidersLoadResultProvider;
+}
+
 export interface VmLoadRequest {
   /** .ovf, .ova or .json */
   "path": string;
   /** id or name of the virtual system to take when the OVF holds several */
   "virtual_system"?: string;
+}
+
+export interface VmsDescribeRequest {
+  /** provider name, as providers.list gives it */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); what it leaves out comes from the platform's usual environment variables and files. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** name, inventory path or id, as the provider knows it */
+  "vm": string;
+}
+
+export interface VmsDescribeResult {
+  "provider": string;
+  "vm": Vm;
+}
+
+export interface VmsListRequest {
+  /** provider name, as providers.list gives it */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); what it leaves out comes from the platform's usual environment variables and files. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** only VMs whose name or inventory path contains this */
+  "name_contains"?: string;
+}
+
+export interface VmsListResult {
+  "provider": string;
+  "vms": Array<Vm>;
 }
 
 export interface VsphereVmsListRequest {
@@ -774,7 +850,11 @@ export interface Operations {
   "ova.verify": { request: OvaVerifyRequest; result: OvaReport };
   "ovf.parse": { request: OvfParseRequest; result: OvfParseResult };
   "ovf.write": { request: OvfWriteRequest; result: OvfWriteResult };
+  "providers.list": { request: Record<string, unknown>; result: ProvidersListResult };
+  "providers.load": { request: ProvidersLoadRequest; result: ProvidersLoadResult };
   "vm.load": { request: VmLoadRequest; result: Vm };
+  "vms.describe": { request: VmsDescribeRequest; result: VmsDescribeResult };
+  "vms.list": { request: VmsListRequest; result: VmsListResult };
   "vsphere.vms.list": { request: VsphereVmsListRequest; result: VsphereVmsListResult };
 }
 

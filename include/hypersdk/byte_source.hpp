@@ -62,6 +62,7 @@ struct HttpSourceOptions {
     bool insecure = false;  // no TLS certificate check; also allows headers and URL credentials over http://
     std::string ca_file;    // PEM bundle trusted instead of the system store
     unsigned max_attempts = 5;  // per request, counting the first; transient failures are retried
+    unsigned timeout_seconds = 60;  // a request moving no byte this long (or not connected) is retried
     std::size_t cache_bytes = 32u << 20;  // bound of the read-ahead cache of small reads
     CancelToken cancel;
 };

@@ -9,6 +9,8 @@
 #include <hypersdk/vm.hpp>
 #include <hypersdk/vsphere.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +41,15 @@ enum class ExportTransport {
 };
 
 struct ExportOptions {
+    // The provider to export from (see <hypersdk/provider.hpp>). "vsphere" (the default) uses
+    // `connection` and its NFC/datastore session; any other provider is connected with
+    // `provider_config` and must have block reads: each disk is read as an image and converted.
+    std::string provider = "vsphere";
+    nlohmann::json provider_config = nlohmann::json::object();
+    // Refuse up front when the output folder has less free space than 1.2 x the disks' size (the
+    // disks' provisioned size, or the bytes the provider serves), naming both; block-read
+    // providers only so far.
+    bool space_check = true;
     vsphere::ConnectionOptions connection;
     std::string vm;          // inventory path, e.g. /DC0/vm/DC0_H0_VM0
     std::string output_dir;  // created if missing
@@ -68,7 +79,7 @@ struct ExportResult {
     std::vector<std::string> files;   // every file written, in the order written
     std::uint64_t bytes_received = 0; // from the network in this run
     std::uint64_t bytes_resumed = 0;  // skipped thanks to --resume
-    std::string method;               // ExportVm, ExportSnapshot or datastore
+    std::string method;               // ExportVm, ExportSnapshot, datastore, or block reads (other providers)
     bool snapshot_used = false;
     double seconds = 0;
 };

@@ -5,6 +5,8 @@
 #include <hypersdk/error.hpp>
 #include <hypersdk/vm.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -33,6 +35,11 @@ struct ConnectionOptions {
 // Fills what `options` leaves empty from GOVC_URL (which may carry user:password@), GOVC_USERNAME,
 // GOVC_PASSWORD and GOVC_INSECURE (1/true). Fails with invalid_argument when no URL results.
 Result<ConnectionOptions> with_environment(ConnectionOptions options);
+
+// Connection options from a JSON config (api/common.json's vsphere_connection: url, username,
+// password | password_env | password_file, insecure, ca_file, thumbprint, max_attempts), then
+// with_environment(). The password is read from the variable or file named.
+Result<ConnectionOptions> connection_from_json(const nlohmann::json &config, const CancelToken &cancel);
 
 // Every VM of the inventory with its hardware, disks and NICs, sorted by inventory path.
 Result<std::vector<VirtualMachine>> list_vms(const ConnectionOptions &options);

@@ -2,6 +2,8 @@
 // CreateSnapshot + ExportSnapshot for a running one) or datastore downloads.
 #include "core/executor.hpp"
 #include "export/download.hpp"
+#include "export/package.hpp"
+#include "export/provider_export.hpp"
 #include "export/progress.hpp"
 #include "export/streamed_conversion.hpp"
 #include "format/vmdk/sparse_header.hpp"
@@ -50,17 +52,6 @@ Result<void> check_format(const std::string &format) {
 
 // Formats the disks are converted into as they arrive (the others keep the VMDK the server sends).
 bool converts(const std::string &format) { return format != "vmdk" && format != "ova" && format != "ovf"; }
-
-// A VM name as a file name: no path separators, no control characters, no leading dot.
-std::string file_stem(const std::string &name) {
-    std::string out;
-    for (char c : name) {
-        const auto u = static_cast<unsigned char>(c);
-        out += (c == '/' || c == '\\' || u < 0x20 || u == 0x7f) ? '_' : c;
-    }
-    while (!out.empty() && out.front() == '.') out.erase(0, 1);
-    return out.empty() ? std::string("vm") : out;
-}
 
 std::string url_encode(std::string_view s, bool keep_slash) {
     std::string out;
@@ -120,7 +111,7 @@ private:
         HSDK_TRY(session_, Session::open(o_.connection));
         HSDK_TRY(found_, discover_vm(*session_, o_.vm));
         result_.vm = found_.vm;
-        const std::string stem = file_stem(found_.vm.name);
+        const std::string stem = exporter::file_stem(found_.vm.name);
         for (const auto &path : planned_outputs(stem)) {
             if (!o_.overwrite && std::filesystem::exists(path))
                 return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", path));
@@ -355,57 +346,21 @@ private:
         tracker_->phase("manifest");
         // The descriptor comes from the VM's properties (the hardware discovery read), with the
         // disks as the server streamed them.
-        std::vector<OvfWriteFile> files;
-        std::vector<hypersdk::ManifestEntry> mf;
         for (auto &j : jobs) {
-            const std::string name = io::base_name(j.final_path);
-            files.push_back(OvfWriteFile{name, j.result.size});
             reconcile_capacity(j, vmdk_capacity(j.result.partial_path));
-            record_disk(j, name);
+            record_disk(j, io::base_name(j.final_path));
         }
-        const std::string ovf_name = stem + ".ovf";
-        const std::string mf_name = stem + ".mf";
-        const std::string descriptor = write_ovf(result_.vm, files);
-        mf.push_back(hypersdk::ManifestEntry{"SHA256", ovf_name, sha256_hex(descriptor)});
-        for (const auto &j : jobs) mf.push_back(hypersdk::ManifestEntry{"SHA256", io::base_name(j.final_path), j.result.sha256});
-        const std::string manifest = format_manifest(mf);
-
-        if (o_.format == "ovf") {
-            HSDK_TRYV(publish_disks(jobs));
-            // The manifest, then the descriptor, appear last: a folder with an .ovf is complete.
-            io::AtomicOutputSet set;
-            HSDK_TRY(io::File * mf_file, set.add(o_.output_dir + "/" + mf_name, true));
-            HSDK_TRYV(mf_file->write_all(0, std::as_bytes(std::span(manifest))));
-            HSDK_TRY(io::File * ovf_file, set.add(o_.output_dir + "/" + ovf_name, true));
-            HSDK_TRYV(ovf_file->write_all(0, std::as_bytes(std::span(descriptor))));
-            HSDK_TRYV(set.commit());
-            result_.files.push_back(o_.output_dir + "/" + mf_name);
-            result_.files.push_back(o_.output_dir + "/" + ovf_name);
-            return success();
+        std::vector<exporter::PackagedDisk> disks;
+        for (const auto &j : jobs)
+            disks.push_back(exporter::PackagedDisk{io::base_name(j.final_path), o_.format == "ovf" ? j.final_path : j.result.partial_path,
+                                                   j.result.size, j.result.sha256});
+        if (o_.format == "ovf") HSDK_TRYV(publish_disks(jobs));
+        HSDK_TRY(auto written, exporter::write_package(result_.vm, disks, o_.format, o_.output_dir, stem, o_.cancel));
+        if (o_.format == "ova") {
+            for (const auto &j : jobs) exporter::discard_partial(j.final_path);
+            partials_.clear();
         }
-
-        // OVA: descriptor, manifest, disks, packed straight from the downloaded files.
-        const std::string tmp_ovf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, ovf_name);
-        const std::string tmp_mf = fmt::format("{}/.{}.hsdk-tmp", o_.output_dir, mf_name);
-        auto write_tmp = [](const std::string &path, const std::string &text) -> Result<void> {
-            ::unlink(path.c_str());
-            HSDK_TRY(auto f, io::File::create_new(path));
-            HSDK_TRYV(f.write_all(0, std::as_bytes(std::span(text))));
-            return f.close();
-        };
-        auto packed = [&]() -> Result<void> {
-            HSDK_TRYV(write_tmp(tmp_ovf, descriptor));
-            HSDK_TRYV(write_tmp(tmp_mf, manifest));
-            std::vector<OvaPackInput> members{{ovf_name, tmp_ovf}, {mf_name, tmp_mf}};
-            for (const auto &j : jobs) members.push_back(OvaPackInput{io::base_name(j.final_path), j.result.partial_path});
-            return pack_ova(fmt::format("{}/{}.ova", o_.output_dir, stem), members, o_.cancel);
-        }();
-        ::unlink(tmp_ovf.c_str());
-        ::unlink(tmp_mf.c_str());
-        HSDK_TRYV(packed);
-        for (const auto &j : jobs) exporter::discard_partial(j.final_path);
-        partials_.clear();
-        result_.files.push_back(fmt::format("{}/{}.ova", o_.output_dir, stem));
+        result_.files.insert(result_.files.end(), written.begin(), written.end());
         return success();
     }
 
@@ -592,6 +547,7 @@ ExportSession::~ExportSession() = default;
 void ExportSession::cancel() noexcept { options_.cancel.cancel(); }
 
 Result<ExportResult> ExportSession::run() {
+    if (options_.provider != "vsphere") return exporter::export_from_provider(options_);
     Runner runner(options_);
     return runner.run();
 }

@@ -347,8 +347,8 @@ Result<std::shared_ptr<ByteSource>> open_http_source(const std::string &url, con
     client.tls.insecure = options.insecure;
     client.tls.ca_file = options.ca_file;
     client.cancel = options.cancel;
-    client.connect_timeout = std::chrono::seconds(30);
-    client.stall_timeout = std::chrono::seconds(60);
+    client.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
+    client.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
     context->client = std::make_unique<http::Client>(client);
     HSDK_TRY(auto size, HttpSource::probe_size(*context, url));
     log(LogLevel::debug, fmt::format("opened {} ({} bytes)", http::redact_url(url), size));

@@ -78,6 +78,7 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
     }
     o.http.insecure = flag(r, "insecure");
     o.http.ca_file = str(r, "ca_file");
+    o.http.timeout_seconds = static_cast<unsigned>(u64(r, "timeout", 60));
     o.http.cancel = c.cancel();
     return o;
 }

@@ -1,4 +1,4 @@
-// vSphere operations: vsphere.vms.list and export.run.
+// vsphere.vms.list, and export.run (vSphere's NFC/datastore session, or any provider with block reads).
 #include "ops/context.hpp"
 
 #include <hypersdk/export.hpp>
@@ -6,39 +6,17 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
-#include <fstream>
-
 namespace hypersdk::ops {
 namespace {
 
 using json = nlohmann::json;
 
-// The connection of a request; the password comes from the request, a variable or a file, and
-// whatever is left out from the GOVC_* variables.
+// The connection of a request (with "config" merged over it, the shape every provider takes);
+// what it leaves out comes from the GOVC_* variables.
 Result<vsphere::ConnectionOptions> connection(Context &c) {
-    const json conn = c.request().value("connection", json::object());
-    vsphere::ConnectionOptions o;
-    o.url = str(conn, "url");
-    o.username = str(conn, "username");
-    o.insecure = flag(conn, "insecure");
-    o.ca_file = str(conn, "ca_file");
-    o.thumbprint = str(conn, "thumbprint");
-    o.max_attempts = static_cast<unsigned>(u64(conn, "max_attempts", 5));
-    if (auto p = opt_str(conn, "password")) {
-        o.password = *p;
-    } else if (auto env = opt_str(conn, "password_env")) {
-        const char *v = std::getenv(env->c_str());
-        if (v == nullptr) return fail(Errc::invalid_argument, fmt::format("/connection/password_env: ${} is not set", *env));
-        o.password = v;
-    } else if (auto file = opt_str(conn, "password_file")) {
-        std::ifstream in(*file);
-        if (!in) return fail(Errc::not_found, fmt::format("/connection/password_file: cannot read '{}'", *file));
-        std::getline(in, o.password);  // the first line; its newline is not part of the password
-        if (!o.password.empty() && o.password.back() == '\r') o.password.pop_back();
-    }
-    o.cancel = c.cancel();
-    return vsphere::with_environment(std::move(o));
+    json conn = c.request().value("connection", json::object());
+    conn.update(c.request().value("config", json::object()));
+    return vsphere::connection_from_json(conn, c.cancel());
 }
 
 Result<json> vms_list(Context &c) {
@@ -52,7 +30,14 @@ Result<json> vms_list(Context &c) {
 Result<json> export_run(Context &c) {
     const auto &r = c.request();
     ExportOptions o;
-    HSDK_TRY(o.connection, connection(c));
+    o.provider = r.value("provider", "vsphere");
+    if (o.provider == "vsphere") {
+        HSDK_TRY(o.connection, connection(c));
+    } else {
+        o.provider_config = r.value("config", json::object());
+        HSDK_TRYV(validate_provider_config(o.provider, o.provider_config));
+    }
+    o.space_check = !flag(r, "no_space_check");
     o.vm = str(r, "vm");
     o.output_dir = str(r, "output_dir");
     o.format = str(r, "format");

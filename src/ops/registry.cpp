@@ -34,6 +34,7 @@ public:
     }
 
     const std::vector<OperationInfo> &infos() const { return infos_; }
+    const nlohmann::json &common() const { return common_; }
     const std::optional<Error> &error() const { return error_; }
 
 private:
@@ -45,10 +46,10 @@ private:
 
     Result<void> load() {
         std::map<std::string, Handler, std::less<>> handlers;
-        for (auto table : {image_handlers(), vm_handlers(), vsphere_handlers()})
+        for (auto table : {image_handlers(), vm_handlers(), vsphere_handlers(), provider_handlers()})
             for (const auto &h : table) handlers.emplace(std::string(h.name), h.handler);
 
-        nlohmann::json common = nlohmann::json::object();
+        nlohmann::json &common = common_;
         std::vector<nlohmann::json> docs;
         for (std::size_t i = 0; i < embedded_api_file_count; ++i) {
             const auto &f = embedded_api_files[i];
@@ -91,12 +92,15 @@ private:
 
     std::vector<Entry> entries_;
     std::vector<OperationInfo> infos_;
+    nlohmann::json common_ = nlohmann::json::object();
     std::optional<Error> error_;
 };
 
 }  // namespace
 
 const Entry *find_entry(std::string_view name) { return Registry::get().find(name); }
+
+const nlohmann::json &common_definitions() { return Registry::get().common(); }
 
 Result<void> registry_status() {
     if (const auto &e = Registry::get().error()) return fail(*e);

@@ -19,5 +19,7 @@ struct Entry {
 const Entry *find_entry(std::string_view name);
 // Fails when the embedded api/ and the handler table do not fit together (a build defect).
 Result<void> registry_status();
+// api/common.json's definitions (for schemas that refer to them, like a provider's config).
+const nlohmann::json &common_definitions();
 
 }  // namespace hypersdk::ops

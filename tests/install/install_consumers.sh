@@ -30,4 +30,13 @@ cmake --build "$scratch/cxx-consumer" >"$scratch/build-cxx.log"
 
 # 4. The installed shared library exports only hsdk_*.
 "$src/tests/capi/check_exports.sh" "$(ls "$prefix"/lib*/libhypersdk.so | head -n 1)" "$prefix/include/hypersdk.h" "$src/capi/hypersdk.map"
+# 5. A provider plugin from the installed plugin header alone: it must not link libhypersdk.
+cmake -S "$src/examples/plugin" -B "$scratch/plugin-consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_BUILD_TYPE=Release >"$scratch/configure-plugin.log"
+cmake --build "$scratch/plugin-consumer" >"$scratch/build-plugin.log"
+nm -D --defined-only "$scratch/plugin-consumer/hsdk_localdir_plugin.so" | grep -q " T hsdk_plugin_init" \
+  || { echo "the plugin does not export hsdk_plugin_init"; exit 1; }
+if ldd "$scratch/plugin-consumer/hsdk_localdir_plugin.so" | grep -q libhypersdk; then
+  echo "the plugin links libhypersdk; it needs only the header"; exit 1
+fi
 echo "install consumers ok"

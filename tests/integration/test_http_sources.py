@@ -194,6 +194,16 @@ def test_transient_failures_are_retried(server, images, tmp_path):
     assert statuses.count(503) == 2, statuses
 
 
+def test_a_stalled_answer_is_given_up_after_the_timeout_and_retried(server, images, tmp_path):
+    server.stall_next = 1
+    server.stall_seconds = 4
+    out = tmp_path / "out.qcow2"
+    hsdk("convert", "--timeout", "1", "-O", "qcow2", server.url("d.vhdx"), out)
+    assert_qemu_identical(out, "qcow2", images / "d.raw", "raw")
+    ranges = [r["range"] for r in server.requests]
+    assert len(ranges) > len(set(ranges))  # the stalled request was sent again
+
+
 def test_a_server_that_keeps_failing_is_an_error_naming_it(server, tmp_path):
     server.fail_next = 1000
     code, message = op_error("image.info", {"path": server.url("d.qcow2")})

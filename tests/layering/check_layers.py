@@ -34,7 +34,7 @@ PUBLIC = {
     "convert.hpp": "convert", "writer.hpp": "convert",
     "ovf.hpp": "ovf",
     "kvm.hpp": "kvm",
-    "vsphere.hpp": "providers",
+    "vsphere.hpp": "providers", "provider.hpp": "providers",
     "export.hpp": "export",
     "job.hpp": "ops", "ops.hpp": "ops",
     "hypersdk.hpp": "umbrella",  # for users only: no library source includes it
@@ -68,6 +68,8 @@ def layer_of_include(repo, including, target, quoted):
         return PUBLIC.get(target[len("hypersdk/"):], "unknown public header")
     if target == "hypersdk.h":
         return "capi"
+    if target == "hypersdk_plugin.h":
+        return "providers"  # the plugin ABI: C declarations only, implemented by src/providers/plugin.cpp
     candidates = []
     if quoted:
         candidates.append(including.parent / target)

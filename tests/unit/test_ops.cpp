@@ -136,6 +136,16 @@ TEST_CASE("requests get the schema's defaults; secrets are redacted") {
     CHECK(red_h["headers"] == "********");
     CHECK(red_h.dump().find("t0ken") == std::string::npos);
     CHECK(error_of("image.info", {{"path", "x"}, {"headers", {"no colon here"}}}).find("/headers/0") != std::string::npos);
+    // A provider's config may hold anything secret: stored and returned only as a whole, redacted.
+    for (const char *op : {"vms.list", "export.run"}) {
+        json req{{"provider", "localdir"}, {"config", {{"root", "/srv"}, {"token", "t0ken"}}}};
+        if (std::string(op) == "export.run") req.update({{"vm", "x"}, {"output_dir", "o"}});
+        auto p = prepare_request(op, req);
+        REQUIRE(p);
+        const json red_p = redact_request(op, p.value());
+        CHECK(red_p["config"] == "********");
+        CHECK(red_p.dump().find("t0ken") == std::string::npos);
+    }
 }
 
 TEST_CASE("handlers keep to their result schemas") {

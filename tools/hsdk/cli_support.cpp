@@ -13,7 +13,11 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <unistd.h>
 
 namespace hsdk {
@@ -114,6 +118,31 @@ void add_output_flags(CLI::App *app, bool &json, const std::string &what) {
            "--output", [&json](const std::string &v) { json = v == "json"; }, "Output format: human (the default) or json, as qemu-img")
         ->check(CLI::IsMember({"human", "json"}))
         ->type_name("FORMAT");
+}
+
+bool read_json_argument(const std::string &flag, const std::string &arg, nlohmann::json &out, std::string &error) {
+    std::string text = arg;
+    if (!arg.empty() && arg[0] == '@') {
+        const std::string path = arg.substr(1);
+        if (path == "-") {
+            text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+        } else {
+            std::ifstream in(path, std::ios::binary);
+            if (!in) {
+                error = fmt::format("{}: cannot read '{}'", flag, path);
+                return false;
+            }
+            std::ostringstream ss;
+            ss << in.rdbuf();
+            text = ss.str();
+        }
+    }
+    out = nlohmann::json::parse(text, nullptr, false);
+    if (out.is_discarded()) {
+        error = fmt::format("{}: not valid JSON", flag);
+        return false;
+    }
+    return true;
 }
 
 RunOptions progress_if(bool on) {

@@ -45,6 +45,9 @@ struct RunOptions {
     bool json_errors = false;
 };
 
+// A JSON argument: the text itself, @FILE, or @- for standard input; `flag` names it in `error`.
+bool read_json_argument(const std::string &flag, const std::string &arg, nlohmann::json &out, std::string &error);
+
 // RunOptions showing progress (-p) or not.
 RunOptions progress_if(bool on);
 

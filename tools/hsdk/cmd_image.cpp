@@ -42,6 +42,7 @@ struct SourceFlags {
     std::string headers_file;
     bool insecure = false;
     std::string ca_file;
+    unsigned timeout = 0;
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
@@ -50,6 +51,7 @@ struct SourceFlags {
         if (!headers_file.empty()) request["headers_file"] = headers_file;
         if (insecure) request["insecure"] = true;
         if (!ca_file.empty()) request["ca_file"] = ca_file;
+        if (timeout != 0) request["timeout"] = timeout;
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -72,6 +74,8 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
                                    "https images: do not verify the server certificate; http images: allow credentials in clear text");
     auto *ca = app->add_option("--ca-file", f.ca_file, "https images: trust the certificates in this PEM file instead of the system store");
     insecure->excludes(ca);
+    app->add_option("--timeout", f.timeout, "http(s) images: seconds a request may move no byte before it is retried (default 60)")
+        ->check(CLI::Range(1u, 3600u));
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain

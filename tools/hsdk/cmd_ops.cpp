@@ -7,11 +7,7 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iostream>
-#include <iterator>
 #include <memory>
-#include <sstream>
 
 namespace hsdk {
 namespace {
@@ -103,32 +99,6 @@ void register_ops(CLI::App &root, std::vector<Command> &commands) {
                         }});
 }
 
-// The request text: JSON itself, @FILE, or @- for standard input.
-bool read_request(const std::string &arg, json &out, std::string &error) {
-    std::string text = arg;
-    if (!arg.empty() && arg[0] == '@') {
-        const std::string path = arg.substr(1);
-        if (path == "-") {
-            text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-        } else {
-            std::ifstream in(path, std::ios::binary);
-            if (!in) {
-                error = fmt::format("--request: cannot read '{}'", path);
-                return false;
-            }
-            std::ostringstream ss;
-            ss << in.rdbuf();
-            text = ss.str();
-        }
-    }
-    out = json::parse(text, nullptr, false);
-    if (out.is_discarded()) {
-        error = "--request: not valid JSON";
-        return false;
-    }
-    return true;
-}
-
 void register_run(CLI::App &root, std::vector<Command> &commands) {
     auto *app = root.add_subcommand("run", "Run any operation of the library with a JSON request (see hsdk ops)");
     struct Args {
@@ -143,7 +113,7 @@ void register_run(CLI::App &root, std::vector<Command> &commands) {
     commands.push_back({app, [a]() {
                             json request;
                             std::string error;
-                            if (!read_request(a->request, request, error)) return report_message(error, exit_usage);
+                            if (!read_json_argument("--request", a->request, request, error)) return report_message(error, exit_usage);
                             json result;
                             RunOptions how = progress_if(a->progress);
                             how.json_errors = a->json;

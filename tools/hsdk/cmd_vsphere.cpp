@@ -1,4 +1,4 @@
-// vSphere commands: `hsdk vms list` and `hsdk export`. The password comes from an environment
+// Provider commands: `hsdk providers`, `hsdk vms list|describe` (any provider) and `hsdk export` (vSphere). The password comes from an environment
 // variable or a file (never from the command line, where every user of the machine can read it).
 #include "commands.hpp"
 #include "progress_display.hpp"
@@ -57,59 +57,147 @@ std::string human_bytes(std::uint64_t b) {
     return i == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, u[i]);
 }
 
+void print_vm(const hypersdk::VirtualMachine &vm) {
+    fmt::print("{}\n", vm.inventory_path.empty() ? vm.name : vm.inventory_path);
+    fmt::print("  power: {}  guest: {}  cpus: {} ({} per socket)  memory: {} MiB  firmware: {}{}\n", vm.power_state, vm.guest_id,
+               vm.cpus, vm.cores_per_socket, vm.memory_mib, hypersdk::firmware_name(vm.firmware),
+               vm.secure_boot ? " (secure boot)" : "");
+    for (const auto &d : vm.disks)
+        fmt::print("  disk {}: {} {} on {}{}:{} {}{}\n", d.id, human_bytes(d.capacity_bytes), d.label,
+                   d.controller.empty() ? "?" : d.controller, d.controller_bus, d.unit, d.backing_file.empty() ? d.file : d.backing_file,
+                   d.change_id.empty() ? "" : " changeId=" + d.change_id);
+    for (const auto &n : vm.nics)
+        fmt::print("  nic {}: {} {} on '{}'{}\n", n.id, n.adapter_type, n.mac, n.network, n.connected ? "" : " (disconnected)");
+}
+
+// --provider and its config: vSphere's from the connection flags (GOVC_* for what they leave out),
+// any provider's from --config (JSON, @FILE or @-), whose keys win.
+struct ProviderFlags {
+    std::string provider = "vsphere";
+    std::string config;
+    ConnectionFlags conn;
+
+    bool request(nlohmann::json &out, std::string &error) const {
+        nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
+        if (!this->config.empty()) {
+            nlohmann::json given;
+            if (!read_json_argument("--config", this->config, given, error)) return false;
+            if (!given.is_object()) {
+                error = "--config: expected a JSON object";
+                return false;
+            }
+            config.update(given);
+        }
+        out = nlohmann::json{{"provider", provider}, {"config", std::move(config)}};
+        return true;
+    }
+};
+
+void add_provider_flags(CLI::App *app, ProviderFlags &f) {
+    app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
+    app->add_option("--config", f.config,
+                    "The provider's connection config: JSON, @FILE or @- (its schema: hsdk providers --json); "
+                    "keep secrets in a file or in the variables the provider reads");
+    add_connection_flags(app, f.conn);
+}
+
 void register_vms(CLI::App &root, std::vector<Command> &commands) {
-    auto *vms = root.add_subcommand("vms", "Virtual machines on a vSphere server");
+    auto *vms = root.add_subcommand("vms", "Virtual machines of a provider (vSphere by default)");
     vms->require_subcommand(1);
     auto *app = vms->add_subcommand("list", "List VMs with inventory path, power state, guest, CPUs, memory, firmware, disks and NICs");
     struct Args {
-        ConnectionFlags conn;
+        ProviderFlags provider;
+        std::string name_contains;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
-    add_connection_flags(app, a->conn);
+    add_provider_flags(app, a->provider);
+    app->add_option("--name-contains", a->name_contains, "Only VMs whose name or inventory path contains this");
     add_output_flags(app, a->json, "the VM model");
     commands.push_back({app, [a]() {
-                            nlohmann::json result;
-                            if (int st = run_op("vsphere.vms.list", {{"connection", a->conn.request()}}, result); st != exit_ok) return st;
+                            nlohmann::json request, result;
+                            std::string error;
+                            if (!a->provider.request(request, error)) return report_message(error, exit_usage);
+                            if (!a->name_contains.empty()) request["name_contains"] = a->name_contains;
+                            if (int st = run_op("vms.list", request, result); st != exit_ok) return st;
                             if (a->json) {
                                 fmt::print("{}\n", result["vms"].dump(2));
                                 return exit_ok;
                             }
-                            std::vector<hypersdk::VirtualMachine> list;
                             for (const auto &j : result["vms"]) {
                                 auto vm = hypersdk::vm_from_json(j);
                                 if (!vm) return report(vm.error());
-                                list.push_back(std::move(vm).value());
+                                print_vm(vm.value());
                             }
-            for (const auto &vm : list) {
-                                fmt::print("{}\n", vm.inventory_path);
-                                fmt::print("  power: {}  guest: {}  cpus: {} ({} per socket)  memory: {} MiB  firmware: {}{}\n",
-                                           vm.power_state, vm.guest_id, vm.cpus, vm.cores_per_socket, vm.memory_mib,
-                                           hypersdk::firmware_name(vm.firmware), vm.secure_boot ? " (secure boot)" : "");
-                                for (const auto &d : vm.disks)
-                                    fmt::print("  disk {}: {} {} on {}{}:{} {}{}\n", d.id, human_bytes(d.capacity_bytes),
-                                               d.label, d.controller.empty() ? "?" : d.controller, d.controller_bus, d.unit,
-                                               d.backing_file, d.change_id.empty() ? "" : " changeId=" + d.change_id);
-                                for (const auto &n : vm.nics)
-                                    fmt::print("  nic {}: {} {} on '{}'{}\n", n.id, n.adapter_type, n.mac, n.network,
-                                               n.connected ? "" : " (disconnected)");
+                            return exit_ok;
+                        }});
+
+    auto *describe = vms->add_subcommand("describe", "Describe one VM: hardware, firmware, disks and NICs");
+    struct DescribeArgs {
+        ProviderFlags provider;
+        std::string vm;
+        bool json = false;
+    };
+    auto d = std::make_shared<DescribeArgs>();
+    add_provider_flags(describe, d->provider);
+    describe->add_option("--vm", d->vm, "The VM: inventory path, name or id as the provider knows it")->required();
+    add_output_flags(describe, d->json, "the VM model");
+    commands.push_back({describe, [d]() {
+                            nlohmann::json request, result;
+                            std::string error;
+                            if (!d->provider.request(request, error)) return report_message(error, exit_usage);
+                            request["vm"] = d->vm;
+                            if (int st = run_op("vms.describe", request, result); st != exit_ok) return st;
+                            if (d->json) {
+                                fmt::print("{}\n", result["vm"].dump(2));
+                                return exit_ok;
+                            }
+                            auto vm = hypersdk::vm_from_json(result["vm"]);
+                            if (!vm) return report(vm.error());
+                            print_vm(vm.value());
+                            return exit_ok;
+                        }});
+}
+
+void register_providers(CLI::App &root, std::vector<Command> &commands) {
+    auto *app = root.add_subcommand("providers", "List the providers (built-in and plugins from HSDK_PLUGIN_PATH) and what each can do");
+    struct Args {
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    add_output_flags(app, a->json, "names, capabilities, config schemas and origins");
+    commands.push_back({app, [a]() {
+                            nlohmann::json result;
+                            if (int st = run_op("providers.list", nlohmann::json::object(), result); st != exit_ok) return st;
+                            if (a->json) {
+                                fmt::print("{}\n", result["providers"].dump(2));
+                                return exit_ok;
+                            }
+                            for (const auto &p : result["providers"]) {
+                                std::string caps;
+                                for (const auto &c : p["capabilities"]) caps += (caps.empty() ? "" : ",") + c.get<std::string>();
+                                fmt::print("{:<12} {:<50} {}\n", p["name"].get<std::string>(), caps, p["origin"].get<std::string>());
+                                fmt::print("{:<12} {}\n", "", p["description"].get<std::string>());
                             }
                             return exit_ok;
                         }});
 }
 
 void register_export(CLI::App &root, std::vector<Command> &commands) {
-    auto *app = root.add_subcommand("export", "Export a VM from vSphere to OVF/OVA or straight to a disk format");
+    auto *app = root.add_subcommand("export", "Export a VM (from vSphere, or any provider with block reads) to OVF/OVA or straight to a disk format");
     struct Args {
-        ConnectionFlags conn;
+        ProviderFlags provider;
+        bool no_space_check = false;
         std::string vm, out, format = "ova", transport = "auto";
         bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false;
         unsigned parallel = 1, threads = 0;
         std::vector<std::string> options;
     };
     auto a = std::make_shared<Args>();
-    add_connection_flags(app, a->conn);
-    app->add_option("--vm", a->vm, "Inventory path of the VM, e.g. /DC0/vm/DC0_H0_VM0")->required();
+    add_provider_flags(app, a->provider);
+    app->add_flag("--no-space-check", a->no_space_check,
+                  "Do not refuse up front when the output folder has less free space than 1.2 x the disks (block-read providers)");
+    app->add_option("--vm", a->vm, "The VM: inventory path (e.g. /DC0/vm/DC0_H0_VM0), or as the provider names it")->required();
     app->add_option("--out", a->out, "Output folder (created if missing)")->required();
     app->add_option("--format", a->format, "ova, ovf, qcow2, raw, vmdk, vhd, vhdx or vdi (default ova)")
         ->check(CLI::IsMember(hypersdk::export_formats()));
@@ -126,11 +214,17 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     commands.push_back({app, [a]() {
                             std::string options, error;
                             if (!join_format_options(a->options, options, error)) return report_message(error, exit_usage);
-                            nlohmann::json request{{"connection", a->conn.request()}, {"vm", a->vm},         {"output_dir", a->out},
+                            nlohmann::json request;
+                            if (!a->provider.request(request, error)) return report_message(error, exit_usage);
+                            if (a->provider.provider == "vsphere") {
+                                request["connection"] = std::move(request["config"]);
+                                request.erase("config");
+                            }
+                            request.update(nlohmann::json{{"vm", a->vm},                   {"output_dir", a->out},
                                                    {"format", a->format},             {"resume", a->resume}, {"quiesce", a->quiesce},
                                                    {"overwrite", a->overwrite},       {"parallel", a->parallel},
                                                    {"compress", a->compress},         {"threads", a->threads},
-                                                   {"transport", a->transport}};
+                                                   {"transport", a->transport},       {"no_space_check", a->no_space_check}});
                             if (!options.empty()) request["options"] = options;
                             nlohmann::json res;
                             if (int st = run_op("export.run", request, res, progress_if(a->progress)); st != exit_ok) return st;
@@ -147,6 +241,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
 }  // namespace
 
 void register_vsphere_commands(CLI::App &root, std::vector<Command> &commands) {
+    register_providers(root, commands);
     register_vms(root, commands);
     register_export(root, commands);
 }

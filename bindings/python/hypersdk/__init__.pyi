@@ -171,6 +171,9 @@ ExportRunRequest = TypedDict("ExportRunRequest", {
     "parallel": NotRequired[int],
     "overwrite": NotRequired[bool],
     "transport": NotRequired[Literal["auto", "nfc", "datastore"]],
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "no_space_check": NotRequired[bool],
 }, total=False)
 
 VmDisksItem = TypedDict("VmDisksItem", {
@@ -249,6 +252,8 @@ HttpInsecure = bool
 
 HttpCaFile = str
 
+HttpTimeout = int
+
 ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "path": Required[str],
     "format": NotRequired[FormatName],
@@ -257,6 +262,7 @@ ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageCheckResult = TypedDict("ImageCheckResult", {
@@ -283,6 +289,7 @@ ImageCompareRequest = TypedDict("ImageCompareRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageCompareResult = TypedDict("ImageCompareResult", {
@@ -314,6 +321,7 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -339,6 +347,7 @@ ImageInfoRequest = TypedDict("ImageInfoRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageInfo = TypedDict("ImageInfo", {
@@ -368,6 +377,7 @@ ImageMapRequest = TypedDict("ImageMapRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageMapResultExtentsItem = TypedDict("ImageMapResultExtentsItem", {
@@ -391,6 +401,7 @@ ImageProbeRequest = TypedDict("ImageProbeRequest", {
     "headers_file": NotRequired[HttpHeadersFile],
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
 }, total=False)
 
 ImageProbeResult = TypedDict("ImageProbeResult", {
@@ -637,9 +648,59 @@ OvfWriteResult = TypedDict("OvfWriteResult", {
     "xml": Required[str],
 }, total=False)
 
+ProvidersListResultProvidersItem = TypedDict("ProvidersListResultProvidersItem", {
+    "name": Required[str],
+    "description": Required[str],
+    "capabilities": Required[list[Literal["list", "describe", "snapshot", "native_export", "block_reads", "changed_extents", "power"]]],
+    "config_schema": Required[dict[str, Any]],
+    "origin": Required[str],
+}, total=False)
+
+ProvidersListResult = TypedDict("ProvidersListResult", {
+    "providers": Required[list[ProvidersListResultProvidersItem]],
+}, total=False)
+
+ProvidersLoadRequest = TypedDict("ProvidersLoadRequest", {
+    "path": Required[str],
+}, total=False)
+
+ProvidersLoadResultProvider = TypedDict("ProvidersLoadResultProvider", {
+    "name": Required[str],
+    "description": Required[str],
+    "capabilities": Required[list[Literal["list", "describe", "snapshot", "native_export", "block_reads", "changed_extents", "power"]]],
+    "config_schema": Required[dict[str, Any]],
+    "origin": Required[str],
+}, total=False)
+
+ProvidersLoadResult = TypedDict("ProvidersLoadResult", {
+    "provider": Required[ProvidersLoadResultProvider],
+}, total=False)
+
 VmLoadRequest = TypedDict("VmLoadRequest", {
     "path": Required[str],
     "virtual_system": NotRequired[str],
+}, total=False)
+
+VmsDescribeRequest = TypedDict("VmsDescribeRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+}, total=False)
+
+VmsDescribeResult = TypedDict("VmsDescribeResult", {
+    "provider": Required[str],
+    "vm": Required[Vm],
+}, total=False)
+
+VmsListRequest = TypedDict("VmsListRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "name_contains": NotRequired[str],
+}, total=False)
+
+VmsListResult = TypedDict("VmsListResult", {
+    "provider": Required[str],
+    "vms": Required[list[Vm]],
 }, total=False)
 
 VsphereVmsListRequest = TypedDict("VsphereVmsListRequest", {
@@ -650,7 +711,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "vm.load", "vsphere.vms.list"]
+Operation = Literal["export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -704,8 +765,20 @@ def run(operation: Literal["ovf.parse"], request: OvfParseRequest | None = None,
 def run(operation: Literal["ovf.write"], request: OvfWriteRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> OvfWriteResult: ...
 @overload
+def run(operation: Literal["providers.list"], request: dict[str, Any] | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ProvidersListResult: ...
+@overload
+def run(operation: Literal["providers.load"], request: ProvidersLoadRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ProvidersLoadResult: ...
+@overload
 def run(operation: Literal["vm.load"], request: VmLoadRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> Vm: ...
+@overload
+def run(operation: Literal["vms.describe"], request: VmsDescribeRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> VmsDescribeResult: ...
+@overload
+def run(operation: Literal["vms.list"], request: VmsListRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> VmsListResult: ...
 @overload
 def run(operation: Literal["vsphere.vms.list"], request: VsphereVmsListRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> VsphereVmsListResult: ...
@@ -761,8 +834,20 @@ def start(operation: Literal["ovf.parse"], request: OvfParseRequest | None = Non
 def start(operation: Literal["ovf.write"], request: OvfWriteRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[OvfWriteResult]: ...
 @overload
+def start(operation: Literal["providers.list"], request: dict[str, Any] | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ProvidersListResult]: ...
+@overload
+def start(operation: Literal["providers.load"], request: ProvidersLoadRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ProvidersLoadResult]: ...
+@overload
 def start(operation: Literal["vm.load"], request: VmLoadRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[Vm]: ...
+@overload
+def start(operation: Literal["vms.describe"], request: VmsDescribeRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[VmsDescribeResult]: ...
+@overload
+def start(operation: Literal["vms.list"], request: VmsListRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[VmsListResult]: ...
 @overload
 def start(operation: Literal["vsphere.vms.list"], request: VsphereVmsListRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[VsphereVmsListResult]: ...
