@@ -1,5 +1,5 @@
 /* Provider plugins: a shared object that adds a provider to libhypersdk at run time (from
- * HSDK_PLUGIN_PATH, or hsdk_load_provider_plugin / load_provider_plugin), in the manner of
+ * HSDK_PLUGIN_PATH, or the providers.load operation / hypersdk::load_provider_plugin), in the manner of
  * nbdkit's plugin_init. Plain C, no libhypersdk symbol is needed to build one.
  *
  * The plugin exports

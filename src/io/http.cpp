@@ -203,6 +203,9 @@ public:
             if (!idle_.empty()) {
                 Handle h = std::move(idle_.back());
                 idle_.pop_back();
+                // curl_easy_reset drops the list of cookie files without freeing it (libcurl 7.88
+                // leaks one entry per reuse): clear it first. The shared cookies stay in the share.
+                curl_easy_setopt(h.easy.get(), CURLOPT_COOKIEFILE, static_cast<char *>(nullptr));
                 curl_easy_reset(h.easy.get());  // options only: live connections stay in the multi
                 return h;
             }

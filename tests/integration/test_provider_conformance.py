@@ -20,7 +20,8 @@ import pytest
 from conftest import BUILD, HSDK, MiB, hsdk, qemu_img, write_pattern
 from vsphere_sim import PASSWORD, USERNAME, Simulator, cli_env
 
-PLUGIN_DIR = BUILD / "examples" / "plugin"
+# The plugin is built by the default build (an ASan run of these tests loads it from there).
+PLUGIN_DIR = pathlib.Path(os.environ.get("HSDK_PLUGIN_BUILD_DIR", BUILD / "examples" / "plugin"))
 
 
 class VsphereHarness:

@@ -3,12 +3,15 @@ providers.load (ABI checks), and the free-space pre-flight of exports. The confo
 provider is test_provider_conformance.py."""
 import json
 import os
+import pathlib
 import subprocess
 
 from conftest import BUILD, HSDK, MiB, hsdk, qemu_img
 
-PLUGIN = BUILD / "examples" / "plugin" / "hsdk_localdir_plugin.so"
-FUTURE = BUILD / "examples" / "plugin" / "hsdk_future_abi_plugin.so"
+# The plugins are built by the default build (an ASan run of these tests loads them from there).
+PLUGIN_DIR = pathlib.Path(os.environ.get("HSDK_PLUGIN_BUILD_DIR", BUILD / "examples" / "plugin"))
+PLUGIN = PLUGIN_DIR / "hsdk_localdir_plugin.so"
+FUTURE = PLUGIN_DIR / "hsdk_future_abi_plugin.so"
 
 
 def env_with(path):
