@@ -65,6 +65,7 @@ struct ImageInfo {
     std::string subformat;  // e.g. streamOptimized, dynamic, fixed; empty when the format has none
     std::uint64_t virtual_size = 0;
     std::uint64_t actual_size = 0;  // bytes the image's own files occupy on disk
+    bool actual_size_known = true;  // false for images whose storage does not tell (behind a URL)
     std::optional<std::uint64_t> cluster_size;
     std::string backing_filename;  // as written in the image
     std::string backing_format;    // as written in the image, if it says

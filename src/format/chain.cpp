@@ -174,6 +174,7 @@ Result<std::unique_ptr<Image>> open_image_source(std::shared_ptr<const ByteSourc
         HSDK_TRY(auto layer, open_layer_source(current, current_format, options));
         auto info = layer->info();
         info.filename = name;
+        if (!current.allocated_size()) info.actual_size_known = false;
         auto backing = layer->backing();
         if (!layers.empty()) HSDK_TRYV(layers.back()->verify_parent(*layer));
         layers.push_back(std::move(layer));

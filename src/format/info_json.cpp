@@ -10,7 +10,7 @@ nlohmann::json to_json(const ImageInfo &info) {
     j["format"] = info.format;
     if (!info.subformat.empty()) j["subformat"] = info.subformat;
     j["virtual-size"] = info.virtual_size;
-    j["actual-size"] = info.actual_size;
+    if (info.actual_size_known) j["actual-size"] = info.actual_size;  // as qemu-img: absent when unknown
     if (info.cluster_size) j["cluster-size"] = *info.cluster_size;
     if (!info.backing_filename.empty()) j["backing-filename"] = info.backing_filename;
     if (!info.backing_format.empty()) j["backing-filename-format"] = info.backing_format;

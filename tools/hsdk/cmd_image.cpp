@@ -22,7 +22,8 @@ void print_info_human(const json &info) {
     if (info.contains("subformat")) fmt::print("subformat: {}\n", info["subformat"].get<std::string>());
     const std::uint64_t vsize = info.value("virtual-size", std::uint64_t{0});
     fmt::print("virtual size: {} ({} bytes)\n", human_size(vsize), vsize);
-    fmt::print("disk size: {}\n", human_size(info.value("actual-size", std::uint64_t{0})));
+    if (info.contains("actual-size")) fmt::print("disk size: {}\n", human_size(info["actual-size"].get<std::uint64_t>()));
+    else fmt::print("disk size: unavailable\n");
     if (info.contains("cluster-size")) fmt::print("cluster_size: {}\n", info["cluster-size"].get<std::uint64_t>());
     if (info.contains("backing-filename")) fmt::print("backing file: {}\n", info["backing-filename"].get<std::string>());
     if (info.contains("backing-filename-format"))
