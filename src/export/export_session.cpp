@@ -53,18 +53,6 @@ Result<void> check_format(const std::string &format) {
 // Formats the disks are converted into as they arrive (the others keep the VMDK the server sends).
 bool converts(const std::string &format) { return format != "vmdk" && format != "ova" && format != "ovf"; }
 
-std::string url_encode(std::string_view s, bool keep_slash) {
-    std::string out;
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/'))
-            out += c;
-        else
-            out += fmt::format("%{:02X}", u);
-    }
-    return out;
-}
-
 bool is_missing_method(const Error &e) {
     return e.message.find("MethodNotFound") != std::string::npos || e.message.find("fault NotSupported") != std::string::npos ||
            e.message.find("fault NotImplemented") != std::string::npos;
@@ -440,8 +428,8 @@ private:
             j.index = static_cast<unsigned>(i + 1);
             j.disk = &d;
             j.device_key = d.id;
-            j.url = fmt::format("{}/folder/{}?dcPath={}&dsName={}", session_->server(), url_encode(path, true),
-                                url_encode(found_.datacenter_path, true), url_encode(ds, false));
+            j.url = fmt::format("{}/folder/{}?dcPath={}&dsName={}", session_->server(), io::http::percent_encode(path, true),
+                                io::http::percent_encode(found_.datacenter_path, true), io::http::percent_encode(ds, false));
             j.client = session_->http().derive([&] {
                 auto co = session_->http().options();
                 co.request_timeout = std::chrono::seconds(0);

@@ -367,6 +367,18 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
     return std::move(t.response);
 }
 
+std::string percent_encode(std::string_view s, bool keep_slash) {
+    std::string out;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/'))
+            out += c;
+        else
+            out += fmt::format("%{:02X}", u);
+    }
+    return out;
+}
+
 std::string redact_url(std::string_view url) {
     std::string u(url.substr(0, url.find_first_of("?#")));
     const auto scheme = u.find("://");

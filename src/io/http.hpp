@@ -91,6 +91,9 @@ private:
     std::unique_ptr<HandlePool> pool_;  // per client: its TLS settings are fixed, so reuse is safe
 };
 
+// Percent-encodes all but RFC 3986's unreserved characters (and '/' when keep_slash).
+std::string percent_encode(std::string_view s, bool keep_slash);
+
 // A URL safe for messages: no user info, no query, and NFC ticket paths shortened.
 std::string redact_url(std::string_view url);
 

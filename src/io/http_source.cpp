@@ -298,16 +298,6 @@ private:
     mutable std::uint64_t readahead_ = 0;
 };
 
-std::string percent_encode_path(std::string_view path) {
-    std::string out;
-    for (unsigned char c : path) {
-        if (std::isalnum(c) || std::strchr("-._~/!$&'()*+,;=:@", c) != nullptr)
-            out += static_cast<char>(c);
-        else
-            out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -326,7 +316,7 @@ Result<std::string> resolve_url_reference(const std::string &url, const std::str
     const std::string folder = path.substr(0, path.rfind('/') + 1);
     const std::string joined = reference.front() == '/' ? reference : folder + reference;
     std::string carried = query.substr(0, query.find('#'));
-    return origin + percent_encode_path(joined) + carried;
+    return origin + http::percent_encode(joined, true) + carried;
 }
 
 Result<std::shared_ptr<ByteSource>> open_http_source(const std::string &url, const HttpSourceOptions &options) {

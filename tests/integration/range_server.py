@@ -189,17 +189,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(rs.stall_seconds)
 
-            todo = length
+            remaining = length
             if reset:
                 half = length // 2
-                todo = half if rs.reset_after is None else max(0, min(half, rs.reset_after))
+                remaining = half if rs.reset_after is None else max(0, min(half, rs.reset_after))
             f.seek(start)
-            while todo > 0:
-                data = f.read(min(CHUNK, todo))
+            while remaining > 0:
+                data = f.read(min(CHUNK, remaining))
                 if not data:
                     break  # file shrank under us: the client sees a short body
                 self._write(data)
-                todo -= len(data)
+                remaining -= len(data)
 
             if reset:
                 self.close_connection = True
