@@ -87,7 +87,7 @@ export interface ExportRunRequest {
   "provider"?: string;
   /** the provider's connection config (its config_schema in providers.list); for vsphere it is merged over connection. May hold secrets: never logged, and stored or returned only as "********". */
   "config"?: Record<string, unknown>;
-  /** skip the pre-flight refusal when the output folder has less free space than 1.2 x the disks (block-read providers) */
+  /** skip the pre-flight refusal when the output folder has less free space than 1.2 x the disks' data (checked before any disk byte moves) */
   "no_space_check"?: boolean;
 }
 
@@ -823,6 +823,68 @@ export interface VmsListResult {
   "vms": Array<Vm>;
 }
 
+export interface VmsSnapshotsCreateRequest {
+  /** provider name, as providers.list gives it */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); what it leaves out comes from the platform's usual environment variables and files. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** name, inventory path or id, as the provider knows it */
+  "vm": string;
+  /** the snapshot's name */
+  "name": string;
+  /** quiesce the guest file systems first */
+  "quiesce"?: boolean;
+}
+
+export interface VmsSnapshotsCreateResult {
+  "provider": string;
+  "vm": string;
+  /** the new snapshot's id */
+  "snapshot": string;
+}
+
+export interface VmsSnapshotsListRequest {
+  /** provider name, as providers.list gives it */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); what it leaves out comes from the platform's usual environment variables and files. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** name, inventory path or id, as the provider knows it */
+  "vm": string;
+}
+
+export interface VmsSnapshotsListResultSnapshotsItem {
+  /** the platform's id of the snapshot (vSphere: its managed object id) */
+  "id": string;
+  "name": string;
+  /** ISO 8601, as the platform reports it */
+  "created": string;
+  /** id of the parent snapshot; empty for a root */
+  "parent": string;
+}
+
+export interface VmsSnapshotsListResult {
+  "provider": string;
+  "vm": string;
+  "snapshots": Array<VmsSnapshotsListResultSnapshotsItem>;
+}
+
+export interface VmsSnapshotsRemoveRequest {
+  /** provider name, as providers.list gives it */
+  "provider"?: string;
+  /** the provider's connection config (its config_schema in providers.list); what it leaves out comes from the platform's usual environment variables and files. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** name, inventory path or id, as the provider knows it */
+  "vm": string;
+  /** the snapshot's id, as vms.snapshots.list gives it */
+  "snapshot": string;
+}
+
+export interface VmsSnapshotsRemoveResult {
+  "provider": string;
+  "vm": string;
+  "snapshot": string;
+}
+
 export interface VsphereVmsListRequest {
   "connection"?: VsphereConnection;
 }
@@ -855,6 +917,9 @@ export interface Operations {
   "vm.load": { request: VmLoadRequest; result: Vm };
   "vms.describe": { request: VmsDescribeRequest; result: VmsDescribeResult };
   "vms.list": { request: VmsListRequest; result: VmsListResult };
+  "vms.snapshots.create": { request: VmsSnapshotsCreateRequest; result: VmsSnapshotsCreateResult };
+  "vms.snapshots.list": { request: VmsSnapshotsListRequest; result: VmsSnapshotsListResult };
+  "vms.snapshots.remove": { request: VmsSnapshotsRemoveRequest; result: VmsSnapshotsRemoveResult };
   "vsphere.vms.list": { request: VsphereVmsListRequest; result: VsphereVmsListResult };
 }
 

@@ -1,5 +1,6 @@
-// Exporting a VM from vSphere: OVF/OVA or straight into a disk format, with progress, cancel,
-// resume, retries and clean-up.
+// Exporting a VM from any provider (vSphere by default): OVF/OVA or straight into a disk format,
+// with progress, cancel, resume, retries and clean-up. One session serves every provider: the
+// provider prepares the export (see PreparedExport in <hypersdk/provider.hpp>), this does the rest.
 #pragma once
 
 #include <hypersdk/cancel.hpp>
@@ -41,14 +42,14 @@ enum class ExportTransport {
 };
 
 struct ExportOptions {
-    // The provider to export from (see <hypersdk/provider.hpp>). "vsphere" (the default) uses
-    // `connection` and its NFC/datastore session; any other provider is connected with
-    // `provider_config` and must have block reads: each disk is read as an image and converted.
+    // The provider to export from (see <hypersdk/provider.hpp>). "vsphere" (the default) is
+    // connected with `connection` when `provider_config` is empty; any other provider (and vSphere
+    // given a config) with `provider_config`.
     std::string provider = "vsphere";
     nlohmann::json provider_config = nlohmann::json::object();
-    // Refuse up front when the output folder has less free space than 1.2 x the disks' size (the
-    // disks' provisioned size, or the bytes the provider serves), naming both; block-read
-    // providers only so far.
+    // Refuse before any disk byte moves when the output folder has less free space than 1.2 x the
+    // disks' data (the provider's figure: vSphere's layoutEx file sizes, a stream's length, a
+    // block source's allocated bytes), naming both.
     bool space_check = true;
     vsphere::ConnectionOptions connection;
     std::string vm;          // inventory path, e.g. /DC0/vm/DC0_H0_VM0

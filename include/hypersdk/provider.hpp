@@ -1,7 +1,9 @@
 // Providers: the platforms VMs are moved off (vSphere, clouds, plugins loaded at run time), in one
 // registry like the format drivers'. A provider connects a Session from a JSON config; a session
-// lists and describes VMs and, for providers that can read disks block by block, opens each disk
-// of a VM as a ByteSource that every image operation can read.
+// lists and describes VMs, takes snapshots, and prepares exports: a PreparedExport hands each disk
+// over as a DiskSource (readable at any offset, or an in-order stream such as vSphere's NFC
+// stream-optimized VMDK) and holds what the platform needs kept alive meanwhile (a lease, a
+// snapshot). The one generic export session (<hypersdk/export.hpp>) does everything else.
 #pragma once
 
 #include <hypersdk/byte_source.hpp>
@@ -11,7 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +41,97 @@ struct VmFilter {
     std::string name_contains;  // case-sensitive substring of name or inventory path; empty: all
 };
 
+// In-order bytes that can begin again at an offset: the NFC stream-optimized VMDK, a datastore
+// file, a cloud's export object.
+class DiskStream {
+public:
+    virtual ~DiskStream() = default;
+    struct Start {
+        std::uint64_t offset = 0;            // where the bytes that follow begin: the offset asked
+                                             // for, or 0 when the source cannot skip
+        std::optional<std::uint64_t> total;  // the whole stream's length, when known
+    };
+    using StartHandler = std::function<Result<void>(const Start &)>;
+    using Sink = std::function<Result<void>(std::span<const std::byte>)>;
+    // Sends the bytes from `offset` on to `sink`, in order, until the stream ends; `on_start` runs
+    // once before the first byte. An error from either stops the transfer and is returned.
+    // Transport failures are network_error / timeout (or remote_error "HTTP 5xx"): the caller
+    // tries again from the byte it reached.
+    virtual Result<void> read_from(std::uint64_t offset, const StartHandler &on_start, const Sink &sink) = 0;
+};
+
+// One disk of a prepared export: exactly one of `blocks` and `stream` is set.
+struct ExportDisk {
+    std::shared_ptr<ByteSource> blocks;  // readable at any offset (block reads)
+    std::shared_ptr<DiskStream> stream;  // or an in-order stream
+    std::string format = "raw";          // what the bytes are: raw, vmdk, vhd, qcow2, ...
+    // A stream that can be converted as it arrives (a stream-optimized VMDK); other streams are
+    // received into a local file first and converted from there.
+    bool streamable = false;
+    std::uint64_t expected_bytes = 0;  // the stream's length when known ahead; 0: unknown
+    // The bytes of data the disk holds (what the output needs room for), when the platform says;
+    // 0: unknown. The free-space pre-flight counts it, else expected_bytes, else a block
+    // source's allocated size.
+    std::uint64_t data_bytes = 0;
+    nlohmann::json identity;           // what the bytes are: resume state matches on it
+    std::string label;                 // for messages: device key, URL, object name
+    // A stream's transient failures are retried from the byte reached, with exponential backoff
+    // and jitter, at most this many tries in a row that move no byte.
+    unsigned max_attempts = 5;
+    std::chrono::milliseconds initial_backoff{250};
+    std::chrono::milliseconds max_backoff{8000};
+};
+
+// What arrived of a streamed disk, for PreparedExport::verify.
+struct ReceivedDisk {
+    std::string path;  // the local file holding the bytes; empty when converted as they arrived
+    std::uint64_t size = 0;
+    std::string sha1, sha256;  // lower-case hex
+};
+
+struct ExportPlan {
+    bool quiesce = false;   // quiesce the guest for the snapshot of a running VM
+    std::string transport;  // provider-specific; empty: the provider's choice (vSphere: auto, nfc, datastore)
+    CancelToken cancel;
+    // The provider names the step it is taking (snapshot, lease), for progress reports.
+    std::function<void(const std::string &)> phase;
+};
+
+// An export in progress on the platform. abort() or complete() ends it; destroying it without
+// either aborts it.
+class PreparedExport {
+public:
+    virtual ~PreparedExport() = default;
+    // The VM as described when the export was prepared; disks in the order of disks().
+    [[nodiscard]] virtual const VirtualMachine &vm() const = 0;
+    virtual std::vector<ExportDisk> &disks() = 0;
+    // How the disks are read: ExportVm, ExportSnapshot, datastore, block reads, ...
+    [[nodiscard]] virtual std::string method() const = 0;
+    [[nodiscard]] virtual bool snapshot_used() const { return false; }
+    // keepalive() runs this often while disks move (0: never) with the percentage done, so that a
+    // lease does not expire during long transfers.
+    [[nodiscard]] virtual std::chrono::seconds keepalive_interval() const { return std::chrono::seconds(0); }
+    virtual void keepalive(int percent) { (void)percent; }
+    // Every streamed disk arrived (received[i] belongs to disks()[i]; empty for block disks):
+    // compare with what the platform vouches for. checksum_mismatch when they differ.
+    virtual Result<void> verify(const std::vector<ReceivedDisk> &received) {
+        (void)received;
+        return success();
+    }
+    // Releases what the export holds on the platform (completes a lease, removes the snapshot).
+    virtual Result<void> complete() = 0;
+    // After a failure or cancel: releases everything it can, also after a cancel; returns a note
+    // for each thing it could not release.
+    virtual std::vector<std::string> abort(const std::string &reason) noexcept = 0;
+};
+
+struct SnapshotInfo {
+    std::string id;       // the platform's id (vSphere: the snapshot's managed object id)
+    std::string name;
+    std::string created;  // ISO 8601, as the platform says
+    std::string parent;   // id of the parent snapshot, empty for a root
+};
+
 class ProviderSession {
 public:
     virtual ~ProviderSession() = default;
@@ -44,6 +141,16 @@ public:
     // Disk `index` (0-based, in describe()'s order) as bytes in the format describe() gives as the
     // disk's file_format (raw when empty). unsupported unless the provider has block_reads.
     virtual Result<std::shared_ptr<ByteSource>> open_disk(const std::string &vm, std::size_t index);
+    // Starts an export of `vm` (as the caller named it; `described` is what describe() said of
+    // it): takes the snapshot a consistent copy needs, opens leases. The default, for providers
+    // with block_reads, hands over every disk through open_disk().
+    virtual Result<std::unique_ptr<PreparedExport>> prepare_export(const std::string &vm, const VirtualMachine &described,
+                                                                   const ExportPlan &plan);
+    // Snapshots (providers with the snapshot capability; unsupported otherwise). create_snapshot
+    // returns the new snapshot's id.
+    virtual Result<std::vector<SnapshotInfo>> list_snapshots(const std::string &vm);
+    virtual Result<std::string> create_snapshot(const std::string &vm, const std::string &name, bool quiesce);
+    virtual Result<void> remove_snapshot(const std::string &vm, const std::string &snapshot_id);
 };
 
 class Provider {

@@ -45,22 +45,6 @@ std::optional<std::uint64_t> read_state(const std::string &path, const nlohmann:
     return j["bytes"].get<std::uint64_t>();
 }
 
-// "bytes 100-199/200" -> first byte and total (total 0 when "*").
-bool parse_content_range(const std::string &v, std::uint64_t &first, std::uint64_t &total) {
-    unsigned long long a = 0, b = 0, t = 0;
-    if (std::sscanf(v.c_str(), "bytes %llu-%llu/%llu", &a, &b, &t) == 3) {
-        first = a;
-        total = t;
-        return true;
-    }
-    if (std::sscanf(v.c_str(), "bytes %llu-%llu/*", &a, &b) == 2) {
-        first = a;
-        total = 0;
-        return true;
-    }
-    return false;
-}
-
 struct Writer {
     io::File file;
     std::uint64_t offset = 0;
@@ -143,34 +127,17 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
     for (;;) {
         HSDK_TRYV(rq.cancel.check());
         const std::uint64_t start = w.offset;
-        io::http::Request req;
-        req.url = rq.url;
-        req.range_from = start;
-        bool restart_pending = false;
-        bool nothing_left = false;  // 416 for a range starting at the known end: the body is an error page
-        auto check = [&](const io::http::Response &r) -> Result<void> {
-            if (r.status == 206) {
-                std::uint64_t first = 0, t = 0;
-                if (!parse_content_range(r.content_range, first, t) || first != start)
-                    return fail(Errc::remote_error, fmt::format("the server answered a request for bytes {}- with '{}'", start,
-                                                                r.content_range));
-                if (t > 0) total = t;
-                else if (r.content_length) total = start + *r.content_length;
-            } else if (r.status == 200) {
-                if (start > 0) restart_pending = true;  // Range ignored: the body starts at byte 0
-                if (r.content_length) total = *r.content_length;
-            } else if (r.status == 416 && start > 0 && total && start == *total) {
-                nothing_left = true;
-                return success();
-            } else {
-                Error e = io::http::status_error(r.status, "GET", rq.url);
-                if (r.status == 404) e.code = Errc::not_found;
-                if (r.status == 401) e.code = Errc::auth_failed;
-                if (r.status == 403) e.code = Errc::permission_denied;
-                return fail(e);
-            }
-            if (restart_pending) {
-                log(LogLevel::warn, fmt::format("export: the server ignored Range for {}; starting it again from zero", rq.final_path));
+        // Everything arrived before the connection broke: nothing left to ask for.
+        if (total && start == *total && start > 0) break;
+        auto on_start = [&](const DiskStream::Start &st) -> Result<void> {
+            if (st.offset != start) {
+                if (st.offset != 0)
+                    return fail(Errc::remote_error, fmt::format("{}: asked for the bytes from {} on, the source sent them from {}",
+                                                                rq.label, start, st.offset));
+                // The source cannot skip: the bytes start at 0 again.
+                log(LogLevel::warn, fmt::format("export: the source of {} cannot continue at byte {} (Range ignored); starting it "
+                                                "again from zero",
+                                                rq.final_path, start));
                 if (consuming && rq.restart_consumer) HSDK_TRYV(rq.restart_consumer());
                 if (keep_file) {
                     HSDK_TRYV(w.restart());
@@ -184,11 +151,11 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                 result.resumed = 0;
                 if (rq.on_bytes) rq.on_bytes(0, true);
             }
+            if (st.total) total = st.total;
             if (total && rq.on_total) rq.on_total(*total);
             return success();
         };
         auto sink = [&](std::span<const std::byte> data) -> Result<void> {
-            if (nothing_left) return success();
             if (keep_file) HSDK_TRYV(w.file.write_all(w.offset, data));
             if (consuming) HSDK_TRYV(rq.consume(data));
             w.sha1.update(data);
@@ -203,10 +170,10 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             }
             return success();
         };
-        auto r = rq.client->stream(req, check, sink);
-        if (r && (r.value().status == 200 || r.value().status == 206 || r.value().status == 416)) {
+        auto r = rq.stream->read_from(start, on_start, sink);
+        if (r) {
             if (total && w.offset != *total)
-                r = fail(Errc::network_error, fmt::format("GET {}: the transfer ended at byte {} of {}", io::http::redact_url(rq.url), w.offset, *total));
+                r = fail(Errc::network_error, fmt::format("{}: the transfer ended at byte {} of {}", rq.label, w.offset, *total));
             else
                 break;
         }
@@ -216,13 +183,11 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             w.synced = w.offset;
             (void)write_state(state_path, rq.identity, w.synced);
         }
-        if (!r) {
-            if (!io::http::is_transient(r.error())) return fail(r.error());
-            failures = w.offset > start ? 1 : failures + 1;
-            if (failures >= std::max(1u, rq.retry.max_attempts)) return fail(r.error());
-            log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, w.offset));
-            HSDK_TRYV(io::http::backoff_sleep(rq.retry, failures, rq.cancel));
-        }
+        if (!io::http::is_transient(r.error())) return fail(r.error());
+        failures = w.offset > start ? 1 : failures + 1;
+        if (failures >= std::max(1u, rq.retry.max_attempts)) return fail(r.error());
+        log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, w.offset));
+        HSDK_TRYV(io::http::backoff_sleep(rq.retry, failures, rq.cancel));
     }
     if (keep_file) {
         HSDK_TRYV(w.file.sync());

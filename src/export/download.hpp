@@ -1,11 +1,14 @@
-// A resumable download of one file: bytes go to "<final>.hsdk-partial" and a small JSON state
-// file "<final>.hsdk-resume" records how many of them are safely on disk and what they belong
-// to. A later run continues with an HTTP Range request; when the server ignores Range (answers
-// 200) the file starts again from zero instead of appending. Transient failures (reset, 5xx,
-// timeout) are retried with backoff from the last byte received.
+// A resumable download of one disk stream: bytes go to "<final>.hsdk-partial" and a small JSON
+// state file "<final>.hsdk-resume" records how many of them are safely on disk and what they
+// belong to. A later run continues from that byte (an HTTP Range request for URL streams); when
+// the source cannot skip (a server ignoring Range) the file starts again from zero instead of
+// appending. Transient failures (reset, 5xx, timeout) are retried with backoff from the last
+// byte received.
 #pragma once
 
 #include "io/http.hpp"
+
+#include <hypersdk/provider.hpp>
 
 #include <hypersdk/cancel.hpp>
 
@@ -18,8 +21,8 @@
 namespace hypersdk::exporter {
 
 struct DownloadRequest {
-    io::http::Client *client = nullptr;
-    std::string url;
+    DiskStream *stream = nullptr;
+    std::string label;         // the source, for messages (no secrets: URLs redacted)
     std::string final_path;    // where the caller will put the finished file
     nlohmann::json identity;   // what the bytes are; a state file for anything else is ignored
     bool resume = false;       // continue from a matching state file

@@ -1,42 +1,38 @@
-// ExportSession: vSphere VM -> files, through an NFC lease (ExportVm for a powered-off VM,
-// CreateSnapshot + ExportSnapshot for a running one) or datastore downloads.
+// ExportSession: one export for every provider. The provider prepares the export on its platform
+// (snapshot, lease) and hands each disk over as blocks or a stream; everything else happens here:
+// the free-space pre-flight, disks in parallel, resume, conversion as the bytes arrive, OVF/OVA
+// with manifests, progress, cancel, and clean-up that leaves nothing looking finished.
 #include "core/executor.hpp"
 #include "export/download.hpp"
 #include "export/package.hpp"
-#include "export/provider_export.hpp"
 #include "export/progress.hpp"
 #include "export/streamed_conversion.hpp"
 #include "format/vmdk/sparse_header.hpp"
-#include "providers/vsphere/discovery.hpp"
-#include "providers/vsphere/lease.hpp"
-
-#include "io/atomic_output.hpp"
+#include "io/file.hpp"
+#include "providers/builtin.hpp"
 
 #include <hypersdk/export.hpp>
 #include <hypersdk/hash.hpp>
 #include <hypersdk/log.hpp>
-#include <hypersdk/ovf.hpp>
+#include <hypersdk/provider.hpp>
 
 #include <fmt/format.h>
 
-#include "io/file.hpp"
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <array>
-#include <atomic>
-#include <cctype>
-#include <cstring>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
-#include <random>
-#include <unistd.h>
+#include <optional>
 
 namespace hypersdk {
 namespace {
 
-using namespace vsphere;
 using exporter::DownloadResult;
 
 const std::vector<std::string> &all_formats() {
@@ -50,23 +46,42 @@ Result<void> check_format(const std::string &format) {
     return success();
 }
 
-// Formats the disks are converted into as they arrive (the others keep the VMDK the server sends).
+// Formats the disks are converted into (vmdk, ovf and ova keep or write VMDKs).
 bool converts(const std::string &format) { return format != "vmdk" && format != "ova" && format != "ovf"; }
 
-bool is_missing_method(const Error &e) {
-    return e.message.find("MethodNotFound") != std::string::npos || e.message.find("fault NotSupported") != std::string::npos ||
-           e.message.find("fault NotImplemented") != std::string::npos;
+const char *transport_name(ExportTransport t) {
+    switch (t) {
+    case ExportTransport::nfc: return "nfc";
+    case ExportTransport::datastore: return "datastore";
+    case ExportTransport::automatic: break;
+    }
+    return "auto";
+}
+
+std::string human(std::uint64_t bytes) {
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = static_cast<double>(bytes);
+    std::size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(units)) {
+        v /= 1024;
+        ++u;
+    }
+    return u == 0 ? fmt::format("{} bytes", bytes) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
 struct DiskJob {
     unsigned index = 0;  // 1-based
+    ExportDisk *source = nullptr;
     VmDisk *disk = nullptr;
-    std::string device_key;
-    std::string url;
-    io::http::Client *client = nullptr;
-    std::string final_path;   // the downloaded VMDK's name (or, when converting, the converted disk's)
-    DownloadResult result;
-    std::unique_ptr<exporter::StreamedConversion> conversion;  // set when converting on the fly
+    std::string final_path;
+    std::unique_ptr<Image> image;  // block disks, opened in their format
+    // Where the disk's bytes are once transferred (a stream's partial file, a block disk's
+    // staged conversion), their size and SHA-256 (filled for what a package lists).
+    std::string ready_path;
+    std::uint64_t ready_bytes = 0;
+    std::string ready_sha256;
+    DownloadResult result;                                      // stream disks
+    std::unique_ptr<exporter::StreamedConversion> conversion;  // streams converted as they arrive
 };
 
 class Runner {
@@ -82,13 +97,15 @@ public:
             return fail(e);
         }
         result_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        log(LogLevel::info, fmt::format("export: {} from '{}' ({}): {} disk(s), {} bytes moved, {:.1f} s", o_.vm, o_.provider,
+                                        result_.method, result_.vm.disks.size(), result_.bytes_received, result_.seconds));
         return std::move(result_);
     }
 
 private:
     Result<void> body() {
         HSDK_TRYV(check_format(o_.format));
-        if (o_.vm.empty()) return fail(Errc::invalid_argument, "no VM given (inventory path such as /DC0/vm/name)");
+        if (o_.vm.empty()) return fail(Errc::invalid_argument, "no VM given (inventory path such as /DC0/vm/name, or a name)");
         if (o_.output_dir.empty()) return fail(Errc::invalid_argument, "no output folder given");
         std::error_code ec;
         std::filesystem::create_directories(o_.output_dir, ec);
@@ -96,75 +113,132 @@ private:
 
         tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel, 0);
         tracker_->phase("connecting");
-        HSDK_TRY(session_, Session::open(o_.connection));
-        HSDK_TRY(found_, discover_vm(*session_, o_.vm));
-        result_.vm = found_.vm;
-        const std::string stem = exporter::file_stem(found_.vm.name);
-        for (const auto &path : planned_outputs(stem)) {
-            if (!o_.overwrite && std::filesystem::exists(path))
+        HSDK_TRY(session_, connect());
+        HSDK_TRY(auto described, session_->describe(o_.vm));
+        if (described.disks.empty()) return fail(Errc::invalid_argument, fmt::format("VM '{}' has no disks to export", o_.vm));
+        const std::string stem = exporter::file_stem(described.name.empty() ? o_.vm : described.name);
+        for (const auto &path : planned_outputs(stem, described.disks.size())) {
+            struct stat st {};
+            if (!o_.overwrite && ::lstat(path.c_str(), &st) == 0)
                 return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", path));
         }
-        if (result_.vm.disks.empty()) return fail(Errc::invalid_argument, fmt::format("VM '{}' has no disks to export", o_.vm));
         tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel,
-                                                                     static_cast<unsigned>(result_.vm.disks.size()));
+                                                                     static_cast<unsigned>(described.disks.size()));
 
-        const bool powered_off = found_.vm.power_state == "poweredOff";
-        if (o_.transport == ExportTransport::datastore) return export_from_datastore(stem, powered_off);
-
-        if (!powered_off) HSDK_TRYV(take_snapshot());
-        auto leased = powered_off ? export_vm(*session_, found_.ref) : export_snapshot(*session_, snapshot_);
-        if (!leased) {
-            if (o_.transport == ExportTransport::automatic && is_missing_method(leased.error())) {
-                log(LogLevel::warn, "export: the server cannot export through a lease; downloading from the datastore");
-                return export_from_datastore(stem, powered_off);
-            }
-            return fail(leased.error());
-        }
-        lease_ = leased.value();
-        result_.method = powered_off ? "ExportVm" : "ExportSnapshot";
-        HSDK_TRY(auto info, wait_lease_ready(*session_, lease_));
+        ExportPlan plan;
+        plan.quiesce = o_.quiesce;
+        plan.transport = o_.provider == "vsphere" ? transport_name(o_.transport) : "";
+        plan.cancel = o_.cancel;
+        plan.phase = [this](const std::string &p) { tracker_->phase(p); };
+        HSDK_TRY(export_, session_->prepare_export(o_.vm, described, plan));
+        result_.vm = export_->vm();
+        result_.method = export_->method();
+        result_.snapshot_used = export_->snapshot_used();
+        auto &sources = export_->disks();
+        if (sources.size() != result_.vm.disks.size())
+            return fail(Errc::remote_error, fmt::format("the provider hands over {} disks but the VM has {}", sources.size(),
+                                                        result_.vm.disks.size()));
 
         std::vector<DiskJob> jobs;
-        unsigned n = 0;
-        for (const auto &dev : info.devices) {
-            if (!dev.disk) continue;
-            if (n >= result_.vm.disks.size())
-                return fail(Errc::remote_error, "the lease offers more disks than the VM has");
-            DiskJob j;
-            j.index = n + 1;
-            j.disk = &result_.vm.disks[n];
-            j.device_key = dev.key;
-            j.url = dev.url;
-            HSDK_TRY(j.client, client_for(dev));
-            j.final_path = disk_path_for(stem, n + 1);
-            if (converts(o_.format)) j.conversion = make_conversion(j.final_path);
-            if (dev.file_size > 0) tracker_->disk_total(j.index, dev.file_size);
-            jobs.push_back(std::move(j));
-            ++n;
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            HSDK_TRY(auto job, make_job(i, sources[i], stem));
+            jobs.push_back(std::move(job));
         }
-        if (jobs.size() != result_.vm.disks.size())
-            return fail(Errc::remote_error, fmt::format("the lease offers {} disks but the VM has {}", jobs.size(), result_.vm.disks.size()));
+        if (o_.space_check) HSDK_TRYV(check_space(jobs));
 
-        (void)lease_progress(*session_, lease_, 0);
-        start_keepalive(info.timeout_seconds);
-        auto downloaded = download_all(jobs, powered_off, "nfc");
+        start_keepalive();
+        auto moved = transfer_all(jobs);
         stop_keepalive();
-        HSDK_TRYV(downloaded);
+        HSDK_TRYV(moved);
 
         tracker_->phase("manifest");
-        HSDK_TRY(auto manifest, lease_manifest(*session_, lease_));
-        HSDK_TRYV(check_manifest(jobs, manifest));
+        std::vector<ReceivedDisk> received(jobs.size());
+        for (std::size_t i = 0; i < jobs.size(); ++i)
+            if (jobs[i].source->stream)
+                received[i] = {jobs[i].result.partial_path, jobs[i].result.size, jobs[i].result.sha1, jobs[i].result.sha256};
+        if (auto verified = export_->verify(received); !verified) {
+            corrupt_ = true;
+            return fail(verified.error());
+        }
         HSDK_TRYV(o_.cancel.check());
-        (void)lease_progress(*session_, lease_, 100);
-        HSDK_TRYV(lease_complete(*session_, lease_));
-        lease_ = {};
+        HSDK_TRYV(export_->complete());
         HSDK_TRYV(publish(jobs, stem));
-        return finish_cleanup();
+        tracker_->phase("cleanup");
+        return success();
+    }
+
+    Result<std::unique_ptr<ProviderSession>> connect() {
+        // ExportOptions::connection, as callers of the vSphere-only API filled it.
+        if (o_.provider == "vsphere" && (o_.provider_config.is_null() || o_.provider_config.empty()))
+            return vsphere::open_session(o_.connection);
+        HSDK_TRY(auto provider, find_provider(o_.provider));
+        return provider->connect(o_.provider_config, o_.cancel);
     }
 
     std::string disk_path_for(const std::string &stem, std::size_t n) const {
         const std::string ext = converts(o_.format) ? o_.format : "vmdk";
         return fmt::format("{}/{}-disk{}.{}", o_.output_dir, stem, n, ext);
+    }
+
+    std::vector<std::string> planned_outputs(const std::string &stem, std::size_t disks) const {
+        if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < disks; ++i) out.push_back(disk_path_for(stem, i + 1));
+        if (o_.format == "ovf") {
+            out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
+            out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
+        }
+        return out;
+    }
+
+    Result<DiskJob> make_job(std::size_t i, ExportDisk &source, const std::string &stem) {
+        DiskJob j;
+        j.index = static_cast<unsigned>(i + 1);
+        j.source = &source;
+        j.disk = &result_.vm.disks[i];
+        j.final_path = disk_path_for(stem, i + 1);
+        if (source.blocks) {
+            OpenOptions open;
+            open.format = source.format.empty() ? "raw" : source.format;
+            open.open_backing = false;
+            auto image = open_image_source(source.blocks, open);
+            if (!image) return fail(image.error().with_context(fmt::format("disk {} ({})", j.index, source.label)));
+            j.image = std::move(image).value();
+            tracker_->disk_total(j.index, j.image->virtual_size());
+        } else if (source.stream) {
+            if (converts(o_.format) && source.streamable) j.conversion = make_conversion(j.final_path);
+            if (source.expected_bytes > 0) tracker_->disk_total(j.index, source.expected_bytes);
+        } else {
+            return fail(Errc::internal, fmt::format("provider '{}' handed over disk {} without blocks or a stream", o_.provider, j.index));
+        }
+        return j;
+    }
+
+    // The troubleshooting guide's rule: an export needs about 1.2 x the disks' size free. A disk
+    // counts with what its provider knows of its data (the platform's figure, a stream's length,
+    // a block source's allocated bytes); bytes a resumed download already holds count as there.
+    Result<void> check_space(const std::vector<DiskJob> &jobs) const {
+        std::uint64_t disks_bytes = 0, present = 0;
+        for (const auto &j : jobs) {
+            const ExportDisk &d = *j.source;
+            if (d.data_bytes > 0) disks_bytes += d.data_bytes;
+            else if (d.expected_bytes > 0) disks_bytes += d.expected_bytes;
+            else if (d.blocks) disks_bytes += d.blocks->allocated_size().value_or(d.blocks->size());
+            else log(LogLevel::debug, fmt::format("export: {} says nothing of its size; the space check leaves it out", d.label));
+            struct stat st {};
+            if (d.stream && o_.resume && ::stat(exporter::partial_path_for(j.final_path).c_str(), &st) == 0)
+                present += static_cast<std::uint64_t>(st.st_size);
+        }
+        struct statvfs vfs {};
+        if (::statvfs(o_.output_dir.c_str(), &vfs) != 0) return success();  // nothing to go by: let the writes tell
+        const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+        const std::uint64_t estimate = disks_bytes + disks_bytes / 5;
+        const std::uint64_t needed = estimate > present ? estimate - present : 0;
+        if (needed <= free_bytes) return success();
+        return fail(Errc::no_space, fmt::format("not enough space in '{}': the export needs about {} bytes ({}, 1.2 x the disks' {} "
+                                                "bytes), {} bytes ({}) are free; free some, choose another output folder, or "
+                                                "skip this check (--no-space-check)",
+                                                o_.output_dir, needed, human(needed), disks_bytes, free_bytes, human(free_bytes)));
     }
 
     std::unique_ptr<exporter::StreamedConversion> make_conversion(const std::string &destination) const {
@@ -177,139 +251,110 @@ private:
         return std::make_unique<exporter::StreamedConversion>(std::move(so));
     }
 
-    Result<void> take_snapshot() {
-        tracker_->phase("snapshot");
-        static thread_local std::mt19937_64 rng{std::random_device{}()};
-        const std::string name = fmt::format("hypersdk-export-{:08x}", rng() & 0xffffffffU);
-        auto snap = create_snapshot(*session_, found_.ref, name, o_.quiesce);
-        if (!snap) return fail(snap.error().with_context("creating the export snapshot"));
-        snapshot_ = snap.value();
-        result_.snapshot_used = true;
-        return success();
-    }
-
-    // Lease URLs on the server itself use the session's client; another host (vCenter handing
-    // out an ESXi URL) gets its own TLS check, pinned to the thumbprint the lease names when it is
-    // a SHA-256 one.
-    Result<io::http::Client *> client_for(const LeaseDevice &dev) {
-        const auto scheme = dev.url.find("://");
-        const auto host_start = scheme == std::string::npos ? 0 : scheme + 3;
-        const std::string host = dev.url.substr(host_start, dev.url.find('/', host_start) - host_start);
-        io::http::ClientOptions co = session_->http().options();
-        co.request_timeout = std::chrono::seconds(0);
-        if (host != session_->host() && !dev.ssl_thumbprint.empty() && !o_.connection.insecure) {
-            if (auto t = io::http::normalize_thumbprint(dev.ssl_thumbprint)) {
-                co.tls.thumbprint_sha256 = t.value();
-                co.tls.ca_file.clear();
-            }
-        }
-        clients_.push_back(session_->http().derive(co));
-        return clients_.back().get();
-    }
-
-    nlohmann::json identity(const DiskJob &j, bool powered_off, const char *source) const {
-        nlohmann::json id = {{"vm", found_.vm.instance_uuid.empty() ? found_.vm.uuid : found_.vm.instance_uuid},
-                             {"vm_id", found_.vm.id},
-                             {"disk", j.disk->id},
-                             {"backing", j.disk->backing_file},
-                             {"capacity", j.disk->capacity_bytes},
-                             {"change_id", j.disk->change_id},
-                             {"source", source}};
-        // A running VM is exported from a new snapshot each time: bytes from an earlier run show
-        // another point in time, so its state never matches.
-        if (!powered_off) id["run"] = fmt::format("{:016x}", std::random_device{}());
-        return id;
-    }
-
-    Result<void> download_all(std::vector<DiskJob> &jobs, bool powered_off, const char *source) {
+    // Disks move at most o_.parallel at once, on this thread and on free job slots of the executor.
+    Result<void> transfer_all(std::vector<DiskJob> &jobs) {
         std::mutex m;
         std::optional<Error> first_error;
-        // Disks move at most o_.parallel at once, on this thread and on free job slots of the executor.
         auto disk = [&](std::size_t i) {
             {
-                {
-                    std::lock_guard lock(m);
-                    if (first_error) return;
-                }
-                DiskJob &j = jobs[i];
-                exporter::DownloadRequest rq;
-                rq.client = j.client;
-                rq.url = j.url;
-                rq.final_path = j.final_path;
-                rq.identity = identity(j, powered_off, source);
-                rq.resume = o_.resume;
-                rq.retry = session_->retry_policy();
-                rq.cancel = o_.cancel;
-                const unsigned idx = j.index;
-                rq.on_bytes = [this, idx](std::uint64_t n, bool restarted) {
-                    if (restarted) tracker_->disk_restarted(idx);
-                    else tracker_->disk_bytes(idx, n);
-                };
-                rq.on_resumed = [this, idx](std::uint64_t n) { tracker_->disk_resumed(idx, n); };
-                rq.on_total = [this, idx](std::uint64_t t) { tracker_->disk_total(idx, t); };
-                if (j.conversion) {
-                    auto *conv = j.conversion.get();
-                    rq.consume = [conv](std::span<const std::byte> data) { return conv->feed(data); };
-                    rq.restart_consumer = [conv] { return conv->restart(); };
-                    // Resumable only when asked: the received stream is then also kept on disk.
-                    rq.keep_partial = o_.resume;
-                }
-                tracker_->disk_started(idx);
-                auto r = exporter::download_resumable(rq);
                 std::lock_guard lock(m);
-                if (!r) {
-                    if (!first_error) first_error = r.error().with_context(fmt::format("disk {} of {}", idx, jobs.size()));
-                    return;
-                }
-                j.result = std::move(r).value();
-                tracker_->disk_total(idx, j.result.size);
-                result_.bytes_received += j.result.received;
-                result_.bytes_resumed += j.result.resumed;
+                if (first_error) return;
             }
+            DiskJob &j = jobs[i];
+            tracker_->disk_started(j.index);
+            auto r = j.image ? convert_blocks(j) : receive_stream(j);
+            std::lock_guard lock(m);
+            if (!r && !first_error) first_error = r.error().with_context(fmt::format("disk {} of {}", j.index, jobs.size()));
         };
+        for (const auto &j : jobs)
+            if (!j.image) partials_.push_back(j.final_path);
         core::run_parallel(jobs.size(), std::max(1u, o_.parallel), disk);
-        for (std::size_t i = 0; i < jobs.size(); ++i) partials_.push_back(jobs[i].final_path);
         if (first_error) return fail(*first_error);
         return success();
     }
 
-    Result<void> check_manifest(const std::vector<DiskJob> &jobs, const std::vector<LeaseManifestEntry> &manifest) {
-        if (manifest.empty()) {
-            log(LogLevel::info, "export: the server keeps no manifest for this lease; nothing to check the bytes against");
-            return success();
+    Result<void> receive_stream(DiskJob &j) {
+        exporter::DownloadRequest rq;
+        rq.stream = j.source->stream.get();
+        rq.label = j.source->label;
+        rq.final_path = j.final_path;
+        rq.identity = j.source->identity;
+        rq.resume = o_.resume;
+        rq.retry = {std::max(1u, j.source->max_attempts), j.source->initial_backoff, j.source->max_backoff};
+        rq.cancel = o_.cancel;
+        const unsigned idx = j.index;
+        rq.on_bytes = [this, idx](std::uint64_t n, bool restarted) {
+            if (restarted) tracker_->disk_restarted(idx);
+            else tracker_->disk_bytes(idx, n);
+        };
+        rq.on_resumed = [this, idx](std::uint64_t n) { tracker_->disk_resumed(idx, n); };
+        rq.on_total = [this, idx](std::uint64_t t) { tracker_->disk_total(idx, t); };
+        if (j.conversion) {
+            auto *conv = j.conversion.get();
+            rq.consume = [conv](std::span<const std::byte> data) { return conv->feed(data); };
+            rq.restart_consumer = [conv] { return conv->restart(); };
+            // Resumable only when asked: the received stream is then also kept on disk.
+            rq.keep_partial = o_.resume;
         }
-        for (const auto &j : jobs) {
-            auto it = std::find_if(manifest.begin(), manifest.end(), [&](const LeaseManifestEntry &m) { return m.key == j.device_key; });
-            if (it == manifest.end()) continue;
-            if (it->size != j.result.size || it->sha1 != j.result.sha1) {
-                corrupt_ = true;
-                return fail(Errc::checksum_mismatch,
-                            fmt::format("checksum mismatch: disk {} ({}): received {} bytes with SHA-1 {}, the server's manifest "
-                                        "says {} bytes with SHA-1 {}",
-                                        j.index, j.device_key, j.result.size, j.result.sha1, it->size, it->sha1));
-            }
-        }
+        HSDK_TRY(j.result, exporter::download_resumable(rq));
+        tracker_->disk_total(idx, j.result.size);
+        j.ready_path = j.result.partial_path;
+        j.ready_bytes = j.result.size;
+        j.ready_sha256 = j.result.sha256;
+        std::lock_guard lock(totals_mutex_);
+        result_.bytes_received += j.result.received;
+        result_.bytes_resumed += j.result.resumed;
         return success();
     }
 
-    std::vector<std::string> planned_outputs(const std::string &stem) const {
-        if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
-        std::vector<std::string> out;
-        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i) out.push_back(disk_path_for(stem, i + 1));
-        if (o_.format == "ovf") {
-            out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
-            out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
+    // A disk readable at any offset: converted from its image straight into the disk format
+    // (stream-optimized VMDK for packages), under a hidden name until everything is done.
+    Result<void> convert_blocks(DiskJob &j) {
+        const std::string disk_format = converts(o_.format) ? o_.format : "vmdk";
+        j.ready_path = fmt::format("{}/.{}.hsdk-export", o_.output_dir, io::base_name(j.final_path));
+        {
+            std::lock_guard lock(totals_mutex_);
+            staged_.push_back(j.ready_path);
         }
-        return out;
+        ::unlink(j.ready_path.c_str());
+        ConvertOptions co;
+        co.output_format = disk_format;
+        co.format_options = o_.format_options;
+        const bool has_subformat = std::any_of(co.format_options.begin(), co.format_options.end(),
+                                               [](const auto &kv) { return kv.first == "subformat"; });
+        if (disk_format == "vmdk" && !has_subformat) co.format_options.emplace_back("subformat", "streamOptimized");
+        co.compress = o_.compress;
+        co.threads = o_.threads;
+        co.cancel = o_.cancel;
+        co.overwrite = true;
+        std::uint64_t reported = 0;
+        const unsigned idx = j.index;
+        co.progress = [this, idx, &reported](const ProgressInfo &p) {
+            if (p.bytes_done > reported) {
+                tracker_->disk_bytes(idx, p.bytes_done - reported);
+                reported = p.bytes_done;
+            }
+            return o_.cancel.is_cancelled() ? ProgressAction::cancel : ProgressAction::proceed;
+        };
+        auto stats = convert(*j.image, j.ready_path, co);
+        if (!stats) return fail(stats.error());
+        j.ready_bytes = stats.value().output_size;
+        if (o_.format == "ova" || o_.format == "ovf") {
+            HSDK_TRY(j.ready_sha256, file_digest_hex(j.ready_path, DigestAlgorithm::sha256, o_.cancel));
+        }
+        std::lock_guard lock(totals_mutex_);
+        result_.bytes_received += stats.value().bytes_read;
+        return success();
     }
 
-    // The package must describe the bytes it holds: take the capacity from the VMDK the server sent
+    // The package must describe the bytes it holds: take the capacity from the VMDK that arrived
     // when it differs from the VM's configuration (a warning, since that should not happen).
     void reconcile_capacity(DiskJob &j, std::uint64_t sent_capacity) {
         if (sent_capacity == 0 || sent_capacity == j.disk->capacity_bytes) return;
-        log(LogLevel::warn, fmt::format("export: disk {} is configured as {} bytes but the server sent a disk of {} bytes; "
-                                        "describing what was sent",
-                                        j.index, j.disk->capacity_bytes, sent_capacity));
+        if (j.disk->capacity_bytes != 0)
+            log(LogLevel::warn, fmt::format("export: disk {} is configured as {} bytes but the source sent a disk of {} bytes; "
+                                            "describing what was sent",
+                                            j.index, j.disk->capacity_bytes, sent_capacity));
         j.disk->capacity_bytes = sent_capacity;
     }
 
@@ -321,34 +366,39 @@ private:
         return format::vmdk::parse_sparse_header(sector).capacity * format::vmdk::sector_size;
     }
 
-    void record_disk(DiskJob &j, const std::string &file) {
+    void record_disk(DiskJob &j, const std::string &file, const std::string &file_format) {
         j.disk->file = file;
-        j.disk->file_format = "vmdk";
-        j.disk->file_bytes = j.result.size;
-        j.disk->sha256 = j.result.sha256;
+        j.disk->file_format = file_format;
+        j.disk->file_bytes = j.ready_bytes;
+        j.disk->sha256 = j.ready_sha256;
     }
 
     Result<void> publish(std::vector<DiskJob> &jobs, const std::string &stem) {
-        if (o_.format == "vmdk") return publish_disks(jobs);
         if (converts(o_.format)) return publish_conversions(jobs);
         tracker_->phase("manifest");
-        // The descriptor comes from the VM's properties (the hardware discovery read), with the
-        // disks as the server streamed them.
         for (auto &j : jobs) {
-            reconcile_capacity(j, vmdk_capacity(j.result.partial_path));
-            record_disk(j, io::base_name(j.final_path));
+            reconcile_capacity(j, j.image ? j.image->virtual_size() : vmdk_capacity(j.ready_path));
+            record_disk(j, o_.format == "vmdk" ? j.final_path : io::base_name(j.final_path), "vmdk");
         }
+        if (o_.format == "vmdk") return publish_disks(jobs);
+        // The descriptor comes from the VM's description, with the disks as they arrived.
         std::vector<exporter::PackagedDisk> disks;
         for (const auto &j : jobs)
-            disks.push_back(exporter::PackagedDisk{io::base_name(j.final_path), o_.format == "ovf" ? j.final_path : j.result.partial_path,
-                                                   j.result.size, j.result.sha256});
+            disks.push_back(exporter::PackagedDisk{io::base_name(j.final_path), o_.format == "ovf" ? j.final_path : j.ready_path,
+                                                   j.ready_bytes, j.ready_sha256});
         if (o_.format == "ovf") HSDK_TRYV(publish_disks(jobs));
-        HSDK_TRY(auto written, exporter::write_package(result_.vm, disks, o_.format, o_.output_dir, stem, o_.cancel));
+        auto written = exporter::write_package(result_.vm, disks, o_.format, o_.output_dir, stem, o_.cancel);
+        if (!written) {
+            // Disks without their descriptor are no finished OVF folder.
+            if (o_.format == "ovf")
+                for (const auto &j : jobs) ::unlink(j.final_path.c_str());
+            return fail(written.error());
+        }
         if (o_.format == "ova") {
             for (const auto &j : jobs) exporter::discard_partial(j.final_path);
             partials_.clear();
         }
-        result_.files.insert(result_.files.end(), written.begin(), written.end());
+        result_.files.insert(result_.files.end(), written.value().begin(), written.value().end());
         return success();
     }
 
@@ -356,15 +406,14 @@ private:
     Result<void> publish_conversions(std::vector<DiskJob> &jobs) {
         tracker_->phase("converting");
         for (auto &j : jobs) {
-            if (!j.conversion) {
-                // A datastore download: a hosted sparse VMDK, converted from its partial file.
-                HSDK_TRYV(convert_partial(j));
-                continue;
-            }
-            auto flushed = j.conversion->finish();
-            if (!flushed) {
-                corrupt_ = true;
-                return fail(flushed.error().with_context(fmt::format("disk {}", j.index)));
+            if (j.conversion) {
+                auto flushed = j.conversion->finish();
+                if (!flushed) {
+                    corrupt_ = true;
+                    return fail(flushed.error().with_context(fmt::format("disk {}", j.index)));
+                }
+            } else if (!j.image) {
+                HSDK_TRYV(convert_received(j));  // a stream kept whole (a datastore file): convert it now
             }
         }
         for (auto &j : jobs) {
@@ -372,20 +421,24 @@ private:
                 reconcile_capacity(j, j.conversion->virtual_size());
                 HSDK_TRYV(j.conversion->commit());
                 exporter::discard_partial(j.final_path);  // the stream kept for --resume, if any
+            } else if (j.image) {
+                reconcile_capacity(j, j.image->virtual_size());
+                if (std::rename(j.ready_path.c_str(), j.final_path.c_str()) != 0)
+                    return fail(io::errno_error(errno, "cannot rename into place", j.final_path));
             }
             j.disk->file = j.final_path;
             j.disk->file_format = o_.format;
             std::error_code ec;
             j.disk->file_bytes = std::filesystem::file_size(j.final_path, ec);
-            j.disk->sha256.clear();  // of the VMDK stream, not of this file
+            j.disk->sha256.clear();  // of the bytes that arrived, not of this file
             result_.files.push_back(j.final_path);
         }
         partials_.clear();
+        staged_.clear();
         return success();
     }
 
-    // Datastore transport: the disk arrived as its datastore file (not a stream): convert it now.
-    Result<void> convert_partial(DiskJob &j) {
+    Result<void> convert_received(DiskJob &j) {
         ConvertOptions co;
         co.output_format = o_.format;
         co.format_options = o_.format_options;
@@ -394,8 +447,9 @@ private:
         co.overwrite = true;
         co.cancel = o_.cancel;
         OpenOptions src;
-        src.format = "vmdk";
-        auto converted = convert(j.result.partial_path, src, j.final_path, co);
+        src.format = j.source->format;
+        src.open_backing = false;
+        auto converted = convert(j.ready_path, src, j.final_path, co);
         if (!converted) return fail(converted.error().with_context(fmt::format("converting disk {}", j.index)));
         exporter::discard_partial(j.final_path);
         return success();
@@ -404,78 +458,21 @@ private:
     // The disks appear under their final names together, only once everything checked out.
     Result<void> publish_disks(std::vector<DiskJob> &jobs) {
         for (auto &j : jobs) {
-            if (std::rename(j.result.partial_path.c_str(), j.final_path.c_str()) != 0)
+            if (std::rename(j.ready_path.c_str(), j.final_path.c_str()) != 0)
                 return fail(io::errno_error(errno, "cannot rename into place", j.final_path));
             ::unlink(exporter::state_path_for(j.final_path).c_str());
-            if (o_.format == "vmdk") record_disk(j, j.final_path);
             result_.files.push_back(j.final_path);
         }
         partials_.clear();
+        staged_.clear();
         return success();
     }
 
-    Result<void> export_from_datastore(const std::string &stem, bool powered_off) {
-        result_.method = "datastore";
-        // The base disks of a running VM stop changing once a snapshot sits on top of them.
-        if (!powered_off && snapshot_.empty()) HSDK_TRYV(take_snapshot());
-        std::vector<DiskJob> jobs;
-        for (std::size_t i = 0; i < result_.vm.disks.size(); ++i) {
-            VmDisk &d = result_.vm.disks[i];
-            auto [ds, path] = split_datastore_path(d.backing_file);
-            if (ds.empty() || path.empty())
-                return fail(Errc::unsupported, fmt::format("unsupported: disk '{}' has no datastore path to download", d.label));
-            DiskJob j;
-            j.index = static_cast<unsigned>(i + 1);
-            j.disk = &d;
-            j.device_key = d.id;
-            j.url = fmt::format("{}/folder/{}?dcPath={}&dsName={}", session_->server(), io::http::percent_encode(path, true),
-                                io::http::percent_encode(found_.datacenter_path, true), io::http::percent_encode(ds, false));
-            j.client = session_->http().derive([&] {
-                auto co = session_->http().options();
-                co.request_timeout = std::chrono::seconds(0);
-                return co;
-            }()).release();
-            owned_.emplace_back(j.client);
-            j.final_path = disk_path_for(stem, i + 1);
-            jobs.push_back(std::move(j));
-        }
-        HSDK_TRYV(download_all(jobs, powered_off, "datastore"));
-        for (const auto &j : jobs) HSDK_TRYV(check_single_file_vmdk(j));
-        HSDK_TRYV(publish(jobs, stem));
-        return finish_cleanup();
-    }
-
-    // A text descriptor names extent files that a datastore download would also need: that
-    // layout goes through the VMDK module, which this build does not have.
-    Result<void> check_single_file_vmdk(const DiskJob &j) {
-        auto f = io::File::open_read(j.result.partial_path);
-        if (!f) return fail(f.error());
-        std::array<std::byte, 4> magic{};
-        if (j.result.size >= 4) HSDK_TRYV(f.value().read_exact(0, magic));
-        if (std::memcmp(magic.data(), "KDMV", 4) == 0) return success();
-        corrupt_ = true;
-        return fail_unsupported(fmt::format("disk {} ({}) is not a single-file (sparse) VMDK on the datastore; "
-                                            "descriptor + extent layouts need the VMDK module, or use the NFC transport",
-                                            j.index, j.disk->backing_file));
-    }
-
-    Result<void> finish_cleanup() {
-        tracker_->phase("cleanup");
-        if (!snapshot_.empty()) {
-            auto removed = remove_snapshot(*session_, snapshot_);
-            if (!removed) return fail(removed.error().with_context("removing the export snapshot"));
-            snapshot_ = {};
-        }
-        (void)session_->logout();
-        return success();
-    }
-
-    void start_keepalive(int lease_timeout_seconds) {
-        // HttpNfcLeaseProgress at least every 60 s (sooner for short lease timeouts) keeps the
-        // lease from expiring during long downloads. It runs as a periodic task of the executor.
-        const int secs = std::clamp(lease_timeout_seconds > 0 ? lease_timeout_seconds / 3 : 60, 1, 60);
-        keepalive_ = core::Executor::instance().every(std::chrono::seconds(secs),
-                                                      [this] { (void)lease_progress(*session_, lease_, tracker_->percent()); });
+    void start_keepalive() {
+        const auto every = export_->keepalive_interval();
+        if (every.count() <= 0) return;
+        // A periodic task of the executor: a lease must not expire during long transfers.
+        keepalive_ = core::Executor::instance().every(every, [this] { export_->keepalive(tracker_->percent()); });
     }
 
     void stop_keepalive() {
@@ -487,36 +484,32 @@ private:
         stop_keepalive();
         if (tracker_) tracker_->phase("cleanup");
         std::vector<std::string> notes;
-        if (session_ && !lease_.empty()) {
-            if (auto a = lease_abort(*session_, lease_, e.message); !a) notes.push_back("could not abort the lease: " + a.error().message);
-        }
-        if (session_ && !snapshot_.empty()) {
-            if (auto r = remove_snapshot(*session_, snapshot_); !r)
-                notes.push_back(fmt::format("could not remove snapshot {}: {}", snapshot_.value, r.error().message));
-        }
-        if (session_) (void)session_->logout();
+        if (export_) notes = export_->abort(e.message);
+        export_.reset();
+        session_.reset();  // logs out
+        for (const auto &p : staged_) ::unlink(p.c_str());
         // Bytes that arrived stay as resumable state unless they are known to be bad.
         const bool keep = !corrupt_ && (e.code == Errc::cancelled || e.code == Errc::network_error || e.code == Errc::timeout ||
                                         e.code == Errc::remote_error || e.code == Errc::no_space || e.code == Errc::io_error);
+        bool kept = false;
         for (const auto &p : partials_) {
             std::error_code ec;
             const auto size = std::filesystem::file_size(exporter::partial_path_for(p), ec);
             if (!keep || ec || size == 0) exporter::discard_partial(p);
+            else kept = true;
         }
-        if (keep && !partials_.empty() && e.code != Errc::cancelled)
-            notes.push_back("partial data kept next to the output; run again with resume to continue");
+        if (kept && e.code != Errc::cancelled) notes.push_back("partial data kept next to the output; run again with resume to continue");
         for (const auto &n : notes) e.message += "; " + n;
     }
 
     ExportOptions &o_;
     ExportResult result_;
     std::unique_ptr<exporter::ExportProgressTracker> tracker_;
-    std::unique_ptr<Session> session_;
-    FoundVm found_;
-    MoRef snapshot_, lease_;
-    std::vector<std::unique_ptr<io::http::Client>> clients_;
-    std::vector<std::unique_ptr<io::http::Client>> owned_;
-    std::vector<std::string> partials_;  // final paths whose partial data may exist
+    std::unique_ptr<ProviderSession> session_;
+    std::unique_ptr<PreparedExport> export_;
+    std::vector<std::string> partials_;  // final paths of streamed disks whose partial data may exist
+    std::vector<std::string> staged_;    // block disks converted under hidden names
+    std::mutex totals_mutex_;
     bool corrupt_ = false;
     std::unique_ptr<core::Executor::Periodic> keepalive_;
 };
@@ -535,7 +528,6 @@ ExportSession::~ExportSession() = default;
 void ExportSession::cancel() noexcept { options_.cancel.cancel(); }
 
 Result<ExportResult> ExportSession::run() {
-    if (options_.provider != "vsphere") return exporter::export_from_provider(options_);
     Runner runner(options_);
     return runner.run();
 }

@@ -1,5 +1,5 @@
-// Provider operations: providers.list, providers.load, vms.list and vms.describe - any provider of
-// the registry (built-in or plugin) through one request shape: {provider, config, ...}.
+// Provider operations: providers.list, providers.load, vms.list, vms.describe and
+// vms.snapshots.list|create|remove - any provider of the registry (built-in or plugin) through one request shape: {provider, config, ...}.
 #include "ops/context.hpp"
 #include "ops/registry.hpp"
 #include "ops/schema.hpp"
@@ -65,11 +65,44 @@ Result<json> vms_describe(Context &c) {
     return json{{"provider", c.request().value("provider", "vsphere")}, {"vm", to_json(vm)}};
 }
 
+json provider_and_vm(Context &c) {
+    return json{{"provider", c.request().value("provider", "vsphere")}, {"vm", str(c.request(), "vm")}};
+}
+
+Result<json> snapshots_list(Context &c) {
+    HSDK_TRY(auto session, connect(c));
+    HSDK_TRY(auto snapshots, session->list_snapshots(str(c.request(), "vm")));
+    json out = provider_and_vm(c);
+    out["snapshots"] = json::array();
+    for (const auto &s : snapshots)
+        out["snapshots"].push_back(json{{"id", s.id}, {"name", s.name}, {"created", s.created}, {"parent", s.parent}});
+    return out;
+}
+
+Result<json> snapshots_create(Context &c) {
+    HSDK_TRY(auto session, connect(c));
+    HSDK_TRY(auto id, session->create_snapshot(str(c.request(), "vm"), str(c.request(), "name"), c.request().value("quiesce", false)));
+    json out = provider_and_vm(c);
+    out["snapshot"] = id;
+    return out;
+}
+
+Result<json> snapshots_remove(Context &c) {
+    HSDK_TRY(auto session, connect(c));
+    HSDK_TRYV(session->remove_snapshot(str(c.request(), "vm"), str(c.request(), "snapshot")));
+    json out = provider_and_vm(c);
+    out["snapshot"] = str(c.request(), "snapshot");
+    return out;
+}
+
 const HandlerEntry table[] = {
     {"providers.list", providers_list},
     {"providers.load", providers_load},
     {"vms.list", vms_list},
     {"vms.describe", vms_describe},
+    {"vms.snapshots.list", snapshots_list},
+    {"vms.snapshots.create", snapshots_create},
+    {"vms.snapshots.remove", snapshots_remove},
 };
 
 }  // namespace

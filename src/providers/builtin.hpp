@@ -2,9 +2,13 @@
 #pragma once
 
 #include <hypersdk/provider.hpp>
+#include <hypersdk/vsphere.hpp>
 
 #include <memory>
 
 namespace hypersdk::vsphere {
 std::shared_ptr<const Provider> vsphere_provider();
+// A session over connection options as given (the environment already applied, or not wanted):
+// the export session's way in for ExportOptions::connection.
+std::unique_ptr<ProviderSession> open_session(ConnectionOptions options);
 }  // namespace hypersdk::vsphere

@@ -41,10 +41,6 @@ std::vector<std::string> capability_names(std::uint32_t capabilities) {
     return out;
 }
 
-Result<std::shared_ptr<ByteSource>> ProviderSession::open_disk(const std::string &, std::size_t) {
-    return fail(Errc::unsupported, "this provider cannot read disks block by block");
-}
-
 Result<void> register_provider(std::shared_ptr<const Provider> provider) {
     if (!provider) return fail(Errc::invalid_argument, "no provider to register");
     auto &r = registry();

@@ -98,3 +98,15 @@ def test_export_refuses_up_front_without_room_and_no_space_check_overrides(tmp_p
     assert lines["left"] == ""  # refused before anything was written
     assert lines["second"] == "0", p.stdout + p.stderr
     qemu_img("compare", "-f", "raw", "-F", "qcow2", disk, tmp_path / "big-disk1.qcow2")
+
+
+def test_snapshots_of_a_provider_without_them_are_unsupported(tmp_path):
+    root = tmp_path / "root"
+    make_vm(root, 4 * MiB, 4096)
+    config = json.dumps({"root": str(root)})
+    p, r = run_json("run", "vms.snapshots.list", "-r", json.dumps({"provider": "localdir", "config": {"root": str(root)}, "vm": "big"}),
+                    env=env_with(PLUGIN), check=False)
+    assert r["error"]["code"] == "unsupported" and "no snapshots" in r["error"]["message"]
+    p = hsdk("vms", "snapshots", "create", "--provider", "localdir", "--config", config, "--vm", "big", "--name", "x",
+             env=env_with(PLUGIN), check=False)
+    assert p.returncode == 1 and "unsupported" in p.stderr

@@ -361,6 +361,54 @@ def test_killed_server_then_resume_of_a_converted_export(tmp_path, served_vmdk, 
     qemu_img("check", "-f", "qcow2", disk)
 
 
+# ---- snapshots through the provider session ------------------------------------------------
+
+def snapshots(sim, *args, check=True):
+    return hsdk("vms", "snapshots", *args, *sim.cli_args(), check=check, env=cli_env())
+
+
+def test_snapshots_create_list_remove(sim):
+    before = json.loads(snapshots(sim, "list", "--vm", VM, "--json").stdout)["snapshots"]
+    created = json.loads(snapshots(sim, "create", "--vm", VM, "--name", "hsdk-test-point", "--json").stdout)
+    sid = created["snapshot"]
+    assert sid and created["provider"] == "vsphere"
+    listed = json.loads(snapshots(sim, "list", "--vm", VM, "--json").stdout)["snapshots"]
+    mine = [s for s in listed if s["id"] == sid]
+    assert len(listed) == len(before) + 1 and mine and mine[0]["name"] == "hsdk-test-point" and mine[0]["created"]
+    # The human listing names it too.
+    assert "hsdk-test-point" in snapshots(sim, "list", "--vm", VM).stdout
+    snapshots(sim, "remove", "--vm", VM, "--snapshot", sid)
+    assert json.loads(snapshots(sim, "list", "--vm", VM, "--json").stdout)["snapshots"] == before
+    gone = snapshots(sim, "remove", "--vm", VM, "--snapshot", sid, check=False)
+    assert gone.returncode == 1 and "no snapshot" in gone.stderr
+    assert_clean_server(sim)
+
+
+def test_snapshots_of_an_unknown_vm_are_not_found(sim):
+    p = snapshots(sim, "list", "--vm", "/DC0/vm/no-such-vm", "--json", check=False)
+    assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_free_space_is_checked_before_any_byte_moves(sim, tmp_path):
+    """A 2 MiB tmpfs output folder: the pre-flight (1.2 x the disk bytes vSphere's layoutEx
+    reports) refuses before the download, names both figures, and releases lease and snapshot."""
+    probe = subprocess.run(["unshare", "-r", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here: " + probe.stderr.decode())
+    out = tmp_path / "small"
+    out.mkdir()
+    args = " ".join(f"'{a}'" for a in ["export", *sim.cli_args(), "--vm", VM, "--out", str(out), "--format", "qcow2"])
+    script = f"mount -t tmpfs -o size=2m tmpfs '{out}' && '{HSDK}' {args}; echo rc=$?; ls -a '{out}'"
+    p = subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert "rc=1" in p.stdout, p.stdout + p.stderr
+    assert "not enough space" in p.stderr and "needs about" in p.stderr and "are free" in p.stderr, p.stderr
+    assert "--no-space-check" in p.stderr
+    assert p.stdout.split("rc=1", 1)[1].split() == [".", ".."]
+    st = assert_clean_server(sim)
+    assert st["nfc_requests"] == [] or not st["nfc_requests"], st
+    assert st["calls"]["HttpNfcLeaseAbort"] == 1 and st["calls"].get("HttpNfcLeaseComplete", 0) == 0
+
+
 # ---- failures that must clean up -----------------------------------------------------------
 
 def test_unknown_vm_is_not_found(sim, tmp_path):
@@ -396,7 +444,8 @@ def test_full_disk(sim, tmp_path):
         pytest.skip("user namespaces are not available here: " + probe.stderr.decode())
     out = tmp_path / "small"
     out.mkdir()
-    args = " ".join(f"'{a}'" for a in ["export", *sim.cli_args(), "--vm", VM, "--out", str(out), "--format", "vmdk"])
+    args = " ".join(f"'{a}'" for a in ["export", *sim.cli_args(), "--vm", VM, "--out", str(out), "--format", "vmdk",
+                                        "--no-space-check"])
     script = f"mount -t tmpfs -o size=2m tmpfs '{out}' && '{HSDK}' {args}; echo rc=$?; ls -a '{out}'"
     p = subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
     assert "rc=1" in p.stdout, p.stdout + p.stderr

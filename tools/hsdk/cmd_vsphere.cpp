@@ -101,6 +101,8 @@ void add_provider_flags(CLI::App *app, ProviderFlags &f) {
     add_connection_flags(app, f.conn);
 }
 
+void register_snapshots(CLI::App &vms, std::vector<Command> &commands);
+
 void register_vms(CLI::App &root, std::vector<Command> &commands) {
     auto *vms = root.add_subcommand("vms", "Virtual machines of a provider (vSphere by default)");
     vms->require_subcommand(1);
@@ -157,6 +159,59 @@ void register_vms(CLI::App &root, std::vector<Command> &commands) {
                             print_vm(vm.value());
                             return exit_ok;
                         }});
+    register_snapshots(*vms, commands);
+}
+
+// hsdk vms snapshots list|create|remove: the vms.snapshots.* operations.
+void register_snapshots(CLI::App &vms, std::vector<Command> &commands) {
+    auto *snaps = vms.add_subcommand("snapshots", "A VM's snapshots: list, create, remove (providers with snapshots)");
+    snaps->require_subcommand(1);
+    struct Args {
+        ProviderFlags provider;
+        std::string vm, name, snapshot;
+        bool quiesce = false, json = false;
+    };
+    auto add = [&](const char *name, const char *help, const char *op) {
+        auto *app = snaps->add_subcommand(name, help);
+        auto a = std::make_shared<Args>();
+        add_provider_flags(app, a->provider);
+        app->add_option("--vm", a->vm, "The VM: inventory path, name or id as the provider knows it")->required();
+        const std::string op_name = op;
+        if (op_name == "vms.snapshots.create") {
+            app->add_option("--name", a->name, "The snapshot's name")->required();
+            app->add_flag("--quiesce", a->quiesce, "Quiesce the guest file systems first");
+        }
+        if (op_name == "vms.snapshots.remove") app->add_option("--snapshot", a->snapshot, "The snapshot's id (from 'snapshots list')")->required();
+        add_output_flags(app, a->json, "the operation's result");
+        commands.push_back({app, [a, op_name]() {
+                                nlohmann::json request, result;
+                                std::string error;
+                                if (!a->provider.request(request, error)) return report_message(error, exit_usage);
+                                request["vm"] = a->vm;
+                                if (op_name == "vms.snapshots.create") {
+                                    request["name"] = a->name;
+                                    request["quiesce"] = a->quiesce;
+                                }
+                                if (op_name == "vms.snapshots.remove") request["snapshot"] = a->snapshot;
+                                if (int st = run_op(op_name, request, result); st != exit_ok) return st;
+                                if (a->json) {
+                                    fmt::print("{}\n", result.dump(2));
+                                    return exit_ok;
+                                }
+                                if (op_name == "vms.snapshots.list") {
+                                    for (const auto &sn : result["snapshots"])
+                                        fmt::print("{:<24} {:<26} {:<24} {}\n", sn["id"].get<std::string>(), sn["created"].get<std::string>(),
+                                                   sn["parent"].get<std::string>().empty() ? "-" : sn["parent"].get<std::string>(),
+                                                   sn["name"].get<std::string>());
+                                } else {
+                                    fmt::print("{}\n", result["snapshot"].get<std::string>());
+                                }
+                                return exit_ok;
+                            }});
+    };
+    add("list", "List the VM's snapshots: id, created, parent, name", "vms.snapshots.list");
+    add("create", "Take a snapshot (no memory); prints its id", "vms.snapshots.create");
+    add("remove", "Remove one snapshot by id (consolidating its disks)", "vms.snapshots.remove");
 }
 
 void register_providers(CLI::App &root, std::vector<Command> &commands) {
@@ -196,7 +251,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     auto a = std::make_shared<Args>();
     add_provider_flags(app, a->provider);
     app->add_flag("--no-space-check", a->no_space_check,
-                  "Do not refuse up front when the output folder has less free space than 1.2 x the disks (block-read providers)");
+                  "Do not refuse up front when the output folder has less free space than 1.2 x the disks' data");
     app->add_option("--vm", a->vm, "The VM: inventory path (e.g. /DC0/vm/DC0_H0_VM0), or as the provider names it")->required();
     app->add_option("--out", a->out, "Output folder (created if missing)")->required();
     app->add_option("--format", a->format, "ova, ovf, qcow2, raw, vmdk, vhd, vhdx or vdi (default ova)")

@@ -703,6 +703,52 @@ VmsListResult = TypedDict("VmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
+VmsSnapshotsCreateRequest = TypedDict("VmsSnapshotsCreateRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+    "name": Required[str],
+    "quiesce": NotRequired[bool],
+}, total=False)
+
+VmsSnapshotsCreateResult = TypedDict("VmsSnapshotsCreateResult", {
+    "provider": Required[str],
+    "vm": Required[str],
+    "snapshot": Required[str],
+}, total=False)
+
+VmsSnapshotsListRequest = TypedDict("VmsSnapshotsListRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+}, total=False)
+
+VmsSnapshotsListResultSnapshotsItem = TypedDict("VmsSnapshotsListResultSnapshotsItem", {
+    "id": Required[str],
+    "name": Required[str],
+    "created": Required[str],
+    "parent": Required[str],
+}, total=False)
+
+VmsSnapshotsListResult = TypedDict("VmsSnapshotsListResult", {
+    "provider": Required[str],
+    "vm": Required[str],
+    "snapshots": Required[list[VmsSnapshotsListResultSnapshotsItem]],
+}, total=False)
+
+VmsSnapshotsRemoveRequest = TypedDict("VmsSnapshotsRemoveRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+    "snapshot": Required[str],
+}, total=False)
+
+VmsSnapshotsRemoveResult = TypedDict("VmsSnapshotsRemoveResult", {
+    "provider": Required[str],
+    "vm": Required[str],
+    "snapshot": Required[str],
+}, total=False)
+
 VsphereVmsListRequest = TypedDict("VsphereVmsListRequest", {
     "connection": NotRequired[VsphereConnection],
 }, total=False)
@@ -711,7 +757,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vsphere.vms.list"]
+Operation = Literal["export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -779,6 +825,15 @@ def run(operation: Literal["vms.describe"], request: VmsDescribeRequest | None =
 @overload
 def run(operation: Literal["vms.list"], request: VmsListRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> VmsListResult: ...
+@overload
+def run(operation: Literal["vms.snapshots.create"], request: VmsSnapshotsCreateRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> VmsSnapshotsCreateResult: ...
+@overload
+def run(operation: Literal["vms.snapshots.list"], request: VmsSnapshotsListRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> VmsSnapshotsListResult: ...
+@overload
+def run(operation: Literal["vms.snapshots.remove"], request: VmsSnapshotsRemoveRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> VmsSnapshotsRemoveResult: ...
 @overload
 def run(operation: Literal["vsphere.vms.list"], request: VsphereVmsListRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> VsphereVmsListResult: ...
@@ -848,6 +903,15 @@ def start(operation: Literal["vms.describe"], request: VmsDescribeRequest | None
 @overload
 def start(operation: Literal["vms.list"], request: VmsListRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[VmsListResult]: ...
+@overload
+def start(operation: Literal["vms.snapshots.create"], request: VmsSnapshotsCreateRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[VmsSnapshotsCreateResult]: ...
+@overload
+def start(operation: Literal["vms.snapshots.list"], request: VmsSnapshotsListRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[VmsSnapshotsListResult]: ...
+@overload
+def start(operation: Literal["vms.snapshots.remove"], request: VmsSnapshotsRemoveRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[VmsSnapshotsRemoveResult]: ...
 @overload
 def start(operation: Literal["vsphere.vms.list"], request: VsphereVmsListRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[VsphereVmsListResult]: ...

@@ -1,11 +1,16 @@
-// vSphere as a provider of the registry: discovery through the Web Services API. Export keeps its
-// own session (export.run, ExportSession) for now: it streams disks through NFC leases, which is
-// not block reads.
+// vSphere as a provider of the registry: discovery through the Web Services API, snapshots, and
+// exports through NFC leases or datastore downloads (providers/vsphere/export.cpp). One login
+// serves every call of a session.
 #include "providers/builtin.hpp"
+#include "providers/vsphere/discovery.hpp"
+#include "providers/vsphere/export.hpp"
+#include "providers/vsphere/lease.hpp"
 
 #include <hypersdk/vsphere.hpp>
 
 #include <fmt/format.h>
+
+#include <map>
 
 namespace hypersdk::vsphere {
 namespace {
@@ -15,12 +20,25 @@ bool matches(const VirtualMachine &vm, const VmFilter &filter) {
            vm.inventory_path.find(filter.name_contains) != std::string::npos;
 }
 
+// Walks VirtualMachineSnapshotTree nodes (rootSnapshotList, childSnapshotList) depth first.
+void collect_snapshots(const xml::Element &tree, const std::string &parent, std::vector<SnapshotInfo> &out) {
+    SnapshotInfo s;
+    if (const xml::Element *ref = tree.child("snapshot")) s.id = moref_of(*ref).value;
+    s.name = tree.child_text("name");
+    s.created = tree.child_text("createTime");
+    s.parent = parent;
+    const std::string id = s.id;
+    out.push_back(std::move(s));
+    for (const xml::Element *c : tree.children_named("childSnapshotList")) collect_snapshots(*c, id, out);
+}
+
 class VsphereSession final : public ProviderSession {
 public:
     explicit VsphereSession(ConnectionOptions options) : options_(std::move(options)) {}
 
     Result<std::vector<VirtualMachine>> list_vms(const VmFilter &filter) override {
-        HSDK_TRY(auto all, vsphere::list_vms(options_));
+        HSDK_TRY(auto *s, session());
+        HSDK_TRY(auto all, discover_all(*s));
         std::vector<VirtualMachine> out;
         for (auto &vm : all)
             if (matches(vm, filter)) out.push_back(std::move(vm));
@@ -29,23 +47,76 @@ public:
 
     // An inventory path, or a name or managed object id that only one VM has.
     Result<VirtualMachine> describe(const std::string &vm) override {
-        if (!vm.empty() && vm.front() == '/') return find_vm(options_, vm);
-        HSDK_TRY(auto all, vsphere::list_vms(options_));
-        const VirtualMachine *found = nullptr;
-        for (const auto &v : all) {
-            if (v.name != vm && v.id != vm) continue;
-            if (found != nullptr)
-                return fail(Errc::invalid_argument,
-                            fmt::format("VM name '{}' is ambiguous ({} and {}); give the inventory path", vm,
-                                        found->inventory_path, v.inventory_path));
-            found = &v;
-        }
-        if (found == nullptr) return fail(Errc::not_found, fmt::format("no VM named '{}' on this vSphere server", vm));
-        return *found;
+        HSDK_TRY(auto found, find(vm));
+        return found.vm;
+    }
+
+    Result<std::unique_ptr<PreparedExport>> prepare_export(const std::string &vm, const VirtualMachine &,
+                                                           const ExportPlan &plan) override {
+        HSDK_TRY(auto found, find(vm));
+        HSDK_TRY(auto *s, session());
+        (void)s;
+        return vsphere::prepare_export(session_, std::move(found), plan);
+    }
+
+    Result<std::vector<SnapshotInfo>> list_snapshots(const std::string &vm) override {
+        HSDK_TRY(auto found, find(vm));
+        HSDK_TRY(auto o, retrieve_one(*session_, found.ref, {"snapshot"}));
+        std::vector<SnapshotInfo> out;
+        if (const xml::Element *info = o.prop("snapshot"))
+            for (const xml::Element *root : info->children_named("rootSnapshotList")) collect_snapshots(*root, "", out);
+        return out;
+    }
+
+    Result<std::string> create_snapshot(const std::string &vm, const std::string &name, bool quiesce) override {
+        HSDK_TRY(auto found, find(vm));
+        HSDK_TRY(auto snap, vsphere::create_snapshot(*session_, found.ref, name, quiesce));
+        return snap.value;
+    }
+
+    Result<void> remove_snapshot(const std::string &vm, const std::string &snapshot_id) override {
+        HSDK_TRY(auto snapshots, list_snapshots(vm));
+        const bool known = std::any_of(snapshots.begin(), snapshots.end(), [&](const SnapshotInfo &s) { return s.id == snapshot_id; });
+        if (!known) return fail(Errc::not_found, fmt::format("not found: VM '{}' has no snapshot '{}'", vm, snapshot_id));
+        return vsphere::remove_snapshot(*session_, MoRef{"VirtualMachineSnapshot", snapshot_id});
     }
 
 private:
+    Result<Session *> session() {
+        if (!session_) {
+            HSDK_TRY(auto opened, Session::open(options_));
+            session_ = std::move(opened);
+        }
+        return session_.get();
+    }
+
+    // Found once per session: describe() then prepare_export() cost one lookup.
+    Result<FoundVm> find(const std::string &vm) {
+        if (auto it = found_.find(vm); it != found_.end()) return it->second;
+        HSDK_TRY(auto *s, session());
+        std::string path = vm;
+        if (vm.empty() || vm.front() != '/') {
+            HSDK_TRY(auto all, discover_all(*s));
+            const VirtualMachine *match = nullptr;
+            for (const auto &v : all) {
+                if (v.name != vm && v.id != vm) continue;
+                if (match != nullptr)
+                    return fail(Errc::invalid_argument,
+                                fmt::format("VM name '{}' is ambiguous ({} and {}); give the inventory path", vm,
+                                            match->inventory_path, v.inventory_path));
+                match = &v;
+            }
+            if (match == nullptr) return fail(Errc::not_found, fmt::format("no VM named '{}' on this vSphere server", vm));
+            path = match->inventory_path;
+        }
+        HSDK_TRY(auto found, discover_vm(*s, path));
+        found_[vm] = found;
+        return found;
+    }
+
     ConnectionOptions options_;
+    std::shared_ptr<Session> session_;
+    std::map<std::string, FoundVm> found_;
 };
 
 class VsphereProvider final : public Provider {
@@ -63,12 +134,16 @@ public:
     nlohmann::json config_schema() const override { return {{"$ref", "common.json#/definitions/vsphere_connection"}}; }
     Result<std::unique_ptr<ProviderSession>> connect(const nlohmann::json &config, const CancelToken &cancel) const override {
         HSDK_TRY(auto options, connection_from_json(config, cancel));
-        return std::unique_ptr<ProviderSession>(new VsphereSession(std::move(options)));
+        return open_session(std::move(options));
     }
 };
 
 }  // namespace
 
 std::shared_ptr<const Provider> vsphere_provider() { return std::make_shared<VsphereProvider>(); }
+
+std::unique_ptr<ProviderSession> open_session(ConnectionOptions options) {
+    return std::unique_ptr<ProviderSession>(new VsphereSession(std::move(options)));
+}
 
 }  // namespace hypersdk::vsphere
