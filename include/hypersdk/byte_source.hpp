@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -61,10 +62,15 @@ struct HttpSourceOptions {
     std::vector<std::string> headers;  // "Name: value", sent with every request (tokens, API keys)
     bool insecure = false;  // no TLS certificate check; also allows headers and URL credentials over http://
     std::string ca_file;    // PEM bundle trusted instead of the system store
+    std::string thumbprint; // pin the server certificate's SHA-256 (hex, colons optional) instead
     unsigned max_attempts = 5;  // per request, counting the first; transient failures are retried
     unsigned timeout_seconds = 60;  // a request moving no byte this long (or not connected) is retried
     std::size_t cache_bytes = 32u << 20;  // bound of the read-ahead cache of small reads
     CancelToken cancel;
+    // Called when the server answers 401 (an expired session or token): new headers to send
+    // instead of `headers`, after which the request is tried again. Once per 401; not set: a
+    // 401 is auth_failed.
+    std::function<Result<std::vector<std::string>>()> refresh_headers;
 };
 
 // True for http:// and https:// locations.

@@ -11,6 +11,7 @@
 #include <hypersdk/version.hpp>
 #include <hypersdk/vm.hpp>
 #include <hypersdk/disk.hpp>
+#include <hypersdk/cbt.hpp>
 #include <hypersdk/convert.hpp>
 #include <hypersdk/kvm.hpp>
 #include <hypersdk/ovf.hpp>

@@ -8,6 +8,7 @@
 
 #include <hypersdk/byte_source.hpp>
 #include <hypersdk/cancel.hpp>
+#include <hypersdk/cbt.hpp>
 #include <hypersdk/error.hpp>
 #include <hypersdk/vm.hpp>
 
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <memory>
@@ -132,6 +134,55 @@ struct SnapshotInfo {
     std::string parent;   // id of the parent snapshot, empty for a root
 };
 
+// Changed-block tracking of a VM's disks.
+struct DiskTracking {
+    std::string disk_id;    // as VmDisk::id
+    std::string label;
+    std::string change_id;  // the disk's current change id; empty when the platform gives none
+};
+
+struct TrackingStatus {
+    bool enabled = false;
+    std::vector<DiskTracking> disks;
+};
+
+struct BackupPlan {
+    // The change id each disk (by VmDisk::id) was last backed up at; a disk missing here, or
+    // with an id the platform no longer knows, is copied in full.
+    std::map<std::string, std::string> previous_change_ids;
+    bool quiesce = false;
+    CancelToken cancel;
+    std::function<void(const std::string &)> phase;  // snapshot, changes, ...
+};
+
+// One disk of a prepared backup: where to read it at this point, and what changed.
+struct BackupDisk {
+    std::string disk_id;
+    // Blocks (readable at any offset) in source.format; or, where the platform refuses reads at
+    // an offset, the whole disk as a stream of which only the changed parts are kept.
+    ExportDisk source;
+    std::string change_id;      // this point's change id: the next backup's starting point
+    ChangedExtents changed;     // what to copy: since the previous change id, or every allocated area
+    bool full = false;          // `changed` covers the whole disk's data, not a difference
+    std::string notice;         // why a disk is copied in full when it was asked incrementally
+    std::uint64_t capacity = 0; // the disk's size at this point
+};
+
+// A backup in progress on the platform (its snapshot held). complete() or abort() ends it;
+// destroying it without either aborts it.
+class PreparedBackup {
+public:
+    virtual ~PreparedBackup() = default;
+    [[nodiscard]] virtual const VirtualMachine &vm() const = 0;
+    virtual std::vector<BackupDisk> &disks() = 0;
+    [[nodiscard]] virtual std::string snapshot() const = 0;  // the point's snapshot id, if any
+    // As PreparedExport's: keeps a lease alive while streamed disks move.
+    [[nodiscard]] virtual std::chrono::seconds keepalive_interval() const { return std::chrono::seconds(0); }
+    virtual void keepalive(int percent) { (void)percent; }
+    virtual Result<void> complete() = 0;                      // releases a lease, removes the snapshot
+    virtual std::vector<std::string> abort(const std::string &reason) noexcept = 0;
+};
+
 class ProviderSession {
 public:
     virtual ~ProviderSession() = default;
@@ -151,6 +202,12 @@ public:
     virtual Result<std::vector<SnapshotInfo>> list_snapshots(const std::string &vm);
     virtual Result<std::string> create_snapshot(const std::string &vm, const std::string &name, bool quiesce);
     virtual Result<void> remove_snapshot(const std::string &vm, const std::string &snapshot_id);
+    // Changed-block tracking (providers with changed_extents; unsupported otherwise).
+    virtual Result<TrackingStatus> tracking_status(const std::string &vm);
+    virtual Result<TrackingStatus> enable_tracking(const std::string &vm, bool enabled);
+    // Takes the point's snapshot and works out each disk's changes since plan's change ids.
+    virtual Result<std::unique_ptr<PreparedBackup>> prepare_backup(const std::string &vm, const VirtualMachine &described,
+                                                                   const BackupPlan &plan);
 };
 
 class Provider {

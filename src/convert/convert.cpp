@@ -3,6 +3,7 @@
 
 #include <hypersdk/log.hpp>
 
+#include "convert/convert_device.hpp"
 #include "convert/pipeline.hpp"
 #include "core/executor.hpp"
 #include "format/layer.hpp"
@@ -57,6 +58,11 @@ Result<void> set_cache_mode(ConvertOptions &options, std::string_view mode) {
 }
 
 Result<ConvertStats> convert(BlockDevice &source, const std::string &destination, const ConvertOptions &options) {
+    return detail::convert_device(source, destination, options, nullptr);
+}
+
+Result<ConvertStats> detail::convert_device(BlockDevice &source, const std::string &destination, const ConvertOptions &options,
+                                            const ChangedExtents *only) {
     const auto started = std::chrono::steady_clock::now();
     if (options.output_format.empty()) return fail(Errc::invalid_argument, "no output format given");
     const auto *driver = format::find_driver(options.output_format);
@@ -96,6 +102,11 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
         auto opened = open_image(path, bo);
         if (!opened) return fail(opened.error().with_context("cannot open the output's backing file"));
         backing = std::move(opened).value();
+        if (only != nullptr && backing->virtual_size() != source.virtual_size())
+            return fail(Errc::invalid_argument,
+                        fmt::format("the delta's source has {} bytes but its backing file '{}' has {}: a delta must have the size of "
+                                    "its base",
+                                    source.virtual_size(), ref->path, backing->virtual_size()));
     }
 
     if (log_enabled(LogLevel::info)) {
@@ -117,6 +128,7 @@ Result<ConvertStats> convert(BlockDevice &source, const std::string &destination
     po.backing = backing.get();
     po.io_fence = {[&outputs] { return outputs.io_ticket(); }, [&outputs](std::uint64_t t) { return outputs.wait_io(t); }};
     po.sparse_size = options.sparse_size;
+    po.only = only;
     HSDK_TRY(auto stats, pipeline::run_pipeline(source, *writer, po));
     HSDK_TRYV(options.cancel.check());
     HSDK_TRYV(writer->finish());

@@ -53,8 +53,9 @@ std::vector<Range> plan_units(const std::vector<Range> &interesting, std::uint64
 class Planner {
 public:
     // every_byte: plan the whole disk, not only its data (qemu-img convert -S 0).
-    Planner(BlockDevice &source, BlockDevice *backing, std::uint64_t granule, std::uint64_t unit, bool every_byte)
-        : source_(source), backing_(backing), granule_(granule), unit_(unit), every_byte_(every_byte),
+    Planner(BlockDevice &source, BlockDevice *backing, std::uint64_t granule, std::uint64_t unit, bool every_byte,
+            const ChangedExtents *only)
+        : source_(source), backing_(backing), only_(only), granule_(granule), unit_(unit), every_byte_(every_byte),
           window_(std::max<std::uint64_t>(unit, (1ULL << 30) / unit * unit)) {}
 
     // The next unit in ascending order, or nullopt when the disk is done.
@@ -87,6 +88,13 @@ private:
         const std::uint64_t size = source_.virtual_size();
         const std::uint64_t len = std::min(window_, size - w);
         std::vector<Range> interesting;
+        if (only_ != nullptr) {
+            // A delta: just the changed ranges; the backing file holds everything else.
+            const ChangedExtents in_window = only_->clipped(w, w + len);
+            for (const auto &r : in_window.runs()) interesting.push_back({r.offset, r.end()});
+            for (const auto &u : plan_units(interesting, granule_, unit_)) out.push_back(u);
+            return success();
+        }
         if (every_byte_) {
             interesting.push_back({w, w + len});
         } else {
@@ -107,6 +115,7 @@ private:
 
     BlockDevice &source_;
     BlockDevice *backing_;
+    const ChangedExtents *only_;
     const std::uint64_t granule_, unit_;
     const bool every_byte_;
     const std::uint64_t window_;
@@ -141,7 +150,7 @@ public:
         } else {
             detect_ = granule_;
         }
-        planner_ = std::make_unique<Planner>(source_, options_.backing, granule_, unit, detect_ == 0);
+        planner_ = std::make_unique<Planner>(source_, options_.backing, granule_, unit, detect_ == 0, options_.only);
         HSDK_TRY(auto total, planner_->total_bytes());
         if (options_.progress) options_.progress->set_total(total);
 

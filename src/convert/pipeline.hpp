@@ -1,6 +1,7 @@
 // The conversion pipeline: source extents -> parallel read / zero detection / encoding -> ordered commit.
 #pragma once
 
+#include <hypersdk/cbt.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/progress.hpp>
 
@@ -26,6 +27,9 @@ struct PipelineOptions {
     // granularity) become holes; 0 writes every byte of the disk (a fully allocated output).
     // Unset: the writer's granularity.
     std::optional<std::uint64_t> sparse_size;
+    // Only these ranges of the source (with a backing image: the rest of the output reads from
+    // it). Null: the whole disk.
+    const ChangedExtents *only = nullptr;
 };
 
 struct PipelineStats {

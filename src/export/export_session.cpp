@@ -3,13 +3,13 @@
 // the free-space pre-flight, disks in parallel, resume, conversion as the bytes arrive, OVF/OVA
 // with manifests, progress, cancel, and clean-up that leaves nothing looking finished.
 #include "core/executor.hpp"
+#include "export/connect.hpp"
 #include "export/download.hpp"
 #include "export/package.hpp"
 #include "export/progress.hpp"
 #include "export/streamed_conversion.hpp"
 #include "format/vmdk/sparse_header.hpp"
 #include "io/file.hpp"
-#include "providers/builtin.hpp"
 
 #include <hypersdk/export.hpp>
 #include <hypersdk/hash.hpp>
@@ -168,11 +168,7 @@ private:
     }
 
     Result<std::unique_ptr<ProviderSession>> connect() {
-        // ExportOptions::connection, as callers of the vSphere-only API filled it.
-        if (o_.provider == "vsphere" && (o_.provider_config.is_null() || o_.provider_config.empty()))
-            return vsphere::open_session(o_.connection);
-        HSDK_TRY(auto provider, find_provider(o_.provider));
-        return provider->connect(o_.provider_config, o_.cancel);
+        return exporter::connect_provider(o_.provider, o_.provider_config, o_.connection, o_.cancel);
     }
 
     std::string disk_path_for(const std::string &stem, std::size_t n) const {

@@ -24,7 +24,7 @@ void StreamedConversion::reset() {
     parser_ = std::make_unique<format::vmdk::StreamParser>(
         format::vmdk::StreamParser::Handlers{
             [this](const format::vmdk::SparseHeader &h) { return start_writer(h); },
-            [this](std::uint64_t offset, std::span<const std::byte> data) { return sink_->write(offset, data); }},
+            [this](std::uint64_t offset, std::span<const std::byte> data) { return write_kept(offset, data); }},
         fmt::format("stream for '{}'", o_.destination));
 }
 
@@ -42,6 +42,13 @@ Result<void> StreamedConversion::start_writer(const format::vmdk::SparseHeader &
     sink_ = std::make_unique<pipeline::StreamSink>(
         *writer_, virtual_size_, o_.threads, nullptr,
         pipeline::IoFence{[outputs] { return outputs->io_ticket(); }, [outputs](std::uint64_t t) { return outputs->wait_io(t); }});
+    return success();
+}
+
+Result<void> StreamedConversion::write_kept(std::uint64_t offset, std::span<const std::byte> data) {
+    if (o_.keep == nullptr) return sink_->write(offset, data);
+    const ChangedExtents kept = o_.keep->clipped(offset, offset + data.size());
+    for (const auto &r : kept.runs()) HSDK_TRYV(sink_->write(r.offset, data.subspan(r.offset - offset, r.length)));
     return success();
 }
 

@@ -2,6 +2,7 @@
 // with no intermediate file. The output stays under a temporary name until commit().
 #pragma once
 
+#include <hypersdk/cbt.hpp>
 #include <hypersdk/convert.hpp>
 
 #include "convert/stream_sink.hpp"
@@ -22,6 +23,9 @@ struct StreamedConversionOptions {
     bool compress = false;
     unsigned threads = 0;
     bool direct_io = true;
+    // Only these ranges of the disk are written (the rest reads as zeros): a backup's changed
+    // grains out of a whole-disk stream. Null: everything. Must outlive the conversion.
+    const ChangedExtents *keep = nullptr;
 };
 
 class StreamedConversion {
@@ -41,6 +45,7 @@ public:
 
 private:
     Result<void> start_writer(const format::vmdk::SparseHeader &header);
+    Result<void> write_kept(std::uint64_t offset, std::span<const std::byte> data);
     void reset();
 
     StreamedConversionOptions o_;

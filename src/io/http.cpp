@@ -257,6 +257,32 @@ std::unique_ptr<Client> Client::derive(ClientOptions options) const {
     return std::unique_ptr<Client>(new Client(std::move(options), shared_));
 }
 
+std::string Client::cookie_header() const {
+    std::unique_ptr<CURL, void (*)(CURL *)> e(curl_easy_init(), curl_easy_cleanup);
+    if (!e) return {};
+    curl_easy_setopt(e.get(), CURLOPT_SHARE, shared_->share);
+    curl_easy_setopt(e.get(), CURLOPT_COOKIEFILE, "");
+    curl_slist *list = nullptr;
+    if (curl_easy_getinfo(e.get(), CURLINFO_COOKIELIST, &list) != CURLE_OK) return {};
+    std::string pairs;
+    // Netscape format: domain, subdomains, path, secure, expiry, name, value (tab-separated).
+    for (curl_slist *l = list; l != nullptr; l = l->next) {
+        std::vector<std::string_view> fields;
+        std::string_view line(l->data);
+        for (std::size_t start = 0;;) {
+            const auto tab = line.find('\t', start);
+            fields.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+            if (tab == std::string_view::npos) break;
+            start = tab + 1;
+        }
+        if (fields.size() < 7) continue;
+        pairs += fmt::format("{}{}={}", pairs.empty() ? "" : "; ", fields[5], fields[6]);
+    }
+    curl_slist_free_all(list);
+    curl_easy_setopt(e.get(), CURLOPT_COOKIEFILE, static_cast<char *>(nullptr));
+    return pairs.empty() ? std::string() : "Cookie: " + pairs;
+}
+
 Result<Response> Client::send(const Request &request) { return perform(request, nullptr, nullptr); }
 
 Result<Response> Client::stream(const Request &request, const HeaderCheck &check, const BodySink &sink) {

@@ -78,6 +78,9 @@ public:
     // for a lease URL naming an ESXi host, or another cancel token for clean-up calls that must
     // run after a cancel.
     [[nodiscard]] std::unique_ptr<Client> derive(ClientOptions options) const;
+    // The session cookies as a "Cookie: a=b; c=d" header for another client to send (empty when
+    // there are none). A secret: never log it.
+    [[nodiscard]] std::string cookie_header() const;
 
 private:
     struct Shared;

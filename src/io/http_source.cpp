@@ -37,7 +37,39 @@ constexpr std::uint64_t direct_read_size = 1024 * 1024;
 struct Context {
     HttpSourceOptions options;
     std::unique_ptr<http::Client> client;
+
+    // The headers to send now: options.headers, or what refresh_headers gave after a 401.
+    std::pair<std::vector<std::string>, unsigned> headers() const {
+        std::lock_guard lock(headers_mutex);
+        return {current_headers, generation};
+    }
+    // A 401 on headers of `seen` generation: asks for new ones once (other threads that saw the
+    // same 401 meanwhile use those). False when there is nothing to refresh with.
+    Result<bool> refresh(unsigned seen) {
+        if (!options.refresh_headers) return false;
+        std::lock_guard lock(headers_mutex);
+        if (generation != seen) return true;
+        HSDK_TRY(current_headers, options.refresh_headers());
+        ++generation;
+        return true;
+    }
+
+    mutable std::mutex headers_mutex;
+    std::vector<std::string> current_headers;
+    unsigned generation = 0;
 };
+
+// Runs `request(headers)`; an auth_failed answer gets the headers refreshed and one more try.
+template <class F>
+auto with_fresh_headers(Context &context, F &&request) -> decltype(request(std::vector<std::string>{})) {
+    auto [headers, generation] = context.headers();
+    auto r = request(headers);
+    if (r || r.error().code != Errc::auth_failed) return r;
+    auto refreshed = context.refresh(generation);
+    if (!refreshed) return fail(refreshed.error().with_context("renewing the credentials after an HTTP 401"));
+    if (!refreshed.value()) return r;
+    return request(context.headers().first);
+}
 
 Error status_failure(long status, std::string_view url) {
     const std::string where = http::redact_url(url);
@@ -80,10 +112,11 @@ public:
     // One byte asked for, to learn the size and that Range is honoured.
     static Result<std::uint64_t> probe_size(Context &context, const std::string &url) {
         std::optional<std::uint64_t> total;
+        std::vector<std::string> headers;
         auto attempt = [&](unsigned) -> Result<void> {
             http::Request request;
             request.url = url;
-            request.headers = context.options.headers;
+            request.headers = headers;
             request.headers.push_back("Range: bytes=0-0");
             request.max_body = 1;
             auto check = [&](const http::Response &r) -> Result<void> {
@@ -109,7 +142,10 @@ public:
             (void)response;
             return success();
         };
-        HSDK_TRYV(http::with_retries(policy(context), context.options.cancel, attempt));
+        HSDK_TRYV(with_fresh_headers(context, [&](std::vector<std::string> h) {
+            headers = std::move(h);
+            return http::with_retries(policy(context), context.options.cancel, attempt);
+        }));
         if (!total) return fail(Errc::remote_error, fmt::format("{} did not tell the object's size", http::redact_url(url)));
         return *total;
     }
@@ -147,10 +183,11 @@ private:
     // Exactly [offset, offset + buf.size()) into buf, in one request (retried as a whole).
     Result<void> fetch(std::uint64_t offset, std::span<std::byte> buf) const {
         const std::uint64_t last = offset + buf.size() - 1;
+        std::vector<std::string> headers;
         auto attempt = [&](unsigned) -> Result<void> {
             http::Request request;
             request.url = url_;
-            request.headers = context_->options.headers;
+            request.headers = headers;
             request.headers.push_back(fmt::format("Range: bytes={}-{}", offset, last));
             std::size_t got = 0;
             auto check = [&](const http::Response &r) -> Result<void> {
@@ -183,7 +220,10 @@ private:
                                                              got, buf.size(), offset));
             return success();
         };
-        return http::with_retries(policy(*context_), context_->options.cancel, attempt);
+        return with_fresh_headers(*context_, [&](std::vector<std::string> h) {
+            headers = std::move(h);
+            return http::with_retries(policy(*context_), context_->options.cancel, attempt);
+        });
     }
 
     using Chunk = std::shared_ptr<const std::vector<std::byte>>;
@@ -333,9 +373,11 @@ Result<std::shared_ptr<ByteSource>> open_http_source(const std::string &url, con
             return fail(Errc::invalid_argument, "a header must read 'Name: value' on one line");
     auto context = std::make_shared<Context>();
     context->options = options;
+    context->current_headers = options.headers;
     http::ClientOptions client;
     client.tls.insecure = options.insecure;
     client.tls.ca_file = options.ca_file;
+    client.tls.thumbprint_sha256 = options.thumbprint;
     client.cancel = options.cancel;
     client.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
     client.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));

@@ -4,6 +4,8 @@
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
+#include <hypersdk/export.hpp>
+#include <hypersdk/vsphere.hpp>
 #include <hypersdk/progress.hpp>
 
 #include <nlohmann/json.hpp>
@@ -39,8 +41,21 @@ std::span<const HandlerEntry> image_handlers();
 std::span<const HandlerEntry> vm_handlers();
 std::span<const HandlerEntry> vsphere_handlers();
 std::span<const HandlerEntry> provider_handlers();
+std::span<const HandlerEntry> backup_handlers();
 // not_found for an unknown provider; invalid_argument naming the field when `config` does not fit its schema.
 Result<void> validate_provider_config(const std::string &provider, const nlohmann::json &config);
+
+// Where a request says which platform to talk to: "provider" and, for vSphere, "connection" with
+// "config" merged over it (the GOVC_* variables fill in the rest); for others "config", checked
+// against the provider's schema. Fills the three fields every provider-facing option struct has.
+struct ProviderTarget {
+    std::string provider;
+    nlohmann::json config = nlohmann::json::object();  // other providers
+    vsphere::ConnectionOptions connection;              // vSphere
+};
+Result<ProviderTarget> provider_target(Context &c);
+// Export and backup progress as the job's progress: disks are the items.
+ExportProgressCallback export_progress(Context &c);
 
 // ---- reading a validated request ----------------------------------------------------------------
 

@@ -95,6 +95,27 @@ Result<json> snapshots_remove(Context &c) {
     return out;
 }
 
+json tracking_json(Context &c, const TrackingStatus &st) {
+    json disks = json::array();
+    for (const auto &d : st.disks) disks.push_back(json{{"disk_id", d.disk_id}, {"label", d.label}, {"change_id", d.change_id}});
+    json out = provider_and_vm(c);
+    out["enabled"] = st.enabled;
+    out["disks"] = std::move(disks);
+    return out;
+}
+
+Result<json> cbt_status(Context &c) {
+    HSDK_TRY(auto session, connect(c));
+    HSDK_TRY(auto st, session->tracking_status(str(c.request(), "vm")));
+    return tracking_json(c, st);
+}
+
+Result<json> cbt_enable(Context &c) {
+    HSDK_TRY(auto session, connect(c));
+    HSDK_TRY(auto st, session->enable_tracking(str(c.request(), "vm"), c.request().value("enabled", true)));
+    return tracking_json(c, st);
+}
+
 const HandlerEntry table[] = {
     {"providers.list", providers_list},
     {"providers.load", providers_load},
@@ -103,6 +124,8 @@ const HandlerEntry table[] = {
     {"vms.snapshots.list", snapshots_list},
     {"vms.snapshots.create", snapshots_create},
     {"vms.snapshots.remove", snapshots_remove},
+    {"cbt.status", cbt_status},
+    {"cbt.enable", cbt_enable},
 };
 
 }  // namespace

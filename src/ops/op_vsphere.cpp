@@ -30,13 +30,10 @@ Result<json> vms_list(Context &c) {
 Result<json> export_run(Context &c) {
     const auto &r = c.request();
     ExportOptions o;
-    o.provider = r.value("provider", "vsphere");
-    if (o.provider == "vsphere") {
-        HSDK_TRY(o.connection, connection(c));
-    } else {
-        o.provider_config = r.value("config", json::object());
-        HSDK_TRYV(validate_provider_config(o.provider, o.provider_config));
-    }
+    HSDK_TRY(auto target, provider_target(c));
+    o.provider = target.provider;
+    o.provider_config = std::move(target.config);
+    o.connection = std::move(target.connection);
     o.space_check = !flag(r, "no_space_check");
     o.vm = str(r, "vm");
     o.output_dir = str(r, "output_dir");
@@ -53,22 +50,7 @@ Result<json> export_run(Context &c) {
                   : transport == "datastore" ? ExportTransport::datastore
                                              : ExportTransport::automatic;
     o.cancel = c.cancel();
-    // Export progress in the one progress type: disks are the items.
-    o.progress = [job = c.progress()](const ExportProgress &p) {
-        ProgressInfo info;
-        info.phase = p.phase;
-        info.bytes_done = p.bytes_done;
-        info.bytes_total = p.bytes_total;
-        info.rate_bytes_per_sec = p.rate_bytes_per_sec;
-        info.eta_seconds = p.eta_seconds;
-        info.items_done = p.disks_done;
-        info.items_total = p.disk_count;
-        info.item_index = p.disk_index;
-        if (p.disk_index) info.current_item = fmt::format("disk {} of {}", p.disk_index, p.disk_count);
-        info.item_bytes_done = p.disk_bytes_done;
-        info.item_bytes_total = p.disk_bytes_total;
-        return job(info);
-    };
+    o.progress = export_progress(c);
     HSDK_TRY(auto res, ExportSession(std::move(o)).run());
     return json{{"vm", to_json(res.vm)},
                 {"files", res.files},
@@ -85,6 +67,37 @@ const HandlerEntry table[] = {
 };
 
 }  // namespace
+
+Result<ProviderTarget> provider_target(Context &c) {
+    const auto &r = c.request();
+    ProviderTarget t;
+    t.provider = r.value("provider", "vsphere");
+    if (t.provider == "vsphere") {
+        HSDK_TRY(t.connection, connection(c));
+    } else {
+        t.config = r.value("config", json::object());
+        HSDK_TRYV(validate_provider_config(t.provider, t.config));
+    }
+    return t;
+}
+
+ExportProgressCallback export_progress(Context &c) {
+    return [job = c.progress()](const ExportProgress &p) {
+        ProgressInfo info;
+        info.phase = p.phase;
+        info.bytes_done = p.bytes_done;
+        info.bytes_total = p.bytes_total;
+        info.rate_bytes_per_sec = p.rate_bytes_per_sec;
+        info.eta_seconds = p.eta_seconds;
+        info.items_done = p.disks_done;
+        info.items_total = p.disk_count;
+        info.item_index = p.disk_index;
+        if (p.disk_index) info.current_item = fmt::format("disk {} of {}", p.disk_index, p.disk_count);
+        info.item_bytes_done = p.disk_bytes_done;
+        info.item_bytes_total = p.disk_bytes_total;
+        return job(info);
+    };
+}
 
 std::span<const HandlerEntry> vsphere_handlers() { return table; }
 

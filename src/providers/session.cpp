@@ -63,4 +63,16 @@ Result<void> ProviderSession::remove_snapshot(const std::string &, const std::st
     return fail(Errc::unsupported, "unsupported: this provider has no snapshots");
 }
 
+Result<TrackingStatus> ProviderSession::tracking_status(const std::string &) {
+    return fail(Errc::unsupported, "unsupported: this provider has no changed-block tracking");
+}
+
+Result<TrackingStatus> ProviderSession::enable_tracking(const std::string &, bool) {
+    return fail(Errc::unsupported, "unsupported: this provider has no changed-block tracking");
+}
+
+Result<std::unique_ptr<PreparedBackup>> ProviderSession::prepare_backup(const std::string &, const VirtualMachine &, const BackupPlan &) {
+    return fail(Errc::unsupported, "unsupported: this provider has no changed-block tracking (backups need it)");
+}
+
 }  // namespace hypersdk

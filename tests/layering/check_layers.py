@@ -31,11 +31,11 @@ PUBLIC = {
     "thread_pool.hpp": "core", "version.hpp": "core", "hash.hpp": "core", "vm.hpp": "core",
     "byte_source.hpp": "io",
     "disk.hpp": "format", "check.hpp": "format",
-    "convert.hpp": "convert", "writer.hpp": "convert",
+    "convert.hpp": "convert", "writer.hpp": "convert", "cbt.hpp": "convert",
     "ovf.hpp": "ovf",
     "kvm.hpp": "kvm",
     "vsphere.hpp": "providers", "provider.hpp": "providers",
-    "export.hpp": "export",
+    "export.hpp": "export", "backup.hpp": "export",
     "job.hpp": "ops", "ops.hpp": "ops",
     "hypersdk.hpp": "umbrella",  # for users only: no library source includes it
 }

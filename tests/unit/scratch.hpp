@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <dirent.h>
 #include <fstream>
 #include <string>
@@ -10,6 +11,17 @@
 #include <vector>
 
 namespace hypersdk::test {
+
+// Seeded pseudo-random bytes (a linear congruential generator: the same everywhere).
+inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+    std::vector<std::byte> v(n);
+    std::uint32_t x = seed * 2654435761u + 7;
+    for (auto &b : v) {
+        x = x * 1664525u + 1013904223u;
+        b = static_cast<std::byte>(x >> 24);
+    }
+    return v;
+}
 
 inline std::string work(const std::string &name) { return std::string(HSDK_TEST_WORK_DIR) + "/" + name; }
 

@@ -13,18 +13,9 @@
 #include <sstream>
 
 using namespace hypersdk;
+using hypersdk::test::pattern;
 
 namespace {
-
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-    std::vector<std::byte> v(n);
-    std::uint32_t x = seed * 2654435761u + 1;
-    for (auto &b : v) {
-        x = x * 1664525u + 1013904223u;
-        b = static_cast<std::byte>(x >> 24);
-    }
-    return v;
-}
 
 std::string sha256_hex(std::span<const std::byte> data) {
     Digest d(DigestAlgorithm::sha256);

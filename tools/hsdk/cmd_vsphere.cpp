@@ -1,6 +1,7 @@
 // Provider commands: `hsdk providers`, `hsdk vms list|describe` (any provider) and `hsdk export` (vSphere). The password comes from an environment
 // variable or a file (never from the command line, where every user of the machine can read it).
 #include "commands.hpp"
+#include "provider_flags.hpp"
 #include "progress_display.hpp"
 
 #include <hypersdk/export.hpp>
@@ -12,39 +13,6 @@
 
 namespace hsdk {
 namespace {
-
-struct ConnectionFlags {
-    std::string url, username, password_env, password_file, ca_file, thumbprint;
-    bool insecure = false;
-    unsigned retries = 5;
-
-    // The request's "connection": the password is named (a variable, a file), never copied into it.
-    nlohmann::json request() const {
-        nlohmann::json c{{"max_attempts", retries}};
-        if (!url.empty()) c["url"] = url;
-        if (!username.empty()) c["username"] = username;
-        if (insecure) c["insecure"] = true;
-        if (!ca_file.empty()) c["ca_file"] = ca_file;
-        if (!thumbprint.empty()) c["thumbprint"] = thumbprint;
-        if (!password_env.empty()) c["password_env"] = password_env;
-        else if (!password_file.empty()) c["password_file"] = password_file;
-        return c;
-    }
-};
-
-void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
-    app->add_option("--url", f.url, "vCenter or ESXi: https://host[/sdk] (default: $GOVC_URL)");
-    app->add_option("--username,-u", f.username, "User name (default: $GOVC_USERNAME)");
-    auto *env = app->add_option("--password-env", f.password_env, "Read the password from this environment variable (default: $GOVC_PASSWORD)");
-    auto *file = app->add_option("--password-file", f.password_file, "Read the password from the first line of this file");
-    env->excludes(file);
-    auto *insecure = app->add_flag("--insecure,-k", f.insecure, "Do not verify the server certificate (default: $GOVC_INSECURE)");
-    auto *ca = app->add_option("--ca-file", f.ca_file, "Trust the certificates in this PEM file instead of the system store");
-    auto *thumb = app->add_option("--thumbprint", f.thumbprint, "Accept only the server certificate with this SHA-256 thumbprint");
-    insecure->excludes(ca)->excludes(thumb);
-    app->add_option("--retries", f.retries, "Tries per request on transient failures (reset, 5xx, timeout), default 5")
-        ->check(CLI::Range(1u, 100u));
-}
 
 std::string human_bytes(std::uint64_t b) {
     static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -68,37 +36,6 @@ void print_vm(const hypersdk::VirtualMachine &vm) {
                    d.change_id.empty() ? "" : " changeId=" + d.change_id);
     for (const auto &n : vm.nics)
         fmt::print("  nic {}: {} {} on '{}'{}\n", n.id, n.adapter_type, n.mac, n.network, n.connected ? "" : " (disconnected)");
-}
-
-// --provider and its config: vSphere's from the connection flags (GOVC_* for what they leave out),
-// any provider's from --config (JSON, @FILE or @-), whose keys win.
-struct ProviderFlags {
-    std::string provider = "vsphere";
-    std::string config;
-    ConnectionFlags conn;
-
-    bool request(nlohmann::json &out, std::string &error) const {
-        nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
-        if (!this->config.empty()) {
-            nlohmann::json given;
-            if (!read_json_argument("--config", this->config, given, error)) return false;
-            if (!given.is_object()) {
-                error = "--config: expected a JSON object";
-                return false;
-            }
-            config.update(given);
-        }
-        out = nlohmann::json{{"provider", provider}, {"config", std::move(config)}};
-        return true;
-    }
-};
-
-void add_provider_flags(CLI::App *app, ProviderFlags &f) {
-    app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
-    app->add_option("--config", f.config,
-                    "The provider's connection config: JSON, @FILE or @- (its schema: hsdk providers --json); "
-                    "keep secrets in a file or in the variables the provider reads");
-    add_connection_flags(app, f.conn);
 }
 
 void register_snapshots(CLI::App &vms, std::vector<Command> &commands);

@@ -12,6 +12,7 @@ void register_image_commands(CLI::App &root, std::vector<Command> &commands);
 void register_vsphere_commands(CLI::App &root, std::vector<Command> &commands);
 void register_kvm_commands(CLI::App &root, std::vector<Command> &commands);
 void register_ops_commands(CLI::App &root, std::vector<Command> &commands);
+void register_backup_commands(CLI::App &root, std::vector<Command> &commands);
 
 inline std::vector<CommandRegistrar> all_commands() {
     return {
@@ -19,6 +20,7 @@ inline std::vector<CommandRegistrar> all_commands() {
         &register_kvm_commands,
         &register_hash_commands,
         &register_vsphere_commands,
+        &register_backup_commands,
         &register_ops_commands,
     };
 }

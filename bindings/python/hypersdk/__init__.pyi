@@ -126,16 +126,59 @@ def list_ova(path: PathLike) -> list[OvaListResultMembersItem]: ...
 
 # ---- requests and results of every operation ----------------------------------------
 
-VsphereConnection = TypedDict("VsphereConnection", {
-    "url": NotRequired[str],
-    "username": NotRequired[str],
-    "password": NotRequired[str],
-    "password_env": NotRequired[str],
-    "password_file": NotRequired[str],
-    "insecure": NotRequired[bool],
-    "ca_file": NotRequired[str],
-    "thumbprint": NotRequired[str],
-    "max_attempts": NotRequired[int],
+BackupListRequest = TypedDict("BackupListRequest", {
+    "repo": Required[str],
+}, total=False)
+
+BackupListResultVmsItemPointsItemDisksItem = TypedDict("BackupListResultVmsItemPointsItemDisksItem", {
+    "disk_id": Required[str],
+    "label": Required[str],
+    "file": Required[str],
+    "backing_file": Required[str],
+    "change_id": Required[str],
+    "full": Required[bool],
+    "notice": Required[str],
+    "capacity": Required[int],
+    "changed_bytes": Required[int],
+    "bytes_read": Required[int],
+    "bytes_written": Required[int],
+    "file_bytes": Required[int],
+    "sha256": Required[str],
+    "whole_disk_transferred": Required[bool],
+}, total=False)
+
+BackupListResultVmsItemPointsItem = TypedDict("BackupListResultVmsItemPointsItem", {
+    "id": Required[str],
+    "created": Required[str],
+    "kind": Required[str],
+    "snapshot": Required[str],
+    "disks": Required[list[BackupListResultVmsItemPointsItemDisksItem]],
+    "file_bytes": Required[int],
+}, total=False)
+
+BackupListResultVmsItem = TypedDict("BackupListResultVmsItem", {
+    "folder": Required[str],
+    "vm": Required[dict[str, Any]],
+    "points": Required[list[BackupListResultVmsItemPointsItem]],
+}, total=False)
+
+BackupListResult = TypedDict("BackupListResult", {
+    "repo": Required[str],
+    "vms": Required[list[BackupListResultVmsItem]],
+}, total=False)
+
+BackupPruneRequest = TypedDict("BackupPruneRequest", {
+    "repo": Required[str],
+    "vm": Required[str],
+    "keep_last": NotRequired[int],
+    "keep_days": NotRequired[float],
+}, total=False)
+
+BackupPruneResult = TypedDict("BackupPruneResult", {
+    "removed_points": Required[list[str]],
+    "kept_points": Required[list[str]],
+    "removed_files": Required[list[str]],
+    "folded_files": Required[list[str]],
 }, total=False)
 
 FormatOptionsObject = TypedDict("FormatOptionsObject", {
@@ -158,22 +201,44 @@ FormatOptionsObject = TypedDict("FormatOptionsObject", {
 
 FormatOptions = str | FormatOptionsObject
 
-ExportRunRequest = TypedDict("ExportRunRequest", {
-    "connection": NotRequired[VsphereConnection],
+BackupRestoreRequest = TypedDict("BackupRestoreRequest", {
+    "repo": Required[str],
     "vm": Required[str],
-    "output_dir": Required[str],
-    "format": NotRequired[Literal["ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"]],
+    "point": NotRequired[str],
+    "format": NotRequired[Literal["qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"]],
     "options": NotRequired[FormatOptions],
-    "compress": NotRequired[bool],
-    "threads": NotRequired[int],
-    "resume": NotRequired[bool],
-    "quiesce": NotRequired[bool],
-    "parallel": NotRequired[int],
+    "output_dir": Required[str],
     "overwrite": NotRequired[bool],
-    "transport": NotRequired[Literal["auto", "nfc", "datastore"]],
+    "threads": NotRequired[int],
+}, total=False)
+
+BackupRestoreResult = TypedDict("BackupRestoreResult", {
+    "point": Required[str],
+    "files": Required[list[str]],
+}, total=False)
+
+VsphereConnection = TypedDict("VsphereConnection", {
+    "url": NotRequired[str],
+    "username": NotRequired[str],
+    "password": NotRequired[str],
+    "password_env": NotRequired[str],
+    "password_file": NotRequired[str],
+    "insecure": NotRequired[bool],
+    "ca_file": NotRequired[str],
+    "thumbprint": NotRequired[str],
+    "max_attempts": NotRequired[int],
+}, total=False)
+
+BackupRunRequest = TypedDict("BackupRunRequest", {
     "provider": NotRequired[str],
+    "connection": NotRequired[VsphereConnection],
     "config": NotRequired[dict[str, Any]],
-    "no_space_check": NotRequired[bool],
+    "vm": Required[str],
+    "repo": Required[str],
+    "full": NotRequired[bool],
+    "quiesce": NotRequired[bool],
+    "threads": NotRequired[int],
+    "requests_in_flight": NotRequired[int],
 }, total=False)
 
 VmDisksItem = TypedDict("VmDisksItem", {
@@ -224,6 +289,174 @@ Vm = TypedDict("Vm", {
     "nics": NotRequired[list[VmNicsItem]],
 }, total=False)
 
+BackupRunResultDisksItem = TypedDict("BackupRunResultDisksItem", {
+    "disk_id": Required[str],
+    "label": Required[str],
+    "file": Required[str],
+    "backing_file": Required[str],
+    "change_id": Required[str],
+    "full": Required[bool],
+    "notice": Required[str],
+    "capacity": Required[int],
+    "changed_bytes": Required[int],
+    "bytes_read": Required[int],
+    "bytes_written": Required[int],
+    "file_bytes": Required[int],
+    "sha256": Required[str],
+    "whole_disk_transferred": Required[bool],
+}, total=False)
+
+BackupRunResult = TypedDict("BackupRunResult", {
+    "folder": Required[str],
+    "point": Required[str],
+    "kind": Required[Literal["full", "incremental"]],
+    "snapshot": Required[str],
+    "vm": Required[Vm],
+    "disks": Required[list[BackupRunResultDisksItem]],
+    "bytes_read": Required[int],
+    "seconds": Required[float],
+}, total=False)
+
+CbtEnableRequest = TypedDict("CbtEnableRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+    "enabled": NotRequired[bool],
+}, total=False)
+
+CbtEnableResultDisksItem = TypedDict("CbtEnableResultDisksItem", {
+    "disk_id": Required[str],
+    "label": Required[str],
+    "change_id": Required[str],
+}, total=False)
+
+CbtEnableResult = TypedDict("CbtEnableResult", {
+    "provider": Required[str],
+    "vm": Required[str],
+    "enabled": Required[bool],
+    "disks": Required[list[CbtEnableResultDisksItem]],
+}, total=False)
+
+CbtStatusRequest = TypedDict("CbtStatusRequest", {
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "vm": Required[str],
+}, total=False)
+
+CbtStatusResultDisksItem = TypedDict("CbtStatusResultDisksItem", {
+    "disk_id": Required[str],
+    "label": Required[str],
+    "change_id": Required[str],
+}, total=False)
+
+CbtStatusResult = TypedDict("CbtStatusResult", {
+    "provider": Required[str],
+    "vm": Required[str],
+    "enabled": Required[bool],
+    "disks": Required[list[CbtStatusResultDisksItem]],
+}, total=False)
+
+FormatName = Literal["raw", "qcow2", "vmdk", "vhd", "vpc", "vhdx", "vdi"]
+
+ChainFlattenRequest = TypedDict("ChainFlattenRequest", {
+    "path": Required[str],
+    "format": NotRequired[FormatName],
+    "allow_external_files": NotRequired[bool],
+    "output": Required[str],
+    "output_format": Required[FormatName],
+    "options": NotRequired[FormatOptions],
+    "overwrite": NotRequired[bool],
+    "threads": NotRequired[int],
+}, total=False)
+
+ChainFlattenResult = TypedDict("ChainFlattenResult", {
+    "output": Required[str],
+    "virtual_size": Required[int],
+    "bytes_read": Required[int],
+    "output_size": Required[int],
+}, total=False)
+
+ChainInfoRequest = TypedDict("ChainInfoRequest", {
+    "path": Required[str],
+    "format": NotRequired[FormatName],
+    "allow_external_files": NotRequired[bool],
+}, total=False)
+
+ChainInfoResultLinksItem = TypedDict("ChainInfoResultLinksItem", {
+    "file": Required[str],
+    "format": Required[str],
+    "virtual_size": Required[int],
+    "file_bytes": Required[int],
+    "backing_file": Required[str],
+    "backing_format": Required[str],
+}, total=False)
+
+ChainInfoResult = TypedDict("ChainInfoResult", {
+    "links": Required[list[ChainInfoResultLinksItem]],
+}, total=False)
+
+ChainVerifyRequest = TypedDict("ChainVerifyRequest", {
+    "path": Required[str],
+}, total=False)
+
+ChainVerifyResultLinksItem = TypedDict("ChainVerifyResultLinksItem", {
+    "file": Required[str],
+    "format": Required[str],
+    "virtual_size": Required[int],
+    "file_bytes": Required[int],
+    "backing_file": Required[str],
+    "backing_format": Required[str],
+}, total=False)
+
+ChainVerifyResult = TypedDict("ChainVerifyResult", {
+    "ok": Required[bool],
+    "links": Required[list[ChainVerifyResultLinksItem]],
+    "problems": Required[list[str]],
+    "hashes_checked": Required[int],
+}, total=False)
+
+DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
+    "base": Required[str],
+    "new": Required[str],
+    "backing": Required[str],
+    "backing_format": NotRequired[str],
+    "output": Required[str],
+    "format": NotRequired[FormatName],
+    "allow_external_files": NotRequired[bool],
+    "options": NotRequired[FormatOptions],
+    "block_size": NotRequired[int],
+    "overwrite": NotRequired[bool],
+    "threads": NotRequired[int],
+}, total=False)
+
+DeltaCreateResult = TypedDict("DeltaCreateResult", {
+    "output": Required[str],
+    "backing": Required[str],
+    "backing_format": Required[str],
+    "changed_runs": Required[int],
+    "changed_bytes": Required[int],
+    "bytes_written": Required[int],
+    "output_size": Required[int],
+}, total=False)
+
+ExportRunRequest = TypedDict("ExportRunRequest", {
+    "connection": NotRequired[VsphereConnection],
+    "vm": Required[str],
+    "output_dir": Required[str],
+    "format": NotRequired[Literal["ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"]],
+    "options": NotRequired[FormatOptions],
+    "compress": NotRequired[bool],
+    "threads": NotRequired[int],
+    "resume": NotRequired[bool],
+    "quiesce": NotRequired[bool],
+    "parallel": NotRequired[int],
+    "overwrite": NotRequired[bool],
+    "transport": NotRequired[Literal["auto", "nfc", "datastore"]],
+    "provider": NotRequired[str],
+    "config": NotRequired[dict[str, Any]],
+    "no_space_check": NotRequired[bool],
+}, total=False)
+
 ExportRunResult = TypedDict("ExportRunResult", {
     "vm": Required[Vm],
     "files": Required[list[str]],
@@ -241,8 +474,6 @@ FileSha256Request = TypedDict("FileSha256Request", {
 FileSha256Result = TypedDict("FileSha256Result", {
     "sha256": Required[str],
 }, total=False)
-
-FormatName = Literal["raw", "qcow2", "vmdk", "vhd", "vpc", "vhdx", "vdi"]
 
 HttpHeaders = list[str]
 
@@ -757,8 +988,38 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
+Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "delta.create", "export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
+@overload
+def run(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> BackupListResult: ...
+@overload
+def run(operation: Literal["backup.prune"], request: BackupPruneRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> BackupPruneResult: ...
+@overload
+def run(operation: Literal["backup.restore"], request: BackupRestoreRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> BackupRestoreResult: ...
+@overload
+def run(operation: Literal["backup.run"], request: BackupRunRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> BackupRunResult: ...
+@overload
+def run(operation: Literal["cbt.enable"], request: CbtEnableRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> CbtEnableResult: ...
+@overload
+def run(operation: Literal["cbt.status"], request: CbtStatusRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> CbtStatusResult: ...
+@overload
+def run(operation: Literal["chain.flatten"], request: ChainFlattenRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ChainFlattenResult: ...
+@overload
+def run(operation: Literal["chain.info"], request: ChainInfoRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ChainInfoResult: ...
+@overload
+def run(operation: Literal["chain.verify"], request: ChainVerifyRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ChainVerifyResult: ...
+@overload
+def run(operation: Literal["delta.create"], request: DeltaCreateRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> DeltaCreateResult: ...
 @overload
 def run(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> ExportRunResult: ...
@@ -837,6 +1098,36 @@ def run(operation: Literal["vms.snapshots.remove"], request: VmsSnapshotsRemoveR
 @overload
 def run(operation: Literal["vsphere.vms.list"], request: VsphereVmsListRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> VsphereVmsListResult: ...
+@overload
+def start(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[BackupListResult]: ...
+@overload
+def start(operation: Literal["backup.prune"], request: BackupPruneRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[BackupPruneResult]: ...
+@overload
+def start(operation: Literal["backup.restore"], request: BackupRestoreRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[BackupRestoreResult]: ...
+@overload
+def start(operation: Literal["backup.run"], request: BackupRunRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[BackupRunResult]: ...
+@overload
+def start(operation: Literal["cbt.enable"], request: CbtEnableRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[CbtEnableResult]: ...
+@overload
+def start(operation: Literal["cbt.status"], request: CbtStatusRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[CbtStatusResult]: ...
+@overload
+def start(operation: Literal["chain.flatten"], request: ChainFlattenRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ChainFlattenResult]: ...
+@overload
+def start(operation: Literal["chain.info"], request: ChainInfoRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ChainInfoResult]: ...
+@overload
+def start(operation: Literal["chain.verify"], request: ChainVerifyRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ChainVerifyResult]: ...
+@overload
+def start(operation: Literal["delta.create"], request: DeltaCreateRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[DeltaCreateResult]: ...
 @overload
 def start(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[ExportRunResult]: ...

@@ -87,7 +87,7 @@ public:
     // from expiring during long downloads.
     std::chrono::seconds keepalive_interval() const override {
         if (lease_.empty()) return std::chrono::seconds(0);
-        return std::chrono::seconds(std::clamp(lease_timeout_ > 0 ? lease_timeout_ / 3 : 60, 1, 60));
+        return lease_keepalive_interval(lease_timeout_);
     }
     void keepalive(int percent) override {
         if (!lease_.empty()) (void)lease_progress(*session_, lease_, percent);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -79,6 +80,10 @@ Result<void> lease_progress(Session &s, const MoRef &lease, int percent) {
     return success();
 }
 
+std::chrono::seconds lease_keepalive_interval(int lease_timeout_seconds) {
+    return std::chrono::seconds(std::clamp(lease_timeout_seconds > 0 ? lease_timeout_seconds / 3 : 60, 1, 60));
+}
+
 Result<void> lease_complete(Session &s, const MoRef &lease) {
     HSDK_TRYV(s.invoke(SoapCall("HttpNfcLeaseComplete", lease), CallKind::action));
     return success();
@@ -139,6 +144,28 @@ Result<void> remove_snapshot(Session &s, const MoRef &snapshot) {
     if (task == nullptr) return fail(Errc::remote_error, "RemoveSnapshot_Task returned no task");
     HSDK_TRYV(wait_for_task(s, moref_of(*task), true));
     return success();
+}
+
+namespace {
+// Walks VirtualMachineSnapshotTree nodes (rootSnapshotList, childSnapshotList) depth first.
+void collect_snapshots(const xml::Element &tree, const std::string &parent, std::vector<SnapshotInfo> &out) {
+    SnapshotInfo s;
+    if (const xml::Element *ref = tree.child("snapshot")) s.id = moref_of(*ref).value;
+    s.name = tree.child_text("name");
+    s.created = tree.child_text("createTime");
+    s.parent = parent;
+    const std::string id = s.id;
+    out.push_back(std::move(s));
+    for (const xml::Element *c : tree.children_named("childSnapshotList")) collect_snapshots(*c, id, out);
+}
+}  // namespace
+
+Result<std::vector<SnapshotInfo>> list_vm_snapshots(Session &s, const MoRef &vm) {
+    HSDK_TRY(auto o, retrieve_one(s, vm, {"snapshot"}));
+    std::vector<SnapshotInfo> out;
+    if (const xml::Element *info = o.prop("snapshot"))
+        for (const xml::Element *root : info->children_named("rootSnapshotList")) collect_snapshots(*root, "", out);
+    return out;
 }
 
 }  // namespace hypersdk::vsphere

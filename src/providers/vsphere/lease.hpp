@@ -3,6 +3,9 @@
 
 #include "providers/vsphere/properties.hpp"
 
+#include <hypersdk/provider.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +39,9 @@ Result<MoRef> export_snapshot(Session &s, const MoRef &snapshot);
 // Waits while the lease initialises; its error becomes ours.
 Result<LeaseInfo> wait_lease_ready(Session &s, const MoRef &lease);
 Result<void> lease_progress(Session &s, const MoRef &lease, int percent);
+// How often HttpNfcLeaseProgress must be sent so a lease of this timeout never expires during a
+// long download: every 60 s, sooner for short timeouts.
+std::chrono::seconds lease_keepalive_interval(int lease_timeout_seconds);
 Result<void> lease_complete(Session &s, const MoRef &lease);
 Result<void> lease_abort(Session &s, const MoRef &lease, const std::string &reason);
 // HttpNfcLeaseGetManifest; an empty list when the server keeps none.
@@ -44,6 +50,8 @@ Result<std::vector<LeaseManifestEntry>> lease_manifest(Session &s, const MoRef &
 // CreateSnapshot_Task (memory off) -> the snapshot; RemoveSnapshot_Task (consolidating).
 Result<MoRef> create_snapshot(Session &s, const MoRef &vm, const std::string &name, bool quiesce);
 Result<void> remove_snapshot(Session &s, const MoRef &snapshot);
+// Every snapshot of the VM, parents before children.
+Result<std::vector<SnapshotInfo>> list_vm_snapshots(Session &s, const MoRef &vm);
 
 // Replaces a '*' host (ESXi's way of saying "the host you connected to") with `host`.
 std::string resolve_device_url(const std::string &url, const std::string &host);

@@ -137,7 +137,7 @@ Result<MoRef> find_vm_by_uuid(Session &s, const std::string &uuid, bool instance
 }
 
 Result<xml::Element> wait_for_task(Session &s, const MoRef &task, bool cleanup) {
-    auto delay = std::chrono::milliseconds(50);
+    auto delay = std::chrono::milliseconds(10);
     const CancelToken never;
     const CancelToken &cancel = cleanup ? never : s.options().cancel;
     for (;;) {
@@ -160,11 +160,12 @@ Result<xml::Element> wait_for_task(Session &s, const MoRef &task, bool cleanup) 
             return fail(fault_error(f, info->child_text("descriptionId").empty() ? info->child_text("name")
                                                                                  : info->child_text("descriptionId")));
         }
-        // queued or running: poll, slowly backing off to once a second.
+        // queued or running: poll, backing off from 10 ms to once a second (short tasks such as
+        // snapshots of small disks end within milliseconds).
         const auto until = std::chrono::steady_clock::now() + delay;
         while (std::chrono::steady_clock::now() < until) {
             HSDK_TRYV(cancel.check());
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(delay, std::chrono::milliseconds(20)));
         }
         delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::milliseconds(1000));
     }

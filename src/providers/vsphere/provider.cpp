@@ -2,6 +2,7 @@
 // exports through NFC leases or datastore downloads (providers/vsphere/export.cpp). One login
 // serves every call of a session.
 #include "providers/builtin.hpp"
+#include "providers/vsphere/cbt.hpp"
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/export.hpp"
 #include "providers/vsphere/lease.hpp"
@@ -18,18 +19,6 @@ namespace {
 bool matches(const VirtualMachine &vm, const VmFilter &filter) {
     return filter.name_contains.empty() || vm.name.find(filter.name_contains) != std::string::npos ||
            vm.inventory_path.find(filter.name_contains) != std::string::npos;
-}
-
-// Walks VirtualMachineSnapshotTree nodes (rootSnapshotList, childSnapshotList) depth first.
-void collect_snapshots(const xml::Element &tree, const std::string &parent, std::vector<SnapshotInfo> &out) {
-    SnapshotInfo s;
-    if (const xml::Element *ref = tree.child("snapshot")) s.id = moref_of(*ref).value;
-    s.name = tree.child_text("name");
-    s.created = tree.child_text("createTime");
-    s.parent = parent;
-    const std::string id = s.id;
-    out.push_back(std::move(s));
-    for (const xml::Element *c : tree.children_named("childSnapshotList")) collect_snapshots(*c, id, out);
 }
 
 class VsphereSession final : public ProviderSession {
@@ -61,11 +50,24 @@ public:
 
     Result<std::vector<SnapshotInfo>> list_snapshots(const std::string &vm) override {
         HSDK_TRY(auto found, find(vm));
-        HSDK_TRY(auto o, retrieve_one(*session_, found.ref, {"snapshot"}));
-        std::vector<SnapshotInfo> out;
-        if (const xml::Element *info = o.prop("snapshot"))
-            for (const xml::Element *root : info->children_named("rootSnapshotList")) collect_snapshots(*root, "", out);
-        return out;
+        return list_vm_snapshots(*session_, found.ref);
+    }
+
+    Result<TrackingStatus> tracking_status(const std::string &vm) override {
+        HSDK_TRY(auto found, find(vm));
+        return vsphere::tracking_status(*session_, found);
+    }
+
+    Result<TrackingStatus> enable_tracking(const std::string &vm, bool enabled) override {
+        HSDK_TRY(auto found, find(vm));
+        HSDK_TRYV(set_tracking(*session_, found, enabled));
+        return vsphere::tracking_status(*session_, found);
+    }
+
+    Result<std::unique_ptr<PreparedBackup>> prepare_backup(const std::string &vm, const VirtualMachine &,
+                                                           const BackupPlan &plan) override {
+        HSDK_TRY(auto found, find(vm));
+        return vsphere::prepare_backup(session_, std::move(found), plan);
     }
 
     Result<std::string> create_snapshot(const std::string &vm, const std::string &name, bool quiesce) override {
@@ -128,7 +130,8 @@ public:
     std::uint32_t capabilities() const override {
         return static_cast<std::uint32_t>(ProviderCapability::list) | static_cast<std::uint32_t>(ProviderCapability::describe) |
                static_cast<std::uint32_t>(ProviderCapability::snapshot) |
-               static_cast<std::uint32_t>(ProviderCapability::native_export);
+               static_cast<std::uint32_t>(ProviderCapability::native_export) |
+               static_cast<std::uint32_t>(ProviderCapability::changed_extents);
     }
     // The definition operations share; providers.list spells it out.
     nlohmann::json config_schema() const override { return {{"$ref", "common.json#/definitions/vsphere_connection"}}; }

@@ -82,14 +82,32 @@ Result<std::unique_ptr<Session>> Session::open(const ConnectionOptions &options)
         return fail(Errc::remote_error, "RetrieveServiceContent: the server named no session manager or property collector");
     log(LogLevel::debug, fmt::format("vsphere: connected to {} ({})", s->server_, c.full_name));
 
-    SoapCall login("Login", c.session_manager);
-    login.text("userName", options.username).text("password", options.password);
-    // Login changes state but is safe to repeat: a second session is harmless.
-    HSDK_TRYV(s->invoke(login, CallKind::query));
-    s->logged_in_ = true;
-    log(LogLevel::debug, fmt::format("vsphere: logged in to {} as {}", s->server_, options.username));
+    HSDK_TRYV(s->login());
     return s;
 }
+
+Result<void> Session::login() {
+    SoapCall call("Login", content_.session_manager);
+    call.text("userName", options_.username).text("password", options_.password);
+    // Login changes state but is safe to repeat: a second session is harmless.
+    HSDK_TRYV(invoke(call, CallKind::query));
+    logged_in_ = true;
+    ++logins_;
+    log(LogLevel::debug, fmt::format("vsphere: logged in to {} as {}", server_, options_.username));
+    return success();
+}
+
+Result<void> Session::relogin() {
+    std::lock_guard lock(login_mutex_);
+    log(LogLevel::info, fmt::format("vsphere: the session on {} ended; logging in again", server_));
+    return login();
+}
+
+namespace {
+bool session_ended(const Error &e) {
+    return e.code == Errc::auth_failed && e.message.find("(NotAuthenticated)") != std::string::npos;
+}
+}  // namespace
 
 Session::~Session() {
     if (logged_in_) (void)logout();
@@ -105,10 +123,25 @@ Result<void> Session::logout() {
 Result<xml::Element> Session::invoke(const SoapCall &call, CallKind kind) {
     HSDK_TRY(std::string envelope, call.envelope());
     io::http::Client &client = kind == CallKind::cleanup ? *cleanup_http_ : *http_;
-    if (kind == CallKind::action) return invoke_once(client, envelope, call.method());
-    const CancelToken never;
-    return io::http::with_retries(retry_policy(), kind == CallKind::cleanup ? never : options_.cancel,
-                              [&](unsigned) { return invoke_once(client, envelope, call.method()); });
+    auto once = [&]() -> Result<xml::Element> {
+        if (kind == CallKind::action) return invoke_once(client, envelope, call.method());
+        const CancelToken never;
+        return io::http::with_retries(retry_policy(), kind == CallKind::cleanup ? never : options_.cancel,
+                                      [&](unsigned) { return invoke_once(client, envelope, call.method()); });
+    };
+    const unsigned logins_before = logins_;
+    auto r = once();
+    // An ended session (expired, or closed by an administrator) refuses every call before doing
+    // anything, so even an action is safe to send again after logging in.
+    if (r || !logged_in_ || !session_ended(r.error()) || call.method() == "Login" || call.method() == "Logout") return r;
+    {
+        std::lock_guard lock(login_mutex_);
+        if (logins_ == logins_before) {
+            log(LogLevel::info, fmt::format("vsphere: the session on {} ended; logging in again", server_));
+            HSDK_TRYV(login());
+        }
+    }
+    return once();
 }
 
 Result<xml::Element> Session::invoke_once(io::http::Client &client, const std::string &envelope, const std::string &method) {

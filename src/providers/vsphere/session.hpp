@@ -7,7 +7,9 @@
 
 #include <hypersdk/vsphere.hpp>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace hypersdk::vsphere {
@@ -37,6 +39,11 @@ public:
     // Sends the call and returns the method's response element (<XxxResponse>).
     Result<xml::Element> invoke(const SoapCall &call, CallKind kind = CallKind::query);
     Result<void> logout();
+    // Logs in again (after the server ended the session: NotAuthenticated). invoke() does it by
+    // itself once per call; datastore readers call it when a download answers 401.
+    Result<void> relogin();
+    // The session cookie as a "Cookie: ..." header for datastore downloads by other clients.
+    [[nodiscard]] std::string cookie_header() const { return http_->cookie_header(); }
 
     [[nodiscard]] const ServiceContent &content() const noexcept { return content_; }
     [[nodiscard]] const ConnectionOptions &options() const noexcept { return options_; }
@@ -50,12 +57,15 @@ public:
 private:
     Session() = default;
     Result<xml::Element> invoke_once(io::http::Client &client, const std::string &envelope, const std::string &method);
+    Result<void> login();
 
     ConnectionOptions options_;
     std::string server_, host_, sdk_url_;
     std::unique_ptr<io::http::Client> http_, cleanup_http_;
     ServiceContent content_;
     bool logged_in_ = false;
+    std::mutex login_mutex_;
+    std::atomic<unsigned> logins_{0};  // how many times it logged in: a re-login by another thread is not repeated
 };
 
 // https://host[:port]/sdk from what a user typed ("host", "https://host", "https://host/sdk").

@@ -7,7 +7,9 @@ package main
 //   - NFC downloads that honour HTTP Range and record the SHA-1 of what was sent, so that
 //     HttpNfcLeaseGetManifest answers for downloads as vCenter does ("SHA-1 checksum of the
 //     data stream sent from the server");
-//   - fault injection and a call log, driven over /_hsdk/control and read from /_hsdk/state.
+//   - fault injection and a call log, driven over /_hsdk/control and read from /_hsdk/state;
+//   - changed block tracking and session expiry (cbt.go);
+//   - a log of datastore downloads (GET /folder/...).
 // See README.md.
 
 import (
@@ -37,6 +39,11 @@ type faults struct {
 	Status      int   `json:"nfc_status"`       // answer downloads with this HTTP status ...
 	StatusCount int   `json:"nfc_status_count"` // ... this many times
 	LeaseError  bool  `json:"lease_error"`      // leases from ExportVm / ExportSnapshot go to state error (sticky)
+	// Datastore GETs: after this many, every session ends (once), and a datastore request with an
+	// ended session's cookie is answered 401, as vCenter answers an expired session.
+	DsExpireAfter int `json:"ds_expire_after"`
+	DsStatus      int `json:"ds_status"`     // answer every datastore GET with this status (sticky): access refused
+	DsLatencyMs   int `json:"ds_latency_ms"` // wait this long before answering each datastore request (sticky): a WAN
 }
 
 type nfcRequest struct {
@@ -45,19 +52,43 @@ type nfcRequest struct {
 	Status int    `json:"status"`
 }
 
+// dsRequest is a datastore download (GET or HEAD /folder/...) as the server answered it.
+type dsRequest struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Range  string `json:"range"`
+	Status int    `json:"status"`
+	Bytes  int64  `json:"bytes"`
+}
+
 type extensions struct {
 	model *simulator.Model
 
-	mu       sync.Mutex
-	faults   faults
-	calls    map[string]int
-	requests []nfcRequest
+	mu         sync.Mutex
+	faults     faults
+	calls      map[string]int
+	requests   []nfcRequest
+	dsRequests []dsRequest
+	expired    map[string]bool                     // session keys ended by "expire_sessions"
+	dsSeen     int                                 // datastore GETs counted towards ds_expire_after
+	areaCache  map[string][]types.DiskChangeExtent // QueryChangedDiskAreas answers of recorded versions (under cbtMu)
+
+	// Changed block tracking (cbt.go); taken inside a VM's simulator lock, never around one.
+	cbtMu       sync.Mutex
+	cbt         map[types.ManagedObjectReference]*cbtVM
+	cbtMaxAreas int
 	// The simulator's lease metadata is a plain map: one recording at a time.
 	recordMu sync.Mutex
 }
 
 func newExtensions(model *simulator.Model) *extensions {
-	e := &extensions{model: model, calls: map[string]int{}}
+	e := &extensions{
+		model:       model,
+		calls:       map[string]int{},
+		expired:     map[string]bool{},
+		cbt:         map[types.ManagedObjectReference]*cbtVM{},
+		cbtMaxAreas: cbtDefaultMaxAreas,
+	}
 	model.Map().Handler = e.dispatch
 	return e
 }
@@ -70,9 +101,22 @@ func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.R
 	e.calls[m.Name]++
 	e.mu.Unlock()
 	if ctx.Session == nil {
+		switch m.Name {
+		case "RetrieveServiceContent", "Login", "LoginByToken", "LoginExtensionByCertificate", "CloneSession":
+		default:
+			if e.staleSession(ctx) {
+				return nil, &types.NotAuthenticated{NoPermission: types.NoPermission{Object: &m.This, PrivilegeId: "System.View"}}
+			}
+		}
 		return nil, nil
 	}
 	switch m.Name {
+	case "ReconfigVM_Task", "CreateSnapshot_Task", "CreateSnapshotEx_Task", "QueryChangedDiskAreas":
+		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			w := &vmCBT{vm: vm, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
+		}
 	case "ExportVm":
 		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
 			w := &vmExporter{vm: vm, ext: e}
@@ -256,8 +300,77 @@ func (e *extensions) logRequest(r *http.Request, asked string, status int) {
 	e.requests = append(e.requests, nfcRequest{Path: r.URL.Path, Range: asked, Status: status})
 }
 
+// serveDatastore logs datastore downloads and hands them to the simulator (http.FileServer,
+// which honours Range).
+func (e *extensions) serveDatastore(w http.ResponseWriter, r *http.Request) {
+	rec := &countingWriter{ResponseWriter: w}
+	req := dsRequest{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")}
+	expire := false
+	e.mu.Lock()
+	if e.faults.DsExpireAfter > 0 {
+		e.dsSeen++
+		if e.dsSeen >= e.faults.DsExpireAfter {
+			e.faults.DsExpireAfter, e.dsSeen, expire = 0, 0, true
+		}
+	}
+	e.mu.Unlock()
+	if expire {
+		e.expireSessions()
+	}
+	stale := false
+	if c, err := r.Cookie("vmware_soap_session"); err == nil {
+		e.mu.Lock()
+		stale = e.expired[c.Value]
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	refused, latency := e.faults.DsStatus, e.faults.DsLatencyMs
+	e.mu.Unlock()
+	if latency > 0 {
+		time.Sleep(time.Duration(latency) * time.Millisecond)
+	}
+	if refused != 0 && r.Method == http.MethodGet {
+		http.Error(rec, "injected datastore refusal", refused)
+	} else if stale {
+		http.Error(rec, "session expired", http.StatusUnauthorized)
+	} else {
+		e.model.Service.ServeDatastore(rec, r)
+	}
+	req.Status, req.Bytes = rec.status, rec.n
+	if req.Status == 0 {
+		req.Status = http.StatusOK
+	}
+	e.mu.Lock()
+	e.dsRequests = append(e.dsRequests, req)
+	e.mu.Unlock()
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
 // serveControl: POST a JSON object to arm faults ("faults": {...}, replacing the previous set),
-// power VMs off or on ("power_off" / "power_on": [names]) and clear the logs ("reset_log": true).
+// power VMs off or on ("power_off" / "power_on": [names]), clear the logs ("reset_log": true),
+// plant disk content ("plant_disk"), tune or reset change tracking ("cbt_max_areas",
+// "cbt_reset") and end every session ("expire_sessions"). See README.md.
 func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -268,6 +381,11 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 		PowerOff []string `json:"power_off"`
 		PowerOn  []string `json:"power_on"`
 		ResetLog bool     `json:"reset_log"`
+
+		PlantDisk      *plantRequest `json:"plant_disk"`
+		CBTMaxAreas    *int          `json:"cbt_max_areas"`
+		CBTReset       string        `json:"cbt_reset"`
+		ExpireSessions bool          `json:"expire_sessions"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -280,8 +398,18 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 	if req.ResetLog {
 		e.calls = map[string]int{}
 		e.requests = nil
+		e.dsRequests = nil
 	}
 	e.mu.Unlock()
+	if req.CBTMaxAreas != nil {
+		if *req.CBTMaxAreas < 1 {
+			http.Error(w, "cbt_max_areas must be at least 1", http.StatusBadRequest)
+			return
+		}
+		e.cbtMu.Lock()
+		e.cbtMaxAreas = *req.CBTMaxAreas
+		e.cbtMu.Unlock()
+	}
 	for _, name := range req.PowerOff {
 		if err := e.setPower(name, types.VirtualMachinePowerStatePoweredOff); err != "" {
 			http.Error(w, err, http.StatusNotFound)
@@ -293,6 +421,21 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err, http.StatusNotFound)
 			return
 		}
+	}
+	if req.PlantDisk != nil {
+		if status, msg := e.plantDisk(*req.PlantDisk); status != http.StatusNoContent {
+			http.Error(w, msg, status)
+			return
+		}
+	}
+	if req.CBTReset != "" {
+		if status, msg := e.cbtReset(req.CBTReset); status != http.StatusNoContent {
+			http.Error(w, msg, status)
+			return
+		}
+	}
+	if req.ExpireSessions {
+		e.expireSessions()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -318,8 +461,9 @@ func (e *extensions) setPower(name string, state types.VirtualMachinePowerState)
 	return ""
 }
 
-// serveState: the SOAP calls seen (by method name), the NFC downloads seen, and each VM's
-// snapshot count, so tests can check clean-up and Range use from the server's side.
+// serveState: the SOAP calls seen (by method name), the NFC and datastore downloads seen, each
+// VM's snapshot count and change tracking state, so tests can check clean-up and Range use from
+// the server's side.
 func (e *extensions) serveState(w http.ResponseWriter, r *http.Request) {
 	snapshots := map[string]int{}
 	for _, obj := range e.model.Map().All("VirtualMachine") {
@@ -333,8 +477,16 @@ func (e *extensions) serveState(w http.ResponseWriter, r *http.Request) {
 		}
 		snapshots[vm.Name] = n
 	}
+	cbt := e.cbtReport()
 	e.mu.Lock()
-	state := map[string]any{"calls": e.calls, "nfc_requests": e.requests, "snapshots": snapshots}
+	dsRequests := e.dsRequests
+	if dsRequests == nil {
+		dsRequests = []dsRequest{}
+	}
+	state := map[string]any{
+		"calls": e.calls, "nfc_requests": e.requests, "snapshots": snapshots,
+		"datastore_requests": dsRequests, "cbt": cbt,
+	}
 	out, _ := json.Marshal(state)
 	e.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

@@ -58,6 +58,7 @@ func main() {
 	// simulator's "/nfc/", so downloads come here and uploads still go to the simulator.
 	model.Service.ServeMux = http.NewServeMux()
 	model.Service.ServeMux.HandleFunc("GET /nfc/", sim.serveNFC)
+	model.Service.ServeMux.HandleFunc("GET /folder/", sim.serveDatastore)
 	model.Service.ServeMux.HandleFunc("/_hsdk/control", sim.serveControl)
 	model.Service.ServeMux.HandleFunc("/_hsdk/state", sim.serveState)
 

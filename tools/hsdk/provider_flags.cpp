@@ -1,0 +1,27 @@
+#include "provider_flags.hpp"
+
+namespace hsdk {
+
+void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
+    app->add_option("--url", f.url, "vCenter or ESXi: https://host[/sdk] (default: $GOVC_URL)");
+    app->add_option("--username,-u", f.username, "User name (default: $GOVC_USERNAME)");
+    auto *env = app->add_option("--password-env", f.password_env, "Read the password from this environment variable (default: $GOVC_PASSWORD)");
+    auto *file = app->add_option("--password-file", f.password_file, "Read the password from the first line of this file");
+    env->excludes(file);
+    auto *insecure = app->add_flag("--insecure,-k", f.insecure, "Do not verify the server certificate (default: $GOVC_INSECURE)");
+    auto *ca = app->add_option("--ca-file", f.ca_file, "Trust the certificates in this PEM file instead of the system store");
+    auto *thumb = app->add_option("--thumbprint", f.thumbprint, "Accept only the server certificate with this SHA-256 thumbprint");
+    insecure->excludes(ca)->excludes(thumb);
+    app->add_option("--retries", f.retries, "Tries per request on transient failures (reset, 5xx, timeout), default 5")
+        ->check(CLI::Range(1u, 100u));
+}
+
+void add_provider_flags(CLI::App *app, ProviderFlags &f) {
+    app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
+    app->add_option("--config", f.config,
+                    "The provider's connection config: JSON, @FILE or @- (its schema: hsdk providers --json); "
+                    "keep secrets in a file or in the variables the provider reads");
+    add_connection_flags(app, f.conn);
+}
+
+}  // namespace hsdk
