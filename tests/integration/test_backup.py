@@ -304,6 +304,53 @@ def test_refused_datastore_reads_fall_back_to_the_export_stream(sim, versions, t
     sim.control(faults={})
 
 
+def test_points_name_their_snapshot_and_prune_by_age(sim, versions, tmp_path):
+    plant(sim, versions[0])
+    hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())
+    repo = tmp_path / "repo"
+    _, first = backup(sim, repo)
+    # The point names its snapshot, which is gone again.
+    listed = json.loads(hsdk("vms", "snapshots", "list", *sim.cli_args(), "--vm", VM, "--json", env=cli_env()).stdout)
+    assert first["snapshot"] and first["snapshot"] not in [x["id"] for x in listed["snapshots"]]
+    for k in (1, 2):
+        plant(sim, versions[k])
+        backup(sim, repo)
+    # Nothing is older than a day: nothing goes.
+    r = json.loads(hsdk("backup", "prune", "--repo", str(repo), "--vm", VM_NAME, "--keep-days", "1", "--json").stdout)
+    assert r["removed_points"] == [] and r["kept_points"] == ["1", "2", "3"]
+    # Points 1 and 2 made ten days old: they go, point 3 becomes the base.
+    state_path = folder(repo) / "state.json"
+    state = json.loads(state_path.read_text())
+    for p in state["points"][:2]:
+        p["created"] = "2026-01-01T00:00:00Z"
+    state_path.write_text(json.dumps(state))
+    r = json.loads(hsdk("backup", "prune", "--repo", str(repo), "--vm", VM_NAME, "--keep-days", "1", "--json").stdout)
+    assert r["removed_points"] == ["1", "2"] and r["kept_points"] == ["3"] and len(r["folded_files"]) == 1
+    out = tmp_path / "r3"
+    res = json.loads(hsdk("restore", "--repo", str(repo), "--vm", VM_NAME, "-O", "raw", "--out", str(out), "--json").stdout)
+    qemu_img("compare", "-f", "raw", "-F", "raw", versions[2], res["files"][0])
+    no_snapshots(sim)
+
+
+def test_a_full_repository_disk_fails_cleanly(sim, versions, tmp_path):
+    """The repository is a 4 MiB tmpfs (in a user + mount namespace): ENOSPC while writing the
+    link. The error says so, no link or state is left, and the snapshot is removed."""
+    probe = subprocess.run(["unshare", "-r", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here: " + probe.stderr.decode())
+    plant(sim, versions[0])
+    hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())
+    repo = tmp_path / "small"
+    repo.mkdir()
+    args = " ".join(f"'{a}'" for a in ["backup", *sim.cli_args(), "--vm", VM, "--repo", str(repo)])
+    script = f"mount -t tmpfs -o size=4m tmpfs '{repo}' && '{HSDK}' {args}; echo rc=$?; ls -A '{repo}/{VM_NAME}'"
+    p = subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert "rc=1" in p.stdout, p.stdout + p.stderr
+    assert "no space" in p.stderr.lower() or "space left" in p.stderr.lower(), p.stderr
+    assert p.stdout.split("rc=1", 1)[1].split() == []  # no link, no state, no temporaries
+    no_snapshots(sim)
+
+
 def test_full_flag_starts_a_new_chain(sim, versions, tmp_path):
     plant(sim, versions[0])
     hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())

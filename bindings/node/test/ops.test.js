@@ -145,3 +145,23 @@ test('a password in a request never shows in the job\'s info or its error', asyn
   assert.ok(!JSON.stringify(info).includes(secret));
   assert.ok(!String(err.message).includes(secret));
 });
+
+test('deltas and chains: a local diff as a qcow2 overlay, verified and flattened', async (t) => {
+  const dir = scratch(t);
+  const base = makeRaw(path.join(dir, 'base.raw'), { seed: 7 });
+  const changed = fs.readFileSync(base);
+  changed.fill(0x5a, 2 * MiB, 2 * MiB + 4096);
+  const next = path.join(dir, 'new.raw');
+  fs.writeFileSync(next, changed);
+  await hypersdk.run('image.convert', { source: base, source_format: 'raw', destination: path.join(dir, 'base.qcow2'),
+    output_format: 'qcow2' });
+  const delta = await hypersdk.run('delta.create', { base, new: next, format: 'raw', backing: 'base.qcow2',
+    output: path.join(dir, 'd.qcow2') });
+  assert.equal(delta.backing_format, 'qcow2');
+  assert.equal(delta.changed_bytes, 65536);
+  const report = await hypersdk.run('chain.verify', { path: path.join(dir, 'd.qcow2') });
+  assert.equal(report.ok, true);
+  assert.deepEqual(report.links.map((l) => path.basename(l.file)), ['d.qcow2', 'base.qcow2']);
+  assert.equal(qemuCompare(next, 'raw', path.join(dir, 'd.qcow2'), 'qcow2').identical, true);
+  await assert.rejects(hypersdk.run('backup.list', { repo: path.join(dir, 'none') }), { name: 'HypersdkError', code: 'not_found' });
+});

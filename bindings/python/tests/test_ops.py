@@ -204,3 +204,25 @@ def test_the_stubs_type_check():
     expected = {i + 1 for i, line in enumerate((HERE / "typing_misuse.py").read_text().splitlines()) if line.endswith("# error")}
     reported = {int(line.split(":")[1]) for line in bad.stdout.splitlines() if ": error:" in line}
     assert reported == expected, bad.stdout
+
+
+def test_deltas_and_chains_from_python(tmp_path):
+    """The backup operations are reached like any other: a local diff as a qcow2 overlay, then
+    the chain described, verified and flattened."""
+    base = make_raw(tmp_path / "base.raw", seed=11)
+    data = bytearray(pathlib.Path(base).read_bytes())
+    data[1 * MiB:1 * MiB + 4096] = b"\x5a" * 4096
+    new = tmp_path / "new.raw"
+    new.write_bytes(bytes(data))
+    hypersdk.run("image.convert", source=base, source_format="raw", destination=str(tmp_path / "base.qcow2"), output_format="qcow2")
+    delta = hypersdk.run("delta.create", base=base, new=str(new), format="raw", backing="base.qcow2", output=str(tmp_path / "d.qcow2"))
+    assert delta["backing_format"] == "qcow2" and delta["changed_bytes"] == 64 * 1024 and delta["changed_runs"] == 1
+    links = hypersdk.run("chain.info", path=str(tmp_path / "d.qcow2"))["links"]
+    assert [pathlib.Path(link["file"]).name for link in links] == ["d.qcow2", "base.qcow2"]
+    report = hypersdk.run("chain.verify", path=str(tmp_path / "d.qcow2"))
+    assert report["ok"] and report["problems"] == []
+    hypersdk.run("chain.flatten", path=str(tmp_path / "d.qcow2"), output=str(tmp_path / "flat.raw"), output_format="raw")
+    assert (tmp_path / "flat.raw").read_bytes() == bytes(data)
+    with pytest.raises(hypersdk.Error) as e:
+        hypersdk.run("backup.list", repo=str(tmp_path / "no-such-repo"))
+    assert e.value.code == "not_found"

@@ -23,6 +23,14 @@ std::string random_hex(std::size_t digits) {
     return out.substr(0, digits);
 }
 
+// A random (version 4) UUID, as the snapshot's name carries it.
+std::string random_uuid() {
+    std::string h = random_hex(32);
+    h[12] = '4';
+    h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+    return fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4), h.substr(16, 4), h.substr(20, 12));
+}
+
 Result<bool> tracking_enabled(Session &s, const MoRef &vm) {
     HSDK_TRY(auto o, retrieve_one(s, vm, {"config.changeTrackingEnabled"}));
     return o.text("config.changeTrackingEnabled") == "true";
@@ -101,7 +109,7 @@ public:
                         fmt::format("changed-block tracking is off for VM '{}': turn it on first (hsdk cbt enable --vm {})",
                                     found_.vm.name, found_.vm.inventory_path));
         if (plan_.phase) plan_.phase("snapshot");
-        const std::string name = fmt::format("{}{}", backup_snapshot_prefix, random_hex(32));
+        const std::string name = fmt::format("{}{}", backup_snapshot_prefix, random_uuid());
         auto snap = create_snapshot(*session_, found_.ref, name, plan_.quiesce);
         if (!snap) return fail(snap.error().with_context("creating the backup snapshot"));
         snapshot_ = snap.value();
