@@ -179,6 +179,12 @@ public:
     // As PreparedExport's: keeps a lease alive while streamed disks move.
     [[nodiscard]] virtual std::chrono::seconds keepalive_interval() const { return std::chrono::seconds(0); }
     virtual void keepalive(int percent) { (void)percent; }
+    // A streamed disk arrived (index in disks()): compare with what the platform vouches for.
+    virtual Result<void> verify(std::size_t disk, const ReceivedDisk &received) {
+        (void)disk;
+        (void)received;
+        return success();
+    }
     virtual Result<void> complete() = 0;                      // releases a lease, removes the snapshot
     virtual std::vector<std::string> abort(const std::string &reason) noexcept = 0;
 };

@@ -262,6 +262,7 @@ private:
         if (d.source.expected_bytes > 0) tracker_->disk_total(index, d.source.expected_bytes);
         tracker_->disk_started(index);
         HSDK_TRY(auto received, exporter::download_resumable(rq));
+        HSDK_TRYV(prepared_->verify(index - 1, ReceivedDisk{"", received.size, received.sha1, received.sha256}));
         HSDK_TRYV(conversion.finish());
         HSDK_TRYV(conversion.commit());
         out.whole_disk_transferred = true;

@@ -304,6 +304,33 @@ def test_refused_datastore_reads_fall_back_to_the_export_stream(sim, versions, t
     sim.control(faults={})
 
 
+def test_a_damaged_export_stream_adds_nothing(sim, versions, tmp_path):
+    hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())
+    plant_streamable(sim, versions[0], tmp_path)
+    sim.control(faults={"ds_status": 403, "nfc_corrupt": True}, reset_log=True)
+    repo = tmp_path / "repo"
+    p, _ = backup(sim, repo, check=False)
+    # The flipped byte is caught by whichever check meets it first: the stream's parser (a grain
+    # that no longer inflates) or the manifest's SHA-1.
+    assert p.returncode == 1 and ("checksum mismatch" in p.stderr or "damaged" in p.stderr), p.stderr
+    st = sim.state()
+    assert st["calls"].get("HttpNfcLeaseAbort", 0) == 1 and st["calls"].get("HttpNfcLeaseComplete", 0) == 0
+    assert not (folder(repo) / "state.json").exists() and not list(folder(repo).glob("*"))
+    no_snapshots(sim)
+
+
+def test_the_export_stream_is_checked_against_the_lease_manifest(sim, versions, tmp_path):
+    hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())
+    plant_streamable(sim, versions[0], tmp_path)
+    sim.control(faults={"ds_status": 403, "nfc_manifest_mismatch": True}, reset_log=True)
+    repo = tmp_path / "repo"
+    p, _ = backup(sim, repo, check=False)
+    assert p.returncode == 1 and "checksum mismatch" in p.stderr and "the server's manifest says" in p.stderr
+    assert sim.state()["calls"].get("HttpNfcLeaseAbort", 0) == 1
+    assert not list(folder(repo).glob("*"))
+    no_snapshots(sim)
+
+
 def test_points_name_their_snapshot_and_prune_by_age(sim, versions, tmp_path):
     plant(sim, versions[0])
     hsdk("cbt", "enable", *sim.cli_args(), "--vm", VM, env=cli_env())

@@ -159,6 +159,21 @@ public:
         if (!lease_.empty()) (void)lease_progress(*session_, lease_, percent);
     }
 
+    // The lease's manifest: SHA-1 and size of each stream the server sent.
+    Result<void> verify(std::size_t disk, const ReceivedDisk &received) override {
+        if (lease_.empty() || disk >= device_keys_.size() || device_keys_[disk].empty()) return success();
+        HSDK_TRY(auto manifest, lease_manifest(*session_, lease_));
+        for (const auto &m : manifest) {
+            if (m.key != device_keys_[disk]) continue;
+            if (m.size != received.size || m.sha1 != received.sha1)
+                return fail(Errc::checksum_mismatch,
+                            fmt::format("checksum mismatch: disk {} ({}): received {} bytes with SHA-1 {}, the server's manifest says "
+                                        "{} bytes with SHA-1 {}",
+                                        found_.vm.disks[disk].id, m.key, received.size, received.sha1, m.size, m.sha1));
+        }
+        return success();
+    }
+
     Result<void> complete() override {
         if (!lease_.empty()) {
             (void)lease_progress(*session_, lease_, 100);
@@ -243,6 +258,7 @@ private:
     // ExportSnapshot: the lease's disk URLs serve stream-optimized VMDKs of the snapshot.
     Result<void> stream_from_lease(const std::vector<std::size_t> &which) {
         HSDK_TRY(lease_, export_snapshot(*session_, snapshot_));
+        device_keys_.assign(disks_.size(), std::string());
         HSDK_TRY(auto info, wait_lease_ready(*session_, lease_));
         lease_timeout_ = info.timeout_seconds;
         std::vector<const LeaseDevice *> disk_devices;
@@ -268,6 +284,7 @@ private:
             d.initial_backoff = policy.initial_delay;
             d.max_backoff = policy.max_delay;
             disks_[i].source = std::move(d);
+            device_keys_[i] = dev.key;
         }
         (void)lease_progress(*session_, lease_, 0);
         return success();
@@ -315,6 +332,7 @@ private:
     int lease_timeout_ = 0;
     std::vector<BackupDisk> disks_;
     std::vector<ConfigDisk> config_disks_;
+    std::vector<std::string> device_keys_;  // lease device key per disk read from the export stream
 };
 
 }  // namespace

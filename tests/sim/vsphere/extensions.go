@@ -39,6 +39,8 @@ type faults struct {
 	Status      int   `json:"nfc_status"`       // answer downloads with this HTTP status ...
 	StatusCount int   `json:"nfc_status_count"` // ... this many times
 	LeaseError  bool  `json:"lease_error"`      // leases from ExportVm / ExportSnapshot go to state error (sticky)
+	// send the true bytes but record the SHA-1 of other ones in the lease manifest (sticky)
+	ManifestMismatch bool `json:"nfc_manifest_mismatch"`
 	// Datastore GETs: after this many, every session ends (once), and a datastore request with an
 	// ended session's cookie is answered 401, as vCenter answers an expired session.
 	DsExpireAfter int `json:"ds_expire_after"`
@@ -224,8 +226,15 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 	}
 	data := rec.Body.Bytes()
 
+	recorded := data
+	e.mu.Lock()
+	if e.faults.ManifestMismatch && len(data) > 0 {
+		recorded = append([]byte(nil), data...)
+		recorded[len(recorded)/2] ^= 0xff
+	}
+	e.mu.Unlock()
 	e.recordMu.Lock()
-	put := httptest.NewRequest(http.MethodPut, r.URL.String(), bytes.NewReader(data))
+	put := httptest.NewRequest(http.MethodPut, r.URL.String(), bytes.NewReader(recorded))
 	simulator.ServeNFC(httptest.NewRecorder(), put)
 	e.recordMu.Unlock()
 
