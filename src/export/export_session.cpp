@@ -391,8 +391,11 @@ private:
             return fail(written.error());
         }
         if (o_.format == "ova") {
+            // The disks now live inside the OVA: their received or staged files go.
             for (const auto &j : jobs) exporter::discard_partial(j.final_path);
+            for (const auto &s : staged_) ::unlink(s.c_str());
             partials_.clear();
+            staged_.clear();
         }
         result_.files.insert(result_.files.end(), written.value().begin(), written.value().end());
         return success();

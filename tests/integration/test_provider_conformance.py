@@ -154,6 +154,7 @@ def test_ova_with_a_verified_manifest(provider, tmp_path):
     r = run_op(provider, "export.run", {"provider": provider.name, "config": provider.config(), "vm": provider.vm,
                                         "output_dir": str(out), "format": "ova"})
     ova = [f for f in r["files"] if f.endswith(".ova")][0]
+    assert sorted(os.listdir(out)) == [pathlib.Path(ova).name]  # nothing staged or received is left beside it
     report = run_op(provider, "ova.verify", {"path": ova})
     assert report["ok"], report
     members = {m["name"] for m in run_op(provider, "ova.list", {"path": ova})["members"]}
