@@ -436,6 +436,8 @@ export interface ExportRunRequest {
   "config"?: Record<string, unknown>;
   /** skip the pre-flight refusal when the output folder has less free space than 1.2 x the disks' data (checked before any disk byte moves) */
   "no_space_check"?: boolean;
+  /** also write <output_dir>/<vm>.hyper2kvm.json, hyper2kvm's artifact manifest of the exported disks (disk formats only) */
+  "hyper2kvm_manifest"?: boolean;
 }
 
 export interface ExportRunResult {

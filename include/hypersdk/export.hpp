@@ -70,6 +70,9 @@ struct ExportOptions {
     bool quiesce = false;       // quiesce the guest for the snapshot of a running VM
     unsigned parallel = 1;      // disks moving at once
     bool overwrite = false;     // replace existing outputs
+    // Also write <output_dir>/<vm>.hyper2kvm.json, hyper2kvm's artifact manifest of the exported
+    // disks (docs/hyper2kvm-manifest.md); disk formats only (an OVA goes through kvm import).
+    bool hyper2kvm_manifest = false;
     ExportTransport transport = ExportTransport::automatic;
     ExportProgressCallback progress;  // may cancel
     CancelToken cancel;               // also cancels connection.cancel's work

@@ -13,6 +13,7 @@
 
 #include <hypersdk/export.hpp>
 #include <hypersdk/hash.hpp>
+#include <hypersdk/kvm.hpp>
 #include <hypersdk/log.hpp>
 #include <hypersdk/provider.hpp>
 
@@ -107,6 +108,10 @@ private:
         HSDK_TRYV(check_format(o_.format));
         if (o_.vm.empty()) return fail(Errc::invalid_argument, "no VM given (inventory path such as /DC0/vm/name, or a name)");
         if (o_.output_dir.empty()) return fail(Errc::invalid_argument, "no output folder given");
+        if (o_.hyper2kvm_manifest && (o_.format == "ova" || o_.format == "ovf"))
+            return fail(Errc::invalid_argument, fmt::format("the hyper2kvm manifest describes disk files: export to a disk format "
+                                                            "(qcow2, raw, ...), or turn the {} into a KVM guest with kvm import",
+                                                            o_.format));
         std::error_code ec;
         std::filesystem::create_directories(o_.output_dir, ec);
         if (ec) return fail(io::errno_error(ec.value(), "cannot create the output folder", o_.output_dir));
@@ -163,7 +168,27 @@ private:
         HSDK_TRYV(o_.cancel.check());
         HSDK_TRYV(export_->complete());
         HSDK_TRYV(publish(jobs, stem));
+        if (o_.hyper2kvm_manifest) HSDK_TRYV(write_hyper2kvm_manifest(stem));
         tracker_->phase("cleanup");
+        return success();
+    }
+
+    // hyper2kvm's artifact manifest of the disks just published (sizes and SHA-256 measured).
+    Result<void> write_hyper2kvm_manifest(const std::string &stem) {
+        tracker_->phase("manifest");
+        KvmOptions kvm;
+        kvm.disk_dir = o_.output_dir;
+        kvm.disk_format = o_.format;
+        const std::string path = fmt::format("{}/{}.hyper2kvm.json", o_.output_dir, stem);
+        auto manifest = hyper2kvm_manifest(result_.vm, kvm, o_.cancel);
+        if (manifest) {
+            if (auto written = write_json_file(path, manifest.value()); !written) manifest = fail(written.error());
+        }
+        if (!manifest) {
+            // The disks stay (they are complete); the export as asked did not finish.
+            return fail(manifest.error().with_context("writing the hyper2kvm manifest"));
+        }
+        result_.files.push_back(path);
         return success();
     }
 
@@ -184,6 +209,7 @@ private:
             out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
             out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
         }
+        if (o_.hyper2kvm_manifest) out.push_back(fmt::format("{}/{}.hyper2kvm.json", o_.output_dir, stem));
         return out;
     }
 

@@ -45,6 +45,7 @@ Result<json> export_run(Context &c) {
     o.quiesce = flag(r, "quiesce");
     o.parallel = static_cast<unsigned>(u64(r, "parallel", 1));
     o.overwrite = flag(r, "overwrite");
+    o.hyper2kvm_manifest = flag(r, "hyper2kvm_manifest");
     const std::string transport = str(r, "transport");
     o.transport = transport == "nfc"         ? ExportTransport::nfc
                   : transport == "datastore" ? ExportTransport::datastore

@@ -1,6 +1,7 @@
 """hsdk vms list / hsdk export against govmomi's vSphere simulator (tests/sim/vsphere): TLS
 choices, credentials, discovery, ExportVm and snapshot exports, retries, Range resume, manifest
 checks, lease errors, a full disk, cancel, and clean-up on every failure."""
+import hashlib
 import json
 import os
 import pathlib
@@ -174,7 +175,6 @@ def test_export_ovf_folder(sim, tmp_path, disk_image):
     assert outputs(out) == ["DC0_H0_VM0-disk1.vmdk", "DC0_H0_VM0.mf", "DC0_H0_VM0.ovf"]
     assert (out / "DC0_H0_VM0-disk1.vmdk").read_bytes() == disk_image
     mf = (out / "DC0_H0_VM0.mf").read_text()
-    import hashlib
     assert f"SHA256(DC0_H0_VM0-disk1.vmdk)= {hashlib.sha256(disk_image).hexdigest()}\n" in mf
     ovf = (out / "DC0_H0_VM0.ovf").read_text()
     assert 'ovf:href="DC0_H0_VM0-disk1.vmdk"' in ovf and "<NetworkSection>" in ovf and "<VirtualSystem" in ovf
@@ -497,6 +497,21 @@ def test_export_streams_into_any_format(sim, tmp_path, served_vmdk, fmt):
         qemu_img("check", "-f", QEMU_NAME[fmt], disk)
     st = assert_clean_server(sim)
     assert st["calls"]["HttpNfcLeaseComplete"] == 1
+
+
+def test_export_writes_the_hyper2kvm_manifest_when_asked(sim, tmp_path, served_vmdk):
+    out = tmp_path / "out"
+    export(sim, out, "--hyper2kvm-manifest", fmt="qcow2")
+    manifest_path = out / "DC0_H0_VM0.hyper2kvm.json"
+    manifest = json.loads(manifest_path.read_text())
+    disk = out / "DC0_H0_VM0-disk1.qcow2"
+    assert sorted(p.name for p in out.iterdir()) == [disk.name, manifest_path.name]
+    text = json.dumps(manifest)
+    assert hashlib.sha256(disk.read_bytes()).hexdigest() in text and str(disk) in text
+    # An OVA is turned into a KVM guest by kvm import instead.
+    p = export(sim, tmp_path / "ova", "--hyper2kvm-manifest", fmt="ova", check=False)
+    assert p.returncode == 1 and "kvm import" in p.stderr
+    assert outputs(tmp_path / "ova") == []
 
 
 def test_streamed_export_takes_format_options(sim, tmp_path, served_vmdk):

@@ -181,7 +181,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
         ProviderFlags provider;
         bool no_space_check = false;
         std::string vm, out, format = "ova", transport = "auto";
-        bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false;
+        bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false, hyper2kvm = false;
         unsigned parallel = 1, threads = 0;
         std::vector<std::string> options;
     };
@@ -197,6 +197,8 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     app->add_flag("-p,--progress", a->progress, "Show progress");
     app->add_flag("--quiesce", a->quiesce, "Quiesce the guest file systems for the snapshot of a running VM");
     app->add_flag("--overwrite", a->overwrite, "Replace existing output files");
+    app->add_flag("--hyper2kvm-manifest", a->hyper2kvm,
+                  "Also write <vm>.hyper2kvm.json, hyper2kvm's artifact manifest of the disks (disk formats only)");
     app->add_option("--parallel", a->parallel, "Disks to download at once (default 1)")->check(CLI::Range(1u, 16u));
     app->add_option("-o,--options", a->options, "Options of the disk format, key=value[,...] (as for hsdk convert)");
     app->add_flag("-c,--compress", a->compress, "Compress the disks where the format can (qcow2)");
@@ -214,7 +216,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                             }
                             request.update(nlohmann::json{{"vm", a->vm},                   {"output_dir", a->out},
                                                    {"format", a->format},             {"resume", a->resume}, {"quiesce", a->quiesce},
-                                                   {"overwrite", a->overwrite},       {"parallel", a->parallel},
+                                                   {"overwrite", a->overwrite},       {"parallel", a->parallel}, {"hyper2kvm_manifest", a->hyper2kvm},
                                                    {"compress", a->compress},         {"threads", a->threads},
                                                    {"transport", a->transport},       {"no_space_check", a->no_space_check}});
                             if (!options.empty()) request["options"] = options;

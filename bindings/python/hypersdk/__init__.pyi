@@ -455,6 +455,7 @@ ExportRunRequest = TypedDict("ExportRunRequest", {
     "provider": NotRequired[str],
     "config": NotRequired[dict[str, Any]],
     "no_space_check": NotRequired[bool],
+    "hyper2kvm_manifest": NotRequired[bool],
 }, total=False)
 
 ExportRunResult = TypedDict("ExportRunResult", {
