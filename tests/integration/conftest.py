@@ -119,3 +119,7 @@ def run_on_pty(args, columns=80, timeout=120):
         chunks.append(data)
     os.close(master)
     return p.returncode, b"".join(chunks).decode(errors="replace")
+
+
+# The AWS simulator's fixtures (aws_sim, aws_sim_auth): importing them here registers them.
+from conftest_aws import aws_sim, aws_sim_auth  # noqa: E402,F401
