@@ -378,6 +378,18 @@ export interface ChainVerifyResult {
   "hashes_checked": number;
 }
 
+/** ebs://SNAPSHOT_ID and s3://BUCKET/KEY sources: the AWS profile, region and endpoint; the rest (keys) from the environment and ~/.aws as the AWS SDKs read them */
+export interface AwsSource {
+  /** the shared-files profile (default: AWS_PROFILE, then default) */
+  "profile"?: string;
+  /** the region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's) */
+  "region"?: string;
+  /** every AWS service at this URL (default: AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EBS / _S3) */
+  "endpoint_url"?: string;
+  /** ebs:// blocks fetched at once */
+  "requests_in_flight"?: number;
+}
+
 export interface DeltaCreateRequest {
   "base": string;
   "new": string;
@@ -395,6 +407,7 @@ export interface DeltaCreateRequest {
   "block_size"?: number;
   "overwrite"?: boolean;
   "threads"?: number;
+  "aws"?: AwsSource;
 }
 
 export interface DeltaCreateResult {
@@ -402,6 +415,8 @@ export interface DeltaCreateResult {
   "backing": string;
   "backing_format": string;
   "changed_runs": number;
+  /** platform: the sources said what changed (EBS ListChangedBlocks between two snapshots of one volume); compare: both were read and compared */
+  "changes_from"?: "platform" | "compare";
   "changed_bytes": number;
   "bytes_written": number;
   "output_size": number;
@@ -430,6 +445,8 @@ export interface ExportRunRequest {
   "overwrite"?: boolean;
   /** auto (NFC lease; datastore download if the server cannot export), nfc or datastore */
   "transport"?: "auto" | "nfc" | "datastore";
+  /** how a provider other than vsphere exports, in its words: aws: ebs-direct (the default: snapshots read through the EBS direct APIs) or export-task (an EC2 export task to export_bucket, converted as it is read from S3) */
+  "method"?: string;
   /** provider to export from (providers.list); vsphere uses connection, any other is connected with config and must have block reads */
   "provider"?: string;
   /** the provider's connection config (its config_schema in providers.list); for vsphere it is merged over connection. May hold secrets: never logged, and stored or returned only as "********". */
@@ -490,6 +507,7 @@ export interface ImageCheckRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 export interface ImageCheckResult {
@@ -529,6 +547,7 @@ export interface ImageCompareRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 export interface ImageCompareResult {
@@ -578,6 +597,7 @@ export interface ImageConvertRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 export interface ImageConvertResult {
@@ -614,6 +634,7 @@ export interface ImageInfoRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 /** An image as `qemu-img info --output=json` describes it; with the backing chain, each backing image nested under backing-image. */
@@ -664,6 +685,7 @@ export interface ImageMapRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 export interface ImageMapResultExtentsItem {
@@ -694,6 +716,7 @@ export interface ImageProbeRequest {
   "insecure"?: HttpInsecure;
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
 }
 
 export interface ImageProbeResult {

@@ -44,6 +44,13 @@ public:
     // What identifies the underlying object, to detect backing chains that loop: a canonical path,
     // a URL. Defaults to name().
     [[nodiscard]] virtual std::string identity() const { return name(); }
+    // The format of the bytes when the platform says what they are (an EBS snapshot is a raw
+    // volume); empty when the drivers must recognise it.
+    [[nodiscard]] virtual std::string native_format() const { return {}; }
+    // Where this source differs from `older`, when the platform can say without reading both (EBS
+    // ListChangedBlocks between two snapshots of one volume): the changed byte runs, ascending.
+    // An empty optional when it cannot (the caller compares contents instead).
+    virtual Result<std::optional<std::vector<ByteRun>>> changes_since(const ByteSource &older) const;
     // Opens a file the image in this source names (backing file, VMDK extent, external data file).
     // Names resolve relative to this source's folder (a directory, or the URL's path) and, unless
     // `allow_external`, must stay inside it: no absolute name, no "..", no symlink out, no other
@@ -71,14 +78,26 @@ struct HttpSourceOptions {
     // instead of `headers`, after which the request is tried again. Once per 401; not set: a
     // 401 is auth_failed.
     std::function<Result<std::vector<std::string>>()> refresh_headers;
+    // Signs each request of an object store that wants every request signed (S3's SigV4): the
+    // headers to add for this method and URL. Not a credential itself: allowed over http://.
+    std::function<std::vector<std::string>(const std::string &method, const std::string &url)> sign;
+
+    // ebs://SNAPSHOT_ID and s3://BUCKET/KEY: the AWS profile, region and endpoint. Empty: what
+    // the AWS SDKs read (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL,
+    // AWS_ENDPOINT_URL_EBS / _S3, ~/.aws/credentials and ~/.aws/config).
+    std::string aws_profile, aws_region, aws_endpoint_url;
+    unsigned block_requests = 64;  // ebs:// blocks fetched at once
 };
 
-// True for http:// and https:// locations.
+// True for http:// and https:// locations (not ebs:// or s3://: see is_remote_location).
 bool is_url(std::string_view location);
+// True for every location that is not a local file: http(s)://, ebs://, s3://.
+bool is_remote_location(std::string_view location);
 // A location safe to print: URLs lose user:password@, query (signatures) and fragment.
 std::string display_location(std::string_view location);
 
-// Opens a local file, or an http(s) URL (its size from the server; Range requests must be honoured).
+// Opens a local file, an http(s) URL (its size from the server; Range requests must be honoured),
+// an EBS snapshot (ebs://snap-...) through the EBS direct APIs, or an S3 object (s3://bucket/key).
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http = {});
 
 // Bytes [offset, offset + length) of another source, at offsets starting from 0; `name` names it.

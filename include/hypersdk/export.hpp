@@ -74,6 +74,9 @@ struct ExportOptions {
     // disks (docs/hyper2kvm-manifest.md); disk formats only (an OVA goes through kvm import).
     bool hyper2kvm_manifest = false;
     ExportTransport transport = ExportTransport::automatic;
+    // How another provider exports, in its own words (aws: ebs-direct, the default, or
+    // export-task); empty: the provider's choice.
+    std::string method;
     ExportProgressCallback progress;  // may cancel
     CancelToken cancel;               // also cancels connection.cancel's work
 };

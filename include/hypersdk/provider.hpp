@@ -93,7 +93,8 @@ struct ReceivedDisk {
 
 struct ExportPlan {
     bool quiesce = false;   // quiesce the guest for the snapshot of a running VM
-    std::string transport;  // provider-specific; empty: the provider's choice (vSphere: auto, nfc, datastore)
+    std::string transport;  // provider-specific; empty: the provider's choice (vSphere: auto, nfc, datastore;
+                            // aws: ebs-direct, export-task)
     CancelToken cancel;
     // The provider names the step it is taking (snapshot, lease), for progress reports.
     std::function<void(const std::string &)> phase;

@@ -132,7 +132,7 @@ private:
 
         ExportPlan plan;
         plan.quiesce = o_.quiesce;
-        plan.transport = o_.provider == "vsphere" ? transport_name(o_.transport) : "";
+        plan.transport = o_.provider == "vsphere" ? transport_name(o_.transport) : o_.method;
         plan.cancel = o_.cancel;
         plan.phase = [this](const std::string &p) { tracker_->phase(p); };
         HSDK_TRY(export_, session_->prepare_export(o_.vm, described, plan));

@@ -64,7 +64,12 @@ Result<std::unique_ptr<Layer>> open_layer_source(io::Source file, const std::str
     const std::string path = file.path();
     const std::uint64_t size = file.size();
     const Driver *driver = nullptr;
-    if (format.empty()) {
+    // A source that says what its bytes are (an EBS snapshot: a raw volume) needs no probing.
+    const std::string native = format.empty() ? file.source().native_format() : std::string();
+    if (!native.empty()) {
+        driver = find_driver(native);
+        if (driver == nullptr) return fail(Errc::internal, fmt::format("'{}' is {}, which no driver reads", path, native));
+    } else if (format.empty()) {
         HSDK_TRY(auto probed, probe_driver(file, size));
         driver = probed;
     } else {
@@ -83,6 +88,7 @@ namespace hypersdk {
 
 Result<std::string> probe_format(const std::string &path, const HttpSourceOptions &http) {
     HSDK_TRY(auto source, open_byte_source(path, http));
+    if (auto native = source->native_format(); !native.empty()) return native;
     const io::Source file(std::move(source));
     HSDK_TRY(auto driver, format::probe_driver(file, file.size()));
     return std::string(driver->name);

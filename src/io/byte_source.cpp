@@ -2,6 +2,7 @@
 // file and a URL.
 #include <hypersdk/byte_source.hpp>
 
+#include "cloud/aws/locations.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
@@ -17,6 +18,10 @@ Result<std::vector<ByteRun>> ByteSource::allocation(std::uint64_t offset, std::u
     const std::uint64_t end = offset >= size() ? offset : offset + std::min(length, size() - offset);
     if (end > offset) out.push_back(ByteRun{offset, end - offset, true});
     return out;
+}
+
+Result<std::optional<std::vector<ByteRun>>> ByteSource::changes_since(const ByteSource &) const {
+    return std::optional<std::vector<ByteRun>>{};
 }
 
 Result<std::shared_ptr<ByteSource>> ByteSource::open_reference(const std::string &reference, bool,
@@ -49,12 +54,18 @@ bool is_url(std::string_view location) {
     return starts("http://") || starts("https://");
 }
 
+bool is_remote_location(std::string_view location) {
+    return is_url(location) || location.rfind("ebs://", 0) == 0 || location.rfind("s3://", 0) == 0;
+}
+
 std::string display_location(std::string_view location) {
     return is_url(location) ? io::http::redact_url(location) : std::string(location);
 }
 
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
     if (is_url(location)) return io::open_http_source(location, http);
+    if (location.rfind("ebs://", 0) == 0) return cloud::aws::open_ebs_location(location, http);
+    if (location.rfind("s3://", 0) == 0) return cloud::aws::open_s3_location(location, http);
     return io::open_file_source(location);
 }
 

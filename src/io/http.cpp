@@ -55,7 +55,12 @@ std::size_t on_header(char *data, std::size_t size, std::size_t count, void *use
         t->response.content_length.reset();
         t->response.content_range.clear();
         t->response.content_type.clear();
-    } else if (iequals_prefix(line, "content-length:")) {
+        t->response.headers.clear();
+        return size * count;
+    }
+    if (const auto colon = line.find(':'); colon != std::string_view::npos && colon > 0)
+        t->response.headers.emplace_back(std::string(line.substr(0, colon)), trim(line.substr(colon + 1)));
+    if (iequals_prefix(line, "content-length:")) {
         const std::string v = trim(line.substr(15));
         char *end = nullptr;
         const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
@@ -283,6 +288,12 @@ std::string Client::cookie_header() const {
     return pairs.empty() ? std::string() : "Cookie: " + pairs;
 }
 
+std::string Response::header(std::string_view name) const {
+    for (const auto &[n, v] : headers)
+        if (n.size() == name.size() && iequals_prefix(n, name)) return v;
+    return {};
+}
+
 Result<Response> Client::send(const Request &request) { return perform(request, nullptr, nullptr); }
 
 Result<Response> Client::stream(const Request &request, const HeaderCheck &check, const BodySink &sink) {
@@ -334,6 +345,8 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, request.body.data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
         if (request.method == "PUT") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+    } else if (request.method == "HEAD") {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);  // a HEAD answer has headers only: do not wait for a body
     } else {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     }

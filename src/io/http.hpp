@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hypersdk::io::http {
@@ -52,6 +53,9 @@ struct Response {
     std::optional<std::uint64_t> content_length;
     std::string content_range;  // as sent, e.g. "bytes 100-199/200"
     std::string content_type;
+    std::vector<std::pair<std::string, std::string>> headers;  // every header of the final answer, as sent
+    // The value of a header (name compared without case), empty when absent.
+    [[nodiscard]] std::string header(std::string_view name) const;
 };
 
 // Receives the body of a streamed request in order. An error stops the transfer and is returned.

@@ -71,11 +71,11 @@ auto with_fresh_headers(Context &context, F &&request) -> decltype(request(std::
     return request(context.headers().first);
 }
 
-Error status_failure(long status, std::string_view url) {
+Error status_failure(long status, std::string_view url, const HttpSourceOptions &options) {
     const std::string where = http::redact_url(url);
     if (status == 401 || status == 403)
-        return Error{Errc::auth_failed, fmt::format("HTTP {} from GET {}: access refused (check the credentials given with --header)",
-                                                    status, where)};
+        return Error{Errc::auth_failed, fmt::format("HTTP {} from GET {}: access refused (check the credentials{})", status,
+                                                    where, options.sign ? "" : " given with --header")};
     if (status == 404 || status == 410) return Error{Errc::not_found, fmt::format("HTTP {} from GET {}: no such object", status, where)};
     return http::status_error(status, "GET", url);
 }
@@ -117,6 +117,8 @@ public:
             http::Request request;
             request.url = url;
             request.headers = headers;
+            if (context.options.sign)
+                for (auto &h : context.options.sign("GET", url)) request.headers.push_back(std::move(h));
             request.headers.push_back("Range: bytes=0-0");
             request.max_body = 1;
             auto check = [&](const http::Response &r) -> Result<void> {
@@ -129,7 +131,7 @@ public:
                                 fmt::format("{} ignores Range requests (it answered 200 with the whole object to "
                                             "'Range: bytes=0-0'); images are read from a URL only by ranges",
                                             http::redact_url(url)));
-                if (r.status != 206) return fail(status_failure(r.status, url));
+                if (r.status != 206) return fail(status_failure(r.status, url, context.options));
                 std::uint64_t first = 0, last = 0;
                 if (!parse_content_range(r.content_range, first, last, total) || first != 0 || !total)
                     return fail(Errc::remote_error, fmt::format("{} answered a Range request without a usable "
@@ -188,13 +190,15 @@ private:
             http::Request request;
             request.url = url_;
             request.headers = headers;
+            if (context_->options.sign)
+                for (auto &h : context_->options.sign("GET", url_)) request.headers.push_back(std::move(h));
             request.headers.push_back(fmt::format("Range: bytes={}-{}", offset, last));
             std::size_t got = 0;
             auto check = [&](const http::Response &r) -> Result<void> {
                 if (r.status == 200)
                     return fail(Errc::unsupported, fmt::format("{} ignored a Range request (answered 200 to bytes={}-{})",
                                                                name_, offset, last));
-                if (r.status != 206) return fail(status_failure(r.status, url_));
+                if (r.status != 206) return fail(status_failure(r.status, url_, context_->options));
                 std::uint64_t first = 0, end = 0;
                 std::optional<std::uint64_t> total;
                 if (!parse_content_range(r.content_range, first, end, total) || first != offset || end != last)
@@ -214,7 +218,7 @@ private:
                 return success();
             };
             HSDK_TRY(auto response, context_->client->stream(request, check, sink));
-            if (response.status != 206) return fail(status_failure(response.status, url_));
+            if (response.status != 206) return fail(status_failure(response.status, url_, context_->options));
             if (got != buf.size())
                 return fail(Errc::network_error, fmt::format("GET {}: answer cut short ({} of {} bytes at {:#x})", name_,
                                                              got, buf.size(), offset));

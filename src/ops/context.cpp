@@ -80,6 +80,12 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
     o.http.ca_file = str(r, "ca_file");
     o.http.timeout_seconds = static_cast<unsigned>(u64(r, "timeout", 60));
     o.http.cancel = c.cancel();
+    if (auto a = r.find("aws"); a != r.end() && a->is_object()) {
+        o.http.aws_profile = a->value("profile", "");
+        o.http.aws_region = a->value("region", "");
+        o.http.aws_endpoint_url = a->value("endpoint_url", "");
+        o.http.block_requests = a->value("requests_in_flight", 64u);
+    }
     return o;
 }
 

@@ -50,6 +50,7 @@ Result<json> export_run(Context &c) {
     o.transport = transport == "nfc"         ? ExportTransport::nfc
                   : transport == "datastore" ? ExportTransport::datastore
                                              : ExportTransport::automatic;
+    o.method = str(r, "method");
     o.cancel = c.cancel();
     o.progress = export_progress(c);
     HSDK_TRY(auto res, ExportSession(std::move(o)).run());

@@ -12,3 +12,7 @@ std::shared_ptr<const Provider> vsphere_provider();
 // the export session's way in for ExportOptions::connection.
 std::unique_ptr<ProviderSession> open_session(ConnectionOptions options);
 }  // namespace hypersdk::vsphere
+
+namespace hypersdk::aws {
+std::shared_ptr<const Provider> aws_provider();
+}  // namespace hypersdk::aws

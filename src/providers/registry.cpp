@@ -15,7 +15,10 @@ namespace {
 struct Registry {
     std::mutex mutex;
     std::vector<std::shared_ptr<const Provider>> list;
-    Registry() { list.push_back(vsphere::vsphere_provider()); }
+    Registry() {
+        list.push_back(vsphere::vsphere_provider());
+        list.push_back(aws::aws_provider());
+    }
 };
 
 Registry &registry() {

@@ -14,7 +14,7 @@ LAYERS = ["core", "io", "format", "convert", "ovf", "kvm", "providers", "export"
 # Folders under src/ (and capi/) -> layer.
 FOLDERS = {
     "core": "core", "vm": "core",
-    "io": "io", "xml": "io",
+    "io": "io", "xml": "io", "cloud": "io",
     "format": "format",
     "convert": "convert",
     "ovf": "ovf",

@@ -415,6 +415,13 @@ ChainVerifyResult = TypedDict("ChainVerifyResult", {
     "hashes_checked": Required[int],
 }, total=False)
 
+AwsSource = TypedDict("AwsSource", {
+    "profile": NotRequired[str],
+    "region": NotRequired[str],
+    "endpoint_url": NotRequired[str],
+    "requests_in_flight": NotRequired[int],
+}, total=False)
+
 DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
     "base": Required[str],
     "new": Required[str],
@@ -427,6 +434,7 @@ DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
     "block_size": NotRequired[int],
     "overwrite": NotRequired[bool],
     "threads": NotRequired[int],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 DeltaCreateResult = TypedDict("DeltaCreateResult", {
@@ -434,6 +442,7 @@ DeltaCreateResult = TypedDict("DeltaCreateResult", {
     "backing": Required[str],
     "backing_format": Required[str],
     "changed_runs": Required[int],
+    "changes_from": NotRequired[Literal["platform", "compare"]],
     "changed_bytes": Required[int],
     "bytes_written": Required[int],
     "output_size": Required[int],
@@ -452,6 +461,7 @@ ExportRunRequest = TypedDict("ExportRunRequest", {
     "parallel": NotRequired[int],
     "overwrite": NotRequired[bool],
     "transport": NotRequired[Literal["auto", "nfc", "datastore"]],
+    "method": NotRequired[str],
     "provider": NotRequired[str],
     "config": NotRequired[dict[str, Any]],
     "no_space_check": NotRequired[bool],
@@ -495,6 +505,7 @@ ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageCheckResult = TypedDict("ImageCheckResult", {
@@ -522,6 +533,7 @@ ImageCompareRequest = TypedDict("ImageCompareRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageCompareResult = TypedDict("ImageCompareResult", {
@@ -554,6 +566,7 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -580,6 +593,7 @@ ImageInfoRequest = TypedDict("ImageInfoRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageInfo = TypedDict("ImageInfo", {
@@ -610,6 +624,7 @@ ImageMapRequest = TypedDict("ImageMapRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageMapResultExtentsItem = TypedDict("ImageMapResultExtentsItem", {
@@ -634,6 +649,7 @@ ImageProbeRequest = TypedDict("ImageProbeRequest", {
     "insecure": NotRequired[HttpInsecure],
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
 }, total=False)
 
 ImageProbeResult = TypedDict("ImageProbeResult", {
