@@ -275,9 +275,11 @@ void register_delta(CLI::App &root, std::vector<Command> &commands) {
         std::string format, base, next, backing, backing_format, out;
         std::vector<std::string> options;
         bool json = false, overwrite = false;
+        AwsFlags aws;
     };
     auto a = std::make_shared<Args>();
     app->add_option("-f,--format", a->format, "Format of BASE and NEW (probed when absent; raw is never guessed)");
+    add_aws_flags(app, a->aws, "ebs:// images");
     app->add_option("--base", a->base, "The image the previous link's content equals")->required();
     app->add_option("--new", a->next, "The image at the new point")->required();
     app->add_option("--backing", a->backing, "The previous link, as the overlay names it (relative to OUT's folder)")->required();
@@ -291,6 +293,7 @@ void register_delta(CLI::App &root, std::vector<Command> &commands) {
                                 result;
                             if (!a->format.empty()) request["format"] = a->format;
                             if (!a->backing_format.empty()) request["backing_format"] = a->backing_format;
+                            if (!a->aws.empty()) request["aws"] = a->aws.request();
                             if (int st = joined_options(a->options, request); st != exit_ok) return st;
                             RunOptions how;
                             how.json_errors = a->json;

@@ -3,6 +3,7 @@
 #include "commands.hpp"
 
 #include "progress_display.hpp"
+#include "provider_flags.hpp"
 
 #include <fmt/format.h>
 
@@ -44,6 +45,7 @@ struct SourceFlags {
     bool insecure = false;
     std::string ca_file;
     unsigned timeout = 0;
+    AwsFlags aws;  // ebs:// and s3:// sources
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
@@ -53,6 +55,7 @@ struct SourceFlags {
         if (insecure) request["insecure"] = true;
         if (!ca_file.empty()) request["ca_file"] = ca_file;
         if (timeout != 0) request["timeout"] = timeout;
+        if (!aws.empty()) request["aws"] = aws.request();
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -77,6 +80,7 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     insecure->excludes(ca);
     app->add_option("--timeout", f.timeout, "http(s) images: seconds a request may move no byte before it is retried (default 60)")
         ->check(CLI::Range(1u, 3600u));
+    add_aws_flags(app, f.aws, "ebs:// and s3:// images");
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain

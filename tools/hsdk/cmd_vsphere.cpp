@@ -180,7 +180,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     struct Args {
         ProviderFlags provider;
         bool no_space_check = false;
-        std::string vm, out, format = "ova", transport = "auto";
+        std::string vm, out, format = "ova", transport = "auto", method;
         bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false, hyper2kvm = false;
         unsigned parallel = 1, threads = 0;
         std::vector<std::string> options;
@@ -205,6 +205,9 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("--threads", a->threads, "Conversion workers per disk (default: one per core)");
     app->add_option("--transport", a->transport, "auto (NFC lease, datastore if the server cannot export), nfc or datastore")
         ->check(CLI::IsMember({"auto", "nfc", "datastore"}));
+    app->add_option("--method", a->method,
+                    "How another provider exports, in its words: aws: ebs-direct (default: snapshots read through the EBS "
+                    "direct APIs) or export-task (an EC2 export task to the config's export_bucket, converted as it is read from S3)");
     commands.push_back({app, [a]() {
                             std::string options, error;
                             if (!join_format_options(a->options, options, error)) return report_message(error, exit_usage);
@@ -220,6 +223,7 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                                                    {"compress", a->compress},         {"threads", a->threads},
                                                    {"transport", a->transport},       {"no_space_check", a->no_space_check}});
                             if (!options.empty()) request["options"] = options;
+                            if (!a->method.empty()) request["method"] = a->method;
                             nlohmann::json res;
                             if (int st = run_op("export.run", request, res, progress_if(a->progress)); st != exit_ok) return st;
                             const auto resumed = res["bytes_resumed"].get<std::uint64_t>();

@@ -1,5 +1,7 @@
 #include "provider_flags.hpp"
 
+#include <fmt/format.h>
+
 namespace hsdk {
 
 void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
@@ -16,12 +18,22 @@ void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
         ->check(CLI::Range(1u, 100u));
 }
 
+void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what) {
+    app->add_option("--profile", f.profile, fmt::format("{}: the AWS profile of ~/.aws/credentials and ~/.aws/config (default: $AWS_PROFILE, then default)", what));
+    app->add_option("--region", f.region, fmt::format("{}: the AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)", what));
+    app->add_option("--endpoint-url", f.endpoint_url,
+                    fmt::format("{}: every AWS service at this URL (default: $AWS_ENDPOINT_URL, $AWS_ENDPOINT_URL_EC2 / _EBS / _S3)", what));
+    app->add_option("--block-requests", f.block_requests, fmt::format("{}: EBS GetSnapshotBlock calls in flight per snapshot (default 64)", what))
+        ->check(CLI::Range(1u, 512u));
+}
+
 void add_provider_flags(CLI::App *app, ProviderFlags &f) {
     app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
     app->add_option("--config", f.config,
                     "The provider's connection config: JSON, @FILE or @- (its schema: hsdk providers --json); "
                     "keep secrets in a file or in the variables the provider reads");
     add_connection_flags(app, f.conn);
+    add_aws_flags(app, f.aws, "--provider aws");
 }
 
 }  // namespace hsdk

@@ -31,15 +31,43 @@ struct ConnectionFlags {
 
 void add_connection_flags(CLI::App *app, ConnectionFlags &f);
 
+// AWS's profile, region and endpoint, named as the AWS CLI names them: for --provider aws, and
+// for ebs:// and s3:// images. Keys and secrets come only from the environment and ~/.aws.
+struct AwsFlags {
+    std::string profile, region, endpoint_url;
+    unsigned block_requests = 0;
+    [[nodiscard]] bool empty() const { return profile.empty() && region.empty() && endpoint_url.empty() && block_requests == 0; }
+    // {"profile", "region", "endpoint_url", "requests_in_flight"}: what was given.
+    [[nodiscard]] nlohmann::json request() const {
+        nlohmann::json j = nlohmann::json::object();
+        if (!profile.empty()) j["profile"] = profile;
+        if (!region.empty()) j["region"] = region;
+        if (!endpoint_url.empty()) j["endpoint_url"] = endpoint_url;
+        if (block_requests != 0) j["requests_in_flight"] = block_requests;
+        return j;
+    }
+};
+
+// `what` says where they apply ("ebs:// and s3:// images", "--provider aws").
+void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what);
+
 // --provider and its config: vSphere's from the connection flags (GOVC_* for what they leave out),
 // any provider's from --config (JSON, @FILE or @-), whose keys win.
 struct ProviderFlags {
     std::string provider = "vsphere";
     std::string config;
     ConnectionFlags conn;
+    AwsFlags aws;
 
     bool request(nlohmann::json &out, std::string &error) const {
         nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
+        if (!aws.empty()) {
+            if (provider != "aws") {
+                error = "--profile, --region, --endpoint-url and --block-requests are for --provider aws";
+                return false;
+            }
+            config.update(aws.request());
+        }
         if (!this->config.empty()) {
             nlohmann::json given;
             if (!read_json_argument("--config", this->config, given, error)) return false;

@@ -225,6 +225,10 @@ public:
         std::vector<ByteRun> out;
         if (offset >= size_) return out;
         const std::uint64_t end = offset + std::min(length, size_ - offset);
+        {
+            std::lock_guard lock(mutex_);
+            plan_locked(offset, end);
+        }
         auto add = [&](std::uint64_t from, std::uint64_t to, bool data) {
             if (to <= from) return;
             if (!out.empty() && out.back().data == data && out.back().offset + out.back().length == from)
@@ -257,17 +261,15 @@ public:
             auto it = first_block_at_or_after(first);
             auto end = it;
             for (; end != blocks_.end() && end->index <= last; ++end) wanted.emplace_back(end->index, slot_locked(*end));
-            // Read ahead along the listed blocks while the reader walks them (a conversion); a
-            // reader that skips listed blocks (a backup reading only changed ones) gets no
-            // read-ahead, which would fetch what it does not want.
-            const auto first_pos = static_cast<std::int64_t>(it - blocks_.begin());
-            const bool walking = furthest_read_ >= 0 && first_pos <= furthest_read_ + 1;
-            if (end != it) furthest_read_ = std::max(furthest_read_, static_cast<std::int64_t>(end - blocks_.begin()) - 1);
-            if (walking)
-                for (auto ahead = end; ahead != blocks_.end() && slots_.size() < capacity_ &&
-                                       ahead - end < static_cast<std::ptrdiff_t>(capacity_ / 2);
-                     ++ahead)
+            // Read ahead along the listed blocks the reader said it will read: the ranges it
+            // asked the allocation of (a conversion: the whole disk; a delta or a backup: only
+            // the changed ranges), so nothing it does not want is fetched.
+            std::size_t queued = 0;
+            for (auto ahead = end; ahead != blocks_.end() && slots_.size() < capacity_ && queued < capacity_ / 2; ++ahead)
+                if (planned_locked(ahead->index * block_size_, block_size_)) {
                     slot_locked(*ahead);
+                    ++queued;
+                }
             for (const auto &[index, slot] : wanted) {
                 ready_.wait(lock, [&] { return slot->state != Slot::State::fetching; });
                 if (slot->state == Slot::State::failed) {
@@ -325,6 +327,25 @@ private:
 
     std::vector<EbsBlock>::const_iterator first_block_at_or_after(std::uint64_t index) const {
         return std::lower_bound(blocks_.begin(), blocks_.end(), index, [](const EbsBlock &b, std::uint64_t i) { return b.index < i; });
+    }
+
+    // The ranges asked about, merged: where the reader will read.
+    void plan_locked(std::uint64_t from, std::uint64_t to) const {
+        auto it = planned_.lower_bound(from);
+        if (it != planned_.begin() && std::prev(it)->second >= from) --it;
+        while (it != planned_.end() && it->first <= to) {
+            from = std::min(from, it->first);
+            to = std::max(to, it->second);
+            it = planned_.erase(it);
+        }
+        planned_.emplace(from, to);
+    }
+
+    bool planned_locked(std::uint64_t offset, std::uint64_t length) const {
+        auto it = planned_.upper_bound(offset + length - 1);
+        if (it == planned_.begin()) return false;
+        --it;
+        return it->second > offset;
     }
 
     void touch_locked(std::uint64_t index) const {
@@ -439,7 +460,7 @@ private:
     mutable std::condition_variable ready_;
     mutable std::map<std::uint64_t, std::shared_ptr<Slot>> slots_;
     mutable std::uint64_t clock_ = 0;
-    mutable std::int64_t furthest_read_ = -1;  // position in blocks_ of the furthest block read
+    mutable std::map<std::uint64_t, std::uint64_t> planned_;  // start -> end of the ranges asked about
     mutable bool stopping_ = false;
     mutable std::mutex tokens_mutex_;
     mutable std::map<std::uint64_t, std::string> fresh_tokens_;
