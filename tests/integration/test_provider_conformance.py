@@ -1,6 +1,9 @@
 """The provider conformance suite: what every provider must do, each against its own simulator.
 
 - vsphere: govmomi's vSphere simulator (tests/sim/vsphere), the planted disk served by its NFC lease.
+- aws: the AWS simulator (tests/sim/aws: moto's server with access control on, so SigV4 is
+  checked, plus our extensions: volume contents and EC2 snapshots the EBS direct APIs read); the
+  planted disk is the instance's volume, read through snapshots of ours that must be gone after.
 - localdir: the example plugin (examples/plugin), loaded from HSDK_PLUGIN_PATH, over a folder the
   test plants; a real shared object speaking the plugin ABI, not a fixture.
 
@@ -18,6 +21,7 @@ import time
 import pytest
 
 from conftest import BUILD, HSDK, MiB, hsdk, qemu_img, write_pattern
+from aws_sim import AwsSim
 from vsphere_sim import PASSWORD, USERNAME, Simulator, cli_env
 
 # The plugin is built by the default build (an ASan run of these tests loads it from there).
@@ -55,6 +59,45 @@ class VsphereHarness:
         assert st["snapshots"]["DC0_H0_VM0"] == 0, st
         leases = st["calls"].get("HttpNfcLeaseComplete", 0) + st["calls"].get("HttpNfcLeaseAbort", 0)
         assert leases >= st["calls"].get("ExportVm", 0) + st["calls"].get("ExportSnapshot", 0), st
+
+    def stop(self):
+        self.sim.stop()
+
+
+class AwsHarness:
+    name = "aws"
+    vm = "web01"
+
+    def __init__(self, tmp):
+        self.planted = write_pattern(tmp / "planted.raw", 16 * MiB, seed=4242)
+        self.sim = AwsSim(tmp / "sim", auth=True)
+        self.sim.make_instance([self.planted.read_bytes()], name=self.vm)
+        self.env = {k: v for k, v in self.sim.env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        self.env["HSDK_TEST_AWS_SECRET"] = self.sim.secret_access_key
+        self.rate = 0
+
+    def config(self, secret_env="HSDK_TEST_AWS_SECRET"):
+        c = {"endpoint_url": self.sim.url, "region": self.sim.region, "access_key_id": self.sim.access_key_id,
+             "secret_access_key_env": secret_env}
+        if self.rate:
+            c["rate"] = self.rate
+        return c
+
+    def bad_config(self):
+        self.env["HSDK_WRONG_AWS_SECRET"] = "wrong-t0ken"
+        return self.config("HSDK_WRONG_AWS_SECRET")
+
+    def reset(self):
+        self.rate = 0
+
+    def slow_down(self):
+        self.rate = 4  # GetSnapshotBlock calls per second: 32 blocks take 8 s
+        return {}
+
+    def assert_nothing_left(self):
+        ec2 = self.sim.boto3("ec2")
+        ours = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": ["hsdk:created-by"]}])["Snapshots"]
+        assert not ours, ours
 
     def stop(self):
         self.sim.stop()
@@ -99,7 +142,7 @@ class LocaldirHarness:
         pass
 
 
-@pytest.fixture(scope="module", params=[VsphereHarness, LocaldirHarness], ids=lambda h: h.name)
+@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, LocaldirHarness], ids=lambda h: h.name)
 def provider(request, tmp_path_factory):
     h = request.param(tmp_path_factory.mktemp(request.param.name))
     yield h

@@ -26,9 +26,23 @@ bool ends_with(const std::string &s, std::string_view tail) {
 
 }  // namespace
 
-std::string form_encode(const std::vector<std::pair<std::string, std::string>> &params) {
+std::string form_encode(const std::vector<std::pair<std::string, std::string>> &params, bool plus_for_space) {
+    auto encode = [&](const std::string &s) {
+        std::string e = uri_encode(s, false);
+        if (!plus_for_space) return e;
+        std::string out;
+        for (std::size_t i = 0; i < e.size(); ++i) {
+            if (e.compare(i, 3, "%20") == 0) {
+                out += '+';
+                i += 2;
+            } else {
+                out += e[i];
+            }
+        }
+        return out;
+    };
     std::string out;
-    for (const auto &[k, v] : params) out += (out.empty() ? "" : "&") + uri_encode(k, false) + "=" + uri_encode(v, false);
+    for (const auto &[k, v] : params) out += (out.empty() ? "" : "&") + encode(k) + "=" + encode(v);
     return out;
 }
 

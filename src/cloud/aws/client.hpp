@@ -84,7 +84,9 @@ private:
     TokenBucket account_;
 };
 
-// Query-string encoding of AWS's query APIs (Action=...&Version=...).
-std::string form_encode(const std::vector<std::pair<std::string, std::string>> &params);
+// Query-string encoding (RFC 3986, spaces as %20, as SigV4 canonicalises a URL's query), or a
+// form body of AWS's query APIs (Action=...&Version=...) with spaces as '+', as HTML forms and
+// the SDKs send them (any encoding signs, as the body's hash is signed; some simulators re-encode).
+std::string form_encode(const std::vector<std::pair<std::string, std::string>> &params, bool plus_for_space = false);
 
 }  // namespace hypersdk::cloud::aws

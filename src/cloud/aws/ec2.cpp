@@ -70,7 +70,7 @@ Result<std::string> Ec2::query(const std::string &action, std::vector<std::pair<
     c.service = "ec2";
     c.method = "POST";
     c.path = "/";
-    c.body = form_encode(params);
+    c.body = form_encode(params, true);
     c.content_type = "application/x-www-form-urlencoded; charset=utf-8";
     c.what = what;
     HSDK_TRY(auto answer, client_.call(c));
