@@ -98,6 +98,11 @@ struct ExportPlan {
     CancelToken cancel;
     // The provider names the step it is taking (snapshot, lease), for progress reports.
     std::function<void(const std::string &)> phase;
+    // The run may be interrupted and run again with resume: a provider that reads blocks keeps
+    // what it fetched (and the snapshot it read) in work_dir (the output folder) when the export
+    // fails, and a run with resume starts from there instead of fetching it again.
+    bool resume = false;
+    std::string work_dir;
 };
 
 // An export in progress on the platform. abort() or complete() ends it; destroying it without

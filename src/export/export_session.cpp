@@ -135,6 +135,8 @@ private:
         plan.transport = o_.provider == "vsphere" ? transport_name(o_.transport) : o_.method;
         plan.cancel = o_.cancel;
         plan.phase = [this](const std::string &p) { tracker_->phase(p); };
+        plan.resume = o_.resume;
+        plan.work_dir = o_.output_dir;
         HSDK_TRY(export_, session_->prepare_export(o_.vm, described, plan));
         result_.vm = export_->vm();
         result_.method = export_->method();

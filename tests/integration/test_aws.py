@@ -331,3 +331,56 @@ def test_secrets_stay_out_of_logs_and_arguments(aws_sim, instance, tmp_path):
     cfg = {"access_key_id": aws_sim.access_key_id, "secret_access_key_env": "MY_SECRET"}
     _, vm = run_json(env, "vms", "describe", "--provider", "aws", "--config", json.dumps(cfg), "--vm", instance["instance_id"])
     assert vm["id"] == instance["instance_id"]
+
+
+def test_an_interrupted_export_resumes_without_fetching_a_block_twice(aws_sim, instance, tmp_path):
+    import signal
+    out = tmp_path / "out"
+    env = aws_sim.env()
+    aws_sim.control(reset_log=True)
+    args = [str(HSDK), "export", "--provider", "aws", "--config", json.dumps({"rate": 3, "requests_in_flight": 2}),
+            "--vm", instance["instance_id"], "--out", str(out), "--format", "qcow2", "--resume", "-p"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Interrupt once some blocks have arrived (by the simulator's log, not by time).
+    while len([c for c in get_block_calls(aws_sim) if c["status"] == 200]) < 3:
+        assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    first_run = get_block_calls(aws_sim)
+    kept = ours_left(aws_sim)
+    assert len(kept) == 2, "the snapshots are kept for the resumed run"
+    marker = out / f".hsdk-resume-aws-{instance['instance_id']}.json"
+    assert marker.exists()
+    journaled = sum(len(p.read_text().splitlines()) for p in (out / marker.stem).glob("*.journal"))
+    assert journaled >= 3
+    assert not [p for p in out.iterdir() if p.name.endswith(".qcow2")]
+
+    aws_sim.control(reset_log=True)
+    r = run_op(env, "export.run", {"provider": "aws", "vm": instance["instance_id"], "output_dir": str(out), "format": "qcow2",
+                                   "resume": True})
+    second_run = get_block_calls(aws_sim)
+    assert not [c for c in aws_sim.log() if c.get("action") == "CreateSnapshots"], "the kept snapshots were read again"
+    assert len(second_run) == 7 - journaled, (len(first_run), journaled, len(second_run))
+    for planted, disk in zip(instance["raw"], sorted(f for f in r["files"] if f.endswith(".qcow2"))):
+        qemu_img("compare", "-f", "raw", "-F", "qcow2", planted, disk)
+    assert not ours_left(aws_sim)
+    assert sorted(p.name for p in out.iterdir()) == sorted(pathlib.Path(f).name for f in r["files"])
+
+
+def test_a_kept_resume_state_is_cleaned_by_a_run_without_resume(aws_sim, instance, tmp_path):
+    import signal
+    out = tmp_path / "out"
+    env = aws_sim.env()
+    aws_sim.control(reset_log=True)
+    args = [str(HSDK), "export", "--provider", "aws", "--config", json.dumps({"rate": 2}), "--vm", instance["instance_id"],
+            "--out", str(out), "--format", "raw", "--resume", "-p"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    while not get_block_calls(aws_sim):
+        assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert len(ours_left(aws_sim)) == 2
+    run_op(env, "export.run", {"provider": "aws", "vm": instance["instance_id"], "output_dir": str(out), "format": "raw", "overwrite": True})
+    assert not ours_left(aws_sim)
+    assert not [p for p in out.iterdir() if ".hsdk" in p.name]

@@ -10,7 +10,13 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
 #include <cstring>
 #include <list>
 #include <map>
@@ -204,6 +210,7 @@ public:
           bucket_(options.rate, std::max(1.0, options.rate / 10)),
           pool_(std::make_unique<core::TaskPool>("ebs-" + snapshot_, std::max(1u, options.requests_in_flight))) {
         capacity_ = std::max<std::size_t>(8, 2 * std::max(1u, options.requests_in_flight));
+        if (!options_.cache_path.empty()) open_cache();
     }
 
     ~EbsSnapshotSource() override {
@@ -212,6 +219,10 @@ public:
             stopping_ = true;
         }
         pool_.reset();  // queued fetches see stopping_ and return at once; running ones finish first
+        if (cache_fd_ >= 0) ::close(cache_fd_);
+        if (journal_fd_ >= 0) ::close(journal_fd_);
+        if (cache_hits_ > 0)
+            log(LogLevel::info, fmt::format("{}: {} block(s) read from the resume cache instead of fetched again", name_, cache_hits_.load()));
     }
 
     const std::string &name() const noexcept override { return name_; }
@@ -386,6 +397,13 @@ private:
                 return;
             }
         }
+        if (auto kept = from_cache(index)) {
+            std::lock_guard lock(mutex_);
+            slot.data = std::move(*kept);
+            slot.state = Slot::State::ready;
+            ready_.notify_all();
+            return;
+        }
         Ebs ebs(*client_);
         auto read_block = [&]() -> Result<std::vector<std::byte>> {
             HSDK_TRY(auto token, token_for(index));
@@ -405,12 +423,69 @@ private:
             } else {
                 slot.data = std::move(got).value();
                 slot.state = Slot::State::ready;
+                to_cache(index, slot.data);
             }
         } else {
             slot.error = got.error();
             slot.state = Slot::State::failed;
         }
         ready_.notify_all();
+    }
+
+    // The resume cache: blocks a run fetched, at their offsets in one sparse file, each named
+    // with its length and SHA-256 by a line of the journal once written (a block cut short by a
+    // kill has no line; a line whose block does not match is ignored).
+    void open_cache() {
+        const std::string blocks = options_.cache_path + ".blocks", journal = options_.cache_path + ".journal";
+        cache_fd_ = ::open(blocks.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        journal_fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (cache_fd_ < 0 || journal_fd_ < 0) {
+            log(LogLevel::warn, fmt::format("{}: no resume cache at {} ({})", name_, options_.cache_path, std::strerror(errno)));
+            if (cache_fd_ >= 0) ::close(cache_fd_);
+            if (journal_fd_ >= 0) ::close(journal_fd_);
+            cache_fd_ = journal_fd_ = -1;
+            return;
+        }
+        std::ifstream in(journal);
+        std::string line;
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            std::uint64_t index = 0, length = 0;
+            std::string sha;
+            if (fields >> index >> length >> sha && length <= block_size_ && sha.size() == 64) cached_[index] = {length, sha};
+        }
+        if (!cached_.empty()) log(LogLevel::info, fmt::format("{}: {} block(s) kept by an earlier run", name_, cached_.size()));
+    }
+
+    std::optional<std::vector<std::byte>> from_cache(std::uint64_t index) const {
+        if (cache_fd_ < 0) return std::nullopt;
+        std::pair<std::uint64_t, std::string> entry;
+        {
+            std::lock_guard lock(cache_mutex_);
+            auto it = cached_.find(index);
+            if (it == cached_.end()) return std::nullopt;
+            entry = it->second;
+        }
+        std::vector<std::byte> data(static_cast<std::size_t>(entry.first));
+        const auto got = ::pread(cache_fd_, data.data(), data.size(), static_cast<off_t>(index * block_size_));
+        if (got != static_cast<ssize_t>(data.size())) return std::nullopt;
+        Digest d(DigestAlgorithm::sha256);
+        d.update(std::span<const std::byte>(data));
+        const auto raw = d.finish();
+        if (to_hex(raw) != entry.second) return std::nullopt;
+        ++cache_hits_;
+        return data;
+    }
+
+    void to_cache(std::uint64_t index, const std::vector<std::byte> &data) const {
+        if (cache_fd_ < 0) return;
+        if (::pwrite(cache_fd_, data.data(), data.size(), static_cast<off_t>(index * block_size_)) != static_cast<ssize_t>(data.size()))
+            return;  // not kept: fetched again next time
+        Digest d(DigestAlgorithm::sha256);
+        d.update(std::span<const std::byte>(data));
+        const std::string line = fmt::format("{} {} {}\n", index, data.size(), to_hex(d.finish()));
+        std::lock_guard lock(cache_mutex_);
+        (void)!::write(journal_fd_, line.data(), line.size());  // one write: a kill leaves whole lines
     }
 
     // The block's token, listed again first when it expires within a minute.
@@ -464,6 +539,10 @@ private:
     mutable bool stopping_ = false;
     mutable std::mutex tokens_mutex_;
     mutable std::map<std::uint64_t, std::string> fresh_tokens_;
+    int cache_fd_ = -1, journal_fd_ = -1;
+    mutable std::mutex cache_mutex_;
+    mutable std::map<std::uint64_t, std::pair<std::uint64_t, std::string>> cached_;  // index -> length, sha256
+    mutable std::atomic<std::uint64_t> cache_hits_{0};
     std::unique_ptr<core::TaskPool> pool_;
 };
 

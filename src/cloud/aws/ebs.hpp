@@ -60,6 +60,10 @@ private:
 struct EbsSourceOptions {
     unsigned requests_in_flight = 64;  // GetSnapshotBlock calls at once per snapshot
     double rate = 1000;                // per snapshot per second (AWS's documented GetSnapshotBlock limit)
+    // Where fetched blocks are also kept ("<path>.blocks", at their offsets, and "<path>.journal",
+    // one "index length sha256" line per block), so that a run interrupted and started again
+    // reads them from there instead of fetching them twice. Empty: nothing kept.
+    std::string cache_path;
 };
 
 // ebs://SNAPSHOT_ID as a ByteSource: raw bytes of the volume at the snapshot.

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace hypersdk::aws {
@@ -16,11 +18,50 @@ namespace {
 
 using namespace cloud::aws;
 
-// The snapshots behind an export: complete() deletes them unless kept, abort() always.
+// What a resumable export keeps in the output folder: a marker naming the snapshots it reads
+// (".hsdk-resume-aws-<instance>.json") and the blocks fetched so far (".hsdk-resume-aws-<instance>/").
+struct ResumeState {
+    std::string marker, cache_dir;
+    static ResumeState in(const std::string &work_dir, const std::string &instance) {
+        const std::string base = work_dir + "/.hsdk-resume-aws-" + instance;
+        return {base + ".json", base};
+    }
+    // volume id -> snapshot id, as an earlier run recorded them.
+    [[nodiscard]] std::map<std::string, std::string> read() const {
+        std::map<std::string, std::string> out;
+        std::ifstream in(marker);
+        auto j = nlohmann::json::parse(in, nullptr, false);
+        if (j.is_object() && j.contains("snapshots") && j["snapshots"].is_object())
+            for (const auto &[volume, snap] : j["snapshots"].items())
+                if (snap.is_string()) out[volume] = snap.get<std::string>();
+        return out;
+    }
+    Result<void> write(const std::string &instance, const std::map<std::string, std::string> &snapshots) const {
+        std::error_code ec;
+        std::filesystem::create_directories(cache_dir, ec);
+        const std::string tmp = marker + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << nlohmann::json{{"instance", instance}, {"snapshots", snapshots}}.dump(2) << "\n";
+            if (!out) return fail(Errc::io_error, fmt::format("cannot write the resume state '{}'", tmp));
+        }
+        if (std::rename(tmp.c_str(), marker.c_str()) != 0) return fail(Errc::io_error, fmt::format("cannot write the resume state '{}'", marker));
+        return success();
+    }
+    void remove() const {
+        std::error_code ec;
+        std::filesystem::remove_all(cache_dir, ec);
+        std::filesystem::remove(marker, ec);
+    }
+};
+
+// The snapshots behind an export: complete() deletes them unless kept; abort() deletes them too,
+// unless the run is resumable, which keeps them and the blocks fetched for the next run.
 class SnapshotExport final : public PreparedExport {
 public:
-    SnapshotExport(AwsSession &session, VirtualMachine vm, std::vector<ExportDisk> disks, std::vector<std::string> snapshots)
-        : session_(session), vm_(std::move(vm)), disks_(std::move(disks)), snapshots_(std::move(snapshots)) {}
+    SnapshotExport(AwsSession &session, VirtualMachine vm, std::vector<ExportDisk> disks, std::vector<std::string> snapshots,
+                   std::optional<ResumeState> resume)
+        : session_(session), vm_(std::move(vm)), disks_(std::move(disks)), snapshots_(std::move(snapshots)), resume_(std::move(resume)) {}
     ~SnapshotExport() override {
         if (!done_) (void)abort("the export was dropped");
     }
@@ -31,10 +72,9 @@ public:
     Result<void> complete() override {
         done_ = true;
         disks_.clear();  // the sources' fetchers stop before their snapshots go
+        if (resume_) resume_->remove();
         if (session_.settings().keep_snapshots) {
-            std::string ids;
-            for (const auto &s : snapshots_) ids += (ids.empty() ? "" : ", ") + s;
-            log(LogLevel::info, fmt::format("keeping snapshots {} (keep_snapshots)", ids));
+            log(LogLevel::info, fmt::format("keeping snapshots {} (keep_snapshots)", ids()));
             return success();
         }
         auto notes = session_.delete_snapshots(snapshots_);
@@ -44,14 +84,25 @@ public:
     std::vector<std::string> abort(const std::string &) noexcept override {
         done_ = true;
         disks_.clear();
+        if (resume_)
+            return {fmt::format("snapshots {} and the blocks fetched so far are kept for resume: run again with resume to "
+                                "continue, or without it to delete them",
+                                ids())};
         return session_.delete_snapshots(snapshots_);
     }
 
 private:
+    std::string ids() const {
+        std::string out;
+        for (const auto &s : snapshots_) out += (out.empty() ? "" : ", ") + s;
+        return out;
+    }
+
     AwsSession &session_;
     VirtualMachine vm_;
     std::vector<ExportDisk> disks_;
     std::vector<std::string> snapshots_;
+    std::optional<ResumeState> resume_;
     bool done_ = false;
 };
 
@@ -160,15 +211,68 @@ Result<std::unique_ptr<PreparedExport>> AwsSession::prepare_export(const std::st
     if (!plan.transport.empty() && plan.transport != "ebs-direct" && plan.transport != "auto")
         return fail(Errc::invalid_argument, fmt::format("aws exports use method ebs-direct (the default) or export-task, not '{}'", plan.transport));
     if (described.disks.empty()) return fail(Errc::invalid_argument, fmt::format("{} has no EBS volumes to export", described.id));
-    HSDK_TRY(auto snapshots, snapshot_instance(described, "export", "", plan.cancel, plan.phase));
+    std::optional<ResumeState> resume;
+    std::vector<Ec2Snapshot> snapshots;
+    if (!plan.work_dir.empty()) {
+        const ResumeState state = ResumeState::in(plan.work_dir, described.id);
+        const auto recorded = state.read();
+        std::vector<std::string> recorded_ids;
+        for (const auto &[_, id] : recorded) recorded_ids.push_back(id);
+        if (plan.resume && recorded.size() == described.disks.size()) {
+            // The snapshots an interrupted run read, if they are all still there and complete.
+            Ec2 ec2(*client_);
+            auto found = ec2.describe_snapshots(recorded_ids);
+            bool usable = static_cast<bool>(found);
+            for (const auto &d : described.disks) {
+                auto r = recorded.find(d.id);
+                const Ec2Snapshot *s = nullptr;
+                if (usable && r != recorded.end())
+                    for (const auto &f : found.value())
+                        if (f.id == r->second) s = &f;
+                if (s == nullptr || s->state != "completed") {
+                    usable = false;
+                    break;
+                }
+                snapshots.push_back(*s);
+            }
+            if (usable) log(LogLevel::info, fmt::format("{}: resuming from the snapshots of an interrupted run", described.id));
+            else snapshots.clear();
+        }
+        if (snapshots.empty() && !recorded.empty()) {
+            // Left by an earlier resumable run and not taken up: ours to clean.
+            for (const auto &n : delete_snapshots(recorded_ids)) log(LogLevel::warn, n);
+            state.remove();
+        }
+        if (plan.resume) resume = state;
+    }
+    if (snapshots.empty()) {
+        HSDK_TRY(snapshots, snapshot_instance(described, "export", "", plan.cancel, plan.phase));
+        if (resume) {
+            std::map<std::string, std::string> record;
+            for (std::size_t i = 0; i < snapshots.size(); ++i) record[described.disks[i].id] = snapshots[i].id;
+            if (auto w = resume->write(described.id, record); !w) {
+                Error e = w.error();
+                for (const auto &n : delete_snapshots([&] {
+                         std::vector<std::string> ids;
+                         for (const auto &s : snapshots) ids.push_back(s.id);
+                         return ids;
+                     }()))
+                    e.message += "; " + n;
+                return fail(std::move(e));
+            }
+        }
+    }
     std::vector<std::string> ids;
     for (const auto &s : snapshots) ids.push_back(s.id);
     std::vector<ExportDisk> disks;
     for (std::size_t i = 0; i < snapshots.size(); ++i) {
-        auto source = open_ebs_snapshot(client_, snapshots[i].id, settings_.blocks);
+        EbsSourceOptions o = settings_.blocks;
+        if (resume) o.cache_path = resume->cache_dir + "/" + snapshots[i].id;
+        auto source = open_ebs_snapshot(client_, snapshots[i].id, o);
         if (!source) {
             Error e = source.error();
-            for (const auto &n : delete_snapshots(ids)) e.message += "; " + n;
+            if (!resume)
+                for (const auto &n : delete_snapshots(ids)) e.message += "; " + n;
             return fail(std::move(e));
         }
         ExportDisk d;
@@ -178,7 +282,7 @@ Result<std::unique_ptr<PreparedExport>> AwsSession::prepare_export(const std::st
         d.identity = nlohmann::json{{"volume", described.disks[i].id}, {"snapshot", snapshots[i].id}};
         disks.push_back(std::move(d));
     }
-    return std::unique_ptr<PreparedExport>(new SnapshotExport(*this, described, std::move(disks), std::move(ids)));
+    return std::unique_ptr<PreparedExport>(new SnapshotExport(*this, described, std::move(disks), std::move(ids), std::move(resume)));
 }
 
 Result<std::unique_ptr<PreparedExport>> AwsSession::prepare_export_task(const VirtualMachine &described, const ExportPlan &plan) {
