@@ -100,3 +100,20 @@ def test_the_same_error_through_every_surface(tmp_path, surfaces_ready):
         via_python("image.info", json.loads(request))
     with pytest.raises(AssertionError, match="/colour: unknown field"):
         via_node("image.info", json.loads(request))
+
+
+def test_aws_through_every_surface(aws_sim, monkeypatch, surfaces_ready):
+    """The aws provider and an ebs:// image through the one operation model, on every surface (the
+    AWS simulator of tests/sim/aws; settings from the environment as the AWS SDKs read them)."""
+    for k, v in aws_sim.env().items():
+        if k.startswith("AWS_"):
+            monkeypatch.setenv(k, v)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    data = bytes(range(256)) * 4096
+    inst = aws_sim.make_instance([data], name="surfaces")
+    assert_same(results_everywhere("vms.describe", lambda s: {"provider": "aws", "vm": inst["instance_id"]}))
+    snap = aws_sim.boto3("ec2").create_snapshot(VolumeId=inst["volumes"][0]["volume_id"])["SnapshotId"]
+    infos = results_everywhere("image.info", lambda s: {"path": "ebs://" + snap})
+    assert_same(infos)
+    assert infos["c"]["format"] == "raw" and infos["c"]["virtual-size"] == 1 << 30
