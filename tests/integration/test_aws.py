@@ -384,3 +384,27 @@ def test_a_kept_resume_state_is_cleaned_by_a_run_without_resume(aws_sim, instanc
     run_op(env, "export.run", {"provider": "aws", "vm": instance["instance_id"], "output_dir": str(out), "format": "raw", "overwrite": True})
     assert not ours_left(aws_sim)
     assert not [p for p in out.iterdir() if ".hsdk" in p.name]
+
+
+def test_snapshots_and_tracking_through_the_provider_commands(aws_sim, instance):
+    env = aws_sim.env()
+    vm = instance["instance_id"]
+    created = json.loads(hsdk("vms", "snapshots", "create", "--provider", "aws", "--vm", vm, "--name", "before-upgrade", "--json",
+                              env=env).stdout)
+    ids = created["snapshot"].split(",")
+    assert len(ids) == 2 and all(i.startswith("snap-") for i in ids), created
+    listed = json.loads(hsdk("vms", "snapshots", "list", "--provider", "aws", "--vm", vm, "--json", env=env).stdout)
+    assert {s["id"] for s in listed["snapshots"]} >= set(ids)
+    assert all("before-upgrade" in s["name"] for s in listed["snapshots"] if s["id"] in ids)
+    # A snapshot that is not ours is refused, not deleted.
+    foreign = aws_sim.boto3("ec2").create_snapshot(VolumeId=instance["volumes"][0]["volume_id"])["SnapshotId"]
+    e = run_op(env, "vms.snapshots.remove", {"provider": "aws", "vm": vm, "snapshot": foreign}, check=False)
+    assert e["code"] == "permission_denied", e
+    hsdk("vms", "snapshots", "remove", "--provider", "aws", "--vm", vm, "--snapshot", created["snapshot"], env=env)
+    assert not ours_left(aws_sim)
+    aws_sim.boto3("ec2").delete_snapshot(SnapshotId=foreign)
+
+    status = json.loads(hsdk("cbt", "status", "--provider", "aws", "--vm", vm, "--json", env=env).stdout)
+    assert status["enabled"] and [d["disk_id"] for d in status["disks"]] == [v["volume_id"] for v in instance["volumes"]], status
+    e = run_op(env, "cbt.enable", {"provider": "aws", "vm": vm, "enabled": False}, check=False)
+    assert e["code"] == "unsupported", e
