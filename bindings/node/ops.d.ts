@@ -388,6 +388,8 @@ export interface AwsSource {
   "endpoint_url"?: string;
   /** ebs:// blocks fetched at once */
   "requests_in_flight"?: number;
+  /** tries per AWS call on throttling, 5xx and transport failures (refusals are never retried) */
+  "max_attempts"?: number;
 }
 
 export interface DeltaCreateRequest {

@@ -87,6 +87,7 @@ struct HttpSourceOptions {
     // AWS_ENDPOINT_URL_EBS / _S3, ~/.aws/credentials and ~/.aws/config).
     std::string aws_profile, aws_region, aws_endpoint_url;
     unsigned block_requests = 64;  // ebs:// blocks fetched at once
+    unsigned aws_max_attempts = 0;  // tries per AWS call; 0: twice max_attempts (throttling is normal at AWS)
 };
 
 // True for http:// and https:// locations (not ebs:// or s3://: see is_remote_location).

@@ -85,6 +85,7 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
         o.http.aws_region = a->value("region", "");
         o.http.aws_endpoint_url = a->value("endpoint_url", "");
         o.http.block_requests = a->value("requests_in_flight", 64u);
+        o.http.aws_max_attempts = a->value("max_attempts", 0u);
     }
     return o;
 }

@@ -25,6 +25,9 @@ void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what) {
                     fmt::format("{}: every AWS service at this URL (default: $AWS_ENDPOINT_URL, $AWS_ENDPOINT_URL_EC2 / _EBS / _S3)", what));
     app->add_option("--block-requests", f.block_requests, fmt::format("{}: EBS GetSnapshotBlock calls in flight per snapshot (default 64)", what))
         ->check(CLI::Range(1u, 512u));
+    app->add_option("--aws-attempts", f.max_attempts,
+                    fmt::format("{}: tries per AWS call on throttling, 5xx and resets (default 10; refusals are never retried)", what))
+        ->check(CLI::Range(1u, 100u));
 }
 
 void add_provider_flags(CLI::App *app, ProviderFlags &f) {

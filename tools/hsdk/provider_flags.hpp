@@ -35,8 +35,10 @@ void add_connection_flags(CLI::App *app, ConnectionFlags &f);
 // for ebs:// and s3:// images. Keys and secrets come only from the environment and ~/.aws.
 struct AwsFlags {
     std::string profile, region, endpoint_url;
-    unsigned block_requests = 0;
-    [[nodiscard]] bool empty() const { return profile.empty() && region.empty() && endpoint_url.empty() && block_requests == 0; }
+    unsigned block_requests = 0, max_attempts = 0;
+    [[nodiscard]] bool empty() const {
+        return profile.empty() && region.empty() && endpoint_url.empty() && block_requests == 0 && max_attempts == 0;
+    }
     // {"profile", "region", "endpoint_url", "requests_in_flight"}: what was given.
     [[nodiscard]] nlohmann::json request() const {
         nlohmann::json j = nlohmann::json::object();
@@ -44,6 +46,7 @@ struct AwsFlags {
         if (!region.empty()) j["region"] = region;
         if (!endpoint_url.empty()) j["endpoint_url"] = endpoint_url;
         if (block_requests != 0) j["requests_in_flight"] = block_requests;
+        if (max_attempts != 0) j["max_attempts"] = max_attempts;
         return j;
     }
 };
@@ -63,7 +66,7 @@ struct ProviderFlags {
         nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
         if (!aws.empty()) {
             if (provider != "aws") {
-                error = "--profile, --region, --endpoint-url and --block-requests are for --provider aws";
+                error = "--profile, --region, --endpoint-url, --block-requests and --aws-attempts are for --provider aws";
                 return false;
             }
             config.update(aws.request());

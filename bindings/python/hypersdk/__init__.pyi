@@ -420,6 +420,7 @@ AwsSource = TypedDict("AwsSource", {
     "region": NotRequired[str],
     "endpoint_url": NotRequired[str],
     "requests_in_flight": NotRequired[int],
+    "max_attempts": NotRequired[int],
 }, total=False)
 
 DeltaCreateRequest = TypedDict("DeltaCreateRequest", {

@@ -87,7 +87,8 @@ Result<std::string> ebs_snapshot_id(std::string_view location) {
     return id;
 }
 
-Result<EbsBlockList> Ebs::list_snapshot_blocks(const std::string &snapshot, std::uint64_t starting_index, unsigned max_pages) {
+Result<EbsBlockList> Ebs::list_snapshot_blocks(const std::string &snapshot, std::optional<std::uint64_t> starting_index,
+                                               unsigned max_pages) {
     EbsBlockList out;
     std::string token;
     for (unsigned page = 0;; ++page) {
@@ -96,7 +97,7 @@ Result<EbsBlockList> Ebs::list_snapshot_blocks(const std::string &snapshot, std:
         c.path = "/snapshots/" + uri_encode(snapshot, false) + "/blocks";
         c.query = {{"maxResults", "10000"}};
         if (!token.empty()) c.query.emplace_back("pageToken", token);
-        else if (starting_index > 0) c.query.emplace_back("startingBlockIndex", std::to_string(starting_index));
+        else if (starting_index) c.query.emplace_back("startingBlockIndex", std::to_string(*starting_index));
         c.what = "EBS ListSnapshotBlocks " + snapshot;
         HSDK_TRY(auto answer, client_.call(c));
         HSDK_TRY(auto j, parse_page(answer.body, c.what));
@@ -294,10 +295,7 @@ public:
             const std::uint64_t b0 = index * block_size_;
             const std::uint64_t from = std::max(offset, b0);
             const std::uint64_t to = std::min(offset + n, b0 + block_size_);
-            // A block shorter than the block size (a simulator's) reads as zeros past its end.
-            if (from - b0 < slot->data.size())
-                std::memcpy(buf.data() + (from - offset), slot->data.data() + (from - b0),
-                            static_cast<std::size_t>(std::min<std::uint64_t>(to - from, slot->data.size() - (from - b0))));
+            std::memcpy(buf.data() + (from - offset), slot->data.data() + (from - b0), static_cast<std::size_t>(to - from));
             std::lock_guard lock(mutex_);
             touch_locked(index);
         }
@@ -416,8 +414,9 @@ private:
             got = read_block();
         std::lock_guard lock(mutex_);
         if (got) {
-            if (got.value().size() > block_size_) {
-                slot.error = Error{Errc::remote_error, fmt::format("EBS GetSnapshotBlock {} block {}: {} bytes, more than the {}-byte block size",
+            // A block is always BlockSize long (AWS: 512 KiB); anything else is a broken answer.
+            if (got.value().size() != block_size_) {
+                slot.error = Error{Errc::remote_error, fmt::format("EBS GetSnapshotBlock {} block {}: {} bytes, not the block size of {}",
                                                                   snapshot_, index, got.value().size(), block_size_)};
                 slot.state = Slot::State::failed;
             } else {
@@ -452,7 +451,7 @@ private:
             std::istringstream fields(line);
             std::uint64_t index = 0, length = 0;
             std::string sha;
-            if (fields >> index >> length >> sha && length <= block_size_ && sha.size() == 64) cached_[index] = {length, sha};
+            if (fields >> index >> length >> sha && length == block_size_ && sha.size() == 64) cached_[index] = {length, sha};
         }
         if (!cached_.empty()) log(LogLevel::info, fmt::format("{}: {} block(s) kept by an earlier run", name_, cached_.size()));
     }

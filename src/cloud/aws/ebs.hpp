@@ -44,9 +44,9 @@ struct EbsChangedList {
 class Ebs {
 public:
     explicit Ebs(Client &client) : client_(client) {}
-    // Every page from `starting_index` on (at most `max_pages`, 0: all). Empty pages that still
-    // carry a NextToken are followed.
-    Result<EbsBlockList> list_snapshot_blocks(const std::string &snapshot, std::uint64_t starting_index = 0,
+    // Every page (from `starting_index` on, when given; at most `max_pages`, 0: all). Empty pages
+    // that still carry a NextToken are followed.
+    Result<EbsBlockList> list_snapshot_blocks(const std::string &snapshot, std::optional<std::uint64_t> starting_index = std::nullopt,
                                               unsigned max_pages = 0);
     Result<EbsChangedList> list_changed_blocks(const std::string &first, const std::string &second);
     // One block, its length and checksum checked against what the service sent.

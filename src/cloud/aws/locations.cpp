@@ -18,7 +18,8 @@ Result<std::shared_ptr<Client>> source_client(const HttpSourceOptions &options) 
     s.ca_file = options.ca_file;
     s.cancel = options.cancel;
     s.timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
-    s.max_attempts = std::max(options.max_attempts, 1u) * 2;  // throttling is normal at AWS: more patience than for 5xx
+    // Throttling is normal at AWS: more patience than for an http(s) URL's 5xx, unless told.
+    s.max_attempts = options.aws_max_attempts != 0 ? options.aws_max_attempts : std::max(options.max_attempts, 1u) * 2;
     return std::make_shared<Client>(std::move(config), s);
 }
 
