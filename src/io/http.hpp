@@ -101,6 +101,10 @@ private:
 // Percent-encodes all but RFC 3986's unreserved characters (and '/' when keep_slash).
 std::string percent_encode(std::string_view s, bool keep_slash);
 
+// Undoes percent-encoding (and '+' as a space when plus_as_space, as in form bodies); a '%' not
+// followed by two hex digits stays as it is.
+std::string percent_decode(std::string_view s, bool plus_as_space = false);
+
 // A URL safe for messages: no user info, no query, and NFC ticket paths shortened.
 std::string redact_url(std::string_view url);
 

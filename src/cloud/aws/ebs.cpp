@@ -282,11 +282,12 @@ public:
                     slot_locked(*ahead);
                     ++queued;
                 }
-            for (const auto &[index, slot] : wanted) {
-                ready_.wait(lock, [&] { return slot->state != Slot::State::fetching; });
-                if (slot->state == Slot::State::failed) {
-                    const Error e = slot->error;
-                    slots_.erase(index);  // the next read tries again
+            for (const auto &wanted_slot : wanted) {
+                const Slot &slot = *wanted_slot.second;
+                ready_.wait(lock, [&slot] { return slot.state != Slot::State::fetching; });
+                if (slot.state == Slot::State::failed) {
+                    const Error e = slot.error;
+                    slots_.erase(wanted_slot.first);  // the next read tries again
                     return fail(e);
                 }
             }

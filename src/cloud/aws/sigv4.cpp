@@ -1,5 +1,7 @@
 #include "cloud/aws/sigv4.hpp"
 
+#include "io/http.hpp"
+
 #include <hypersdk/hash.hpp>
 
 #include <fmt/format.h>
@@ -43,27 +45,6 @@ std::string trim_value(std::string_view v) {
     return out;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+') {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
 
 struct UrlParts {
     std::string host;  // with :port when one is given
@@ -95,7 +76,7 @@ std::string canonical_path(const std::string &path, bool s3) {
     while (i < path.size()) {
         const auto slash = path.find('/', i);
         const auto seg = path.substr(i, slash == std::string::npos ? std::string::npos : slash - i);
-        const std::string once = uri_encode(percent_decode(seg), false);
+        const std::string once = uri_encode(io::http::percent_decode(seg), false);
         out += s3 ? once : uri_encode(once, false);
         if (slash == std::string::npos) break;
         out += '/';
@@ -112,8 +93,8 @@ std::string canonical_query(const std::string &query) {
         const std::string pair = query.substr(i, amp == std::string::npos ? std::string::npos : amp - i);
         if (!pair.empty()) {
             const auto eq = pair.find('=');
-            const std::string k = percent_decode(pair.substr(0, eq));
-            const std::string v = eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1));
+            const std::string k = io::http::percent_decode(pair.substr(0, eq), true);
+            const std::string v = eq == std::string::npos ? "" : io::http::percent_decode(pair.substr(eq + 1), true);
             params.emplace_back(uri_encode(k, false), uri_encode(v, false));
         }
         if (amp == std::string::npos) break;
@@ -127,17 +108,7 @@ std::string canonical_query(const std::string &query) {
 
 }  // namespace
 
-std::string uri_encode(std::string_view s, bool keep_slash) {
-    std::string out;
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/'))
-            out += c;
-        else
-            out += fmt::format("%{:02X}", u);
-    }
-    return out;
-}
+std::string uri_encode(std::string_view s, bool keep_slash) { return io::http::percent_encode(s, keep_slash); }
 
 std::string hex_sha256(std::string_view data) { return sha256_hex(data); }
 

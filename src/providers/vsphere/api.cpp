@@ -1,4 +1,5 @@
 // The public vSphere discovery API (include/hypersdk/vsphere.hpp).
+#include "io/http.hpp"
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/session.hpp"
 
@@ -15,25 +16,6 @@ std::string env(const char *name) {
     return v ? std::string(v) : std::string();
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -50,8 +32,8 @@ Result<ConnectionOptions> with_environment(ConnectionOptions o) {
         const std::string userinfo = o.url.substr(host_start, at - host_start);
         o.url.erase(host_start, at + 1 - host_start);
         const auto colon = userinfo.find(':');
-        if (o.username.empty()) o.username = percent_decode(userinfo.substr(0, colon));
-        if (o.password.empty() && colon != std::string::npos) o.password = percent_decode(userinfo.substr(colon + 1));
+        if (o.username.empty()) o.username = io::http::percent_decode(userinfo.substr(0, colon));
+        if (o.password.empty() && colon != std::string::npos) o.password = io::http::percent_decode(userinfo.substr(colon + 1));
     }
     if (o.username.empty()) o.username = env("GOVC_USERNAME");
     if (o.password.empty()) o.password = env("GOVC_PASSWORD");
