@@ -408,3 +408,27 @@ def test_snapshots_and_tracking_through_the_provider_commands(aws_sim, instance)
     assert status["enabled"] and [d["disk_id"] for d in status["disks"]] == [v["volume_id"] for v in instance["volumes"]], status
     e = run_op(env, "cbt.enable", {"provider": "aws", "vm": vm, "enabled": False}, check=False)
     assert e["code"] == "unsupported", e
+
+
+def test_pending_snapshots_are_waited_for(aws_sim, instance, tmp_path):
+    aws_sim.control(pending_polls=3, reset_log=True)
+    try:
+        r = export(aws_sim, instance, tmp_path / "out", "raw", config={"poll_interval_ms": 20})
+    finally:
+        aws_sim.control(pending_polls=0)
+    polls = [c for c in aws_sim.log() if c.get("action") == "DescribeSnapshots"]
+    assert len(polls) >= 4, len(polls)
+    qemu_img("compare", "-f", "raw", "-F", "raw", instance["raw"][0], sorted(r["files"])[0])
+    assert not ours_left(aws_sim)
+
+
+def test_a_failed_snapshot_fails_the_export_and_is_deleted(aws_sim, instance, tmp_path):
+    aws_sim.control(snapshot_error=True)
+    try:
+        e = run_op(aws_sim.env(), "export.run", {"provider": "aws", "vm": instance["instance_id"], "output_dir": str(tmp_path / "out"),
+                                                 "format": "raw", "config": {"poll_interval_ms": 20}}, check=False)
+    finally:
+        aws_sim.control(snapshot_error=False)
+    assert e["code"] == "remote_error" and "snap-" in e["message"], e
+    assert not ours_left(aws_sim)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")

@@ -113,8 +113,25 @@ Error fault_error(const ServiceFault &f, const std::string &what, bool &retryabl
     return Error{code, text};
 }
 
+namespace {
+
+// One bucket per account and region for the whole process, so that parallel disks and jobs share
+// the account's limit rather than each assuming it has all of it.
+std::shared_ptr<TokenBucket> account_bucket(const Config &config, double rate) {
+    static std::mutex mutex;
+    static std::map<std::string, std::weak_ptr<TokenBucket>> buckets;
+    const std::string key = config.credentials.access_key_id + "|" + config.region + "|" + config.endpoint("ebs");
+    std::lock_guard lock(mutex);
+    if (auto existing = buckets[key].lock()) return existing;
+    auto bucket = std::make_shared<TokenBucket>(rate, std::max(1.0, rate / 10));
+    buckets[key] = bucket;
+    return bucket;
+}
+
+}  // namespace
+
 Client::Client(Config config, ClientSettings settings)
-    : config_(std::move(config)), settings_(std::move(settings)), account_(settings_.account_rate, settings_.account_rate) {
+    : config_(std::move(config)), settings_(std::move(settings)), account_(account_bucket(config_, settings_.account_rate)) {
     http::ClientOptions o;
     o.tls.insecure = settings_.insecure;
     o.tls.ca_file = settings_.ca_file;
@@ -147,7 +164,7 @@ Result<http::Response> Client::call(const Call &call, TokenBucket *bucket) {
     const std::string what = call.what.empty() ? fmt::format("{} {}", call.method, http::redact_url(target)) : call.what;
     for (unsigned attempt = 0;; ++attempt) {
         HSDK_TRYV(settings_.cancel.check());
-        HSDK_TRYV(account_.acquire(settings_.cancel));
+        HSDK_TRYV(account_->acquire(settings_.cancel));
         if (bucket != nullptr) HSDK_TRYV(bucket->acquire(settings_.cancel));
 
         SignRequest s;
@@ -176,14 +193,14 @@ Result<http::Response> Client::call(const Call &call, TokenBucket *bucket) {
             error = sent.error().with_context(what);
             retryable = http::is_transient(sent.error());
         } else if (sent.value().status >= 200 && sent.value().status < 300) {
-            account_.succeeded();
+            account_->succeeded();
             if (bucket != nullptr) bucket->succeeded();
             return std::move(sent).value();
         } else {
             error = fault_error(parse_fault(sent.value()), what, retryable, throttled);
         }
         if (throttled) {
-            account_.throttled();
+            account_->throttled();
             if (bucket != nullptr) bucket->throttled();
         }
         if (!retryable) return fail(error);

@@ -13,7 +13,9 @@
 #include <hypersdk/error.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,7 +30,10 @@ struct ClientSettings {
     std::chrono::seconds request_timeout{300};  // a whole buffered call
     bool insecure = false;  // no TLS certificate check (test endpoints)
     std::string ca_file;
-    double account_rate = 0;  // requests per second across the account's calls; 0: no limit
+    // Requests per second across every client of one account (access key) and region in this
+    // process; the first client sets it. AWS's General Reference lists GetSnapshotBlock at 5,000
+    // per account (1,000 per snapshot: EbsSourceOptions::rate). 0: no limit.
+    double account_rate = 5000;
     CancelToken cancel;
 };
 
@@ -81,7 +86,7 @@ private:
     Config config_;
     ClientSettings settings_;
     std::unique_ptr<io::http::Client> http_;
-    TokenBucket account_;
+    std::shared_ptr<TokenBucket> account_;  // shared by the account's clients
 };
 
 // Query-string encoding (RFC 3986, spaces as %20, as SigV4 canonicalises a URL's query), or a

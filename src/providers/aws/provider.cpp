@@ -343,6 +343,7 @@ public:
         s.max_attempts = config.value("max_attempts", 10u);
         s.timeout = std::chrono::seconds(config.value("timeout", 60u));
         s.cancel = cancel;
+        s.account_rate = config.value("account_rate", 5000.0);
         Settings settings;
         settings.blocks.requests_in_flight = config.value("requests_in_flight", 64u);
         settings.blocks.rate = config.value("rate", 1000.0);
