@@ -158,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = _single(urllib.parse.parse_qs(split.query, keep_blank_values=True))
         request = Request(self.command, urllib.parse.unquote(split.path), query, headers, body, self.path)
         response = None
+        # Recorded as it arrives, so that a request still being answered (a stall) counts too.
+        with srv.lock:
+            srv.calls.append(request)
         for i, route in enumerate(srv.routes):
             if route.matches(request):
                 request.route = i
@@ -166,9 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as e:  # a broken fixture answers 500, naming the error
                     response = Response(500, {}, {"fixture_error": f"{type(e).__name__}: {e}"})
                 break
-        with srv.lock:
-            srv.calls.append(request)
-            if request.route is None:
+        if request.route is None:
+            with srv.lock:
                 srv.unmatched.append(request)
         if response is None:
             response = Response(404, {}, {"error": "no fixture route matches", "method": request.method,
