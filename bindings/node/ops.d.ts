@@ -726,6 +726,32 @@ export interface ImageProbeResult {
   "format": string;
 }
 
+export interface ImageValidateRequest {
+  /** the image (a local path, or a URL as for image.info) */
+  "path": string;
+  /** the platform to check against */
+  "target": "azure";
+  /** format to open it as; probed when absent */
+  "format"?: FormatName;
+  "headers"?: HttpHeaders;
+  "headers_file"?: HttpHeadersFile;
+  "insecure"?: HttpInsecure;
+  "ca_file"?: HttpCaFile;
+  "timeout"?: HttpTimeout;
+  "aws"?: AwsSource;
+}
+
+export interface ImageValidateResult {
+  /** the target would take the image as it is */
+  "ok": boolean;
+  "target": string;
+  "format": string;
+  "subformat"?: string;
+  "virtual_size": number;
+  /** why it would be refused, each with what to do */
+  "problems": Array<string>;
+}
+
 export interface KvmDomainRequest {
   "vm"?: Vm;
   /** or a VM description to read: .ovf, .ova or .json */
@@ -1211,6 +1237,7 @@ export interface Operations {
   "image.info": { request: ImageInfoRequest; result: ImageInfo };
   "image.map": { request: ImageMapRequest; result: ImageMapResult };
   "image.probe": { request: ImageProbeRequest; result: ImageProbeResult };
+  "image.validate": { request: ImageValidateRequest; result: ImageValidateResult };
   "kvm.domain": { request: KvmDomainRequest; result: KvmDomainResult };
   "kvm.import": { request: KvmImportRequest; result: KvmImportResult };
   "kvm.manifest": { request: KvmManifestRequest; result: Hyper2kvmManifest };

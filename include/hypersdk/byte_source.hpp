@@ -78,9 +78,11 @@ struct HttpSourceOptions {
     // instead of `headers`, after which the request is tried again. Once per 401; not set: a
     // 401 is auth_failed.
     std::function<Result<std::vector<std::string>>()> refresh_headers;
-    // Signs each request of an object store that wants every request signed (S3's SigV4): the
-    // headers to add for this method and URL. Not a credential itself: allowed over http://.
-    std::function<std::vector<std::string>(const std::string &method, const std::string &url)> sign;
+    // Signs each request of an object store that wants every request signed (S3's SigV4, Azure
+    // Storage's SharedKey): the headers to add, given the method, URL and the headers about to be
+    // sent (the Range among them). Not a credential itself: allowed over http://.
+    std::function<std::vector<std::string>(const std::string &method, const std::string &url, const std::vector<std::string> &headers)>
+        sign;
 
     // ebs://SNAPSHOT_ID and s3://BUCKET/KEY: the AWS profile, region and endpoint. Empty: what
     // the AWS SDKs read (AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL,

@@ -3,6 +3,7 @@
 #include <hypersdk/byte_source.hpp>
 
 #include "cloud/aws/locations.hpp"
+#include "cloud/azure/storage.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
@@ -63,7 +64,7 @@ std::string display_location(std::string_view location) {
 }
 
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
-    if (is_url(location)) return io::open_http_source(location, http);
+    if (is_url(location)) return io::open_http_source(location, cloud::azure::with_storage_auth(location, http));
     if (location.rfind("ebs://", 0) == 0) return cloud::aws::open_ebs_location(location, http);
     if (location.rfind("s3://", 0) == 0) return cloud::aws::open_s3_location(location, http);
     return io::open_file_source(location);

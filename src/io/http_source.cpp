@@ -6,6 +6,7 @@
 // server that ignores Range can never hand the drivers the wrong bytes.
 #include "io/http_source.hpp"
 
+#include "cloud/azure/storage.hpp"
 #include "io/http.hpp"
 #include "io/reference.hpp"
 
@@ -110,16 +111,16 @@ public:
         : context_(std::move(context)), url_(std::move(url)), name_(http::redact_url(url_)), size_(size) {}
 
     // One byte asked for, to learn the size and that Range is honoured.
-    static Result<std::uint64_t> probe_size(Context &context, const std::string &url) {
+    static Result<std::uint64_t> probe_size(Context &context, const std::string &url, std::string *blob_type = nullptr) {
         std::optional<std::uint64_t> total;
         std::vector<std::string> headers;
         auto attempt = [&](unsigned) -> Result<void> {
             http::Request request;
             request.url = url;
             request.headers = headers;
-            if (context.options.sign)
-                for (auto &h : context.options.sign("GET", url)) request.headers.push_back(std::move(h));
             request.headers.push_back("Range: bytes=0-0");
+            if (context.options.sign)
+                for (auto &h : context.options.sign("GET", url, request.headers)) request.headers.push_back(std::move(h));
             request.max_body = 1;
             auto check = [&](const http::Response &r) -> Result<void> {
                 if (r.status == 416) {  // an empty object: nothing satisfies bytes=0-0
@@ -133,6 +134,7 @@ public:
                                             http::redact_url(url)));
                 if (r.status != 206) return fail(status_failure(r.status, url, context.options));
                 std::uint64_t first = 0, last = 0;
+                if (blob_type != nullptr) *blob_type = r.header("x-ms-blob-type");
                 if (!parse_content_range(r.content_range, first, last, total) || first != 0 || !total)
                     return fail(Errc::remote_error, fmt::format("{} answered a Range request without a usable "
                                                                 "Content-Range ('{}')",
@@ -190,9 +192,9 @@ private:
             http::Request request;
             request.url = url_;
             request.headers = headers;
-            if (context_->options.sign)
-                for (auto &h : context_->options.sign("GET", url_)) request.headers.push_back(std::move(h));
             request.headers.push_back(fmt::format("Range: bytes={}-{}", offset, last));
+            if (context_->options.sign)
+                for (auto &h : context_->options.sign("GET", url_, request.headers)) request.headers.push_back(std::move(h));
             std::size_t got = 0;
             auto check = [&](const http::Response &r) -> Result<void> {
                 if (r.status == 200)
@@ -386,7 +388,10 @@ Result<std::shared_ptr<ByteSource>> open_http_source(const std::string &url, con
     client.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
     client.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
     context->client = std::make_unique<http::Client>(client);
-    HSDK_TRY(auto size, HttpSource::probe_size(*context, url));
+    std::string blob_type;
+    HSDK_TRY(auto size, HttpSource::probe_size(*context, url, &blob_type));
+    // An Azure page blob says which of its pages hold data: read it sparsely.
+    if (blob_type == "PageBlob") return cloud::azure::open_page_blob(url, size, options);
     log(LogLevel::debug, fmt::format("opened {} ({} bytes)", http::redact_url(url), size));
     return std::shared_ptr<ByteSource>(std::make_shared<HttpSource>(std::move(context), url, size));
 }

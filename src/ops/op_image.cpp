@@ -147,7 +147,41 @@ Result<json> file_sha256(Context &c) {
     return json{{"sha256", hex}};
 }
 
+// What a platform takes. Azure: a fixed VHD whose data is a whole number of MiB, the file that
+// data plus the 512-byte footer, at most Azure's largest managed disk.
+Result<json> image_validate(Context &c) {
+    const auto &r = c.request();
+    HSDK_TRY(auto options, open_options(c));
+    HSDK_TRY(auto image, open_image(str(r, "path"), options));
+    const auto info = image->chain_info().front();
+    constexpr std::uint64_t MiB = 1ull << 20;
+    constexpr std::uint64_t azure_limit = 32767ull << 30;
+    json problems = json::array();
+    const bool vhd = info.format == "vhd";
+    if (!vhd)
+        problems.push_back(fmt::format("it is {}, not a VHD: convert it with -O vhd -o subformat=fixed,azure=on", info.format));
+    else if (info.subformat != "fixed")
+        problems.push_back(fmt::format("it is a {} VHD; Azure takes fixed VHDs only: convert it with -O vhd -o subformat=fixed,azure=on",
+                                       info.subformat));
+    if (info.virtual_size % MiB != 0)
+        problems.push_back(fmt::format("its virtual size, {} bytes, is not a whole number of MiB (Azure needs one): convert with -o "
+                                       "azure=on, which rounds it up",
+                                       info.virtual_size));
+    if (info.virtual_size > azure_limit)
+        problems.push_back(fmt::format("its virtual size, {} bytes, is over Azure's managed-disk limit of 32,767 GiB", info.virtual_size));
+    if (vhd && info.subformat == "fixed") {
+        HSDK_TRY(auto file, open_byte_source(str(r, "path"), options.http));
+        if (file->size() != info.virtual_size + 512)
+            problems.push_back(fmt::format("the file is {} bytes, not the data plus the 512-byte footer ({} bytes): it was cut or "
+                                           "extended after it was made",
+                                           file->size(), info.virtual_size + 512));
+    }
+    return json{{"ok", problems.empty()},       {"target", str(r, "target")}, {"format", info.format},
+                {"subformat", info.subformat},  {"virtual_size", info.virtual_size}, {"problems", std::move(problems)}};
+}
+
 const HandlerEntry table[] = {
+    {"image.validate", image_validate},
     {"image.info", image_info},       {"image.probe", image_probe},     {"image.formats", image_formats},
     {"image.convert", image_convert}, {"image.compare", image_compare}, {"image.check", image_check},
     {"image.map", image_map},         {"file.sha256", file_sha256},

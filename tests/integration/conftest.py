@@ -123,3 +123,5 @@ def run_on_pty(args, columns=80, timeout=120):
 
 # The AWS simulator's fixtures (aws_sim, aws_sim_auth): importing them here registers them.
 from conftest_aws import aws_sim, aws_sim_auth  # noqa: E402,F401
+# Azurite (the Azure Storage emulator) for the Azure tests: fixture azurite.
+from conftest_azure import azurite  # noqa: E402,F401

@@ -12,6 +12,9 @@ like a platform's API reference (AWS EC2 XML, EBS JSON, S3, Azure, ...) and reco
         assert srv.count("GET", r"/blocks$") == 2
         assert not srv.unmatched
 
+Credentials (Authorization, x-amz-security-token, cookies, ...) are kept out of Request.headers and so
+out of the record; a route callable that checks them reads Request.secrets.
+
 A route is a Route (or a tuple (method, path regex[, predicate], responder)). The method may be
 "*". The regex is matched (re.search) against the path without the query. The predicate gets the
 Request (query, headers, body, form, json) and says whether the route applies. A responder is
@@ -21,7 +24,8 @@ Request (query, headers, body, form, json) and says whether the route applies. A
   - a list of those, served in sequence (the last one repeats);
   - a callable(Request) returning one of those.
 The first matching route answers. Unmatched requests get 404 with a JSON body naming the request
-and are kept in .unmatched (and .calls). Every answer has a Content-Length; connections are kept
+and are kept in .unmatched (and .calls). Every answer has a Content-Length (the body's; for HEAD, the
+one the responder gives, if any); connections are kept
 alive (HTTP/1.1). Python standard library only."""
 import json
 import re
@@ -34,15 +38,18 @@ _HIDDEN_HEADERS = {"authorization", "x-amz-security-token", "proxy-authorization
 
 class Request:
     """A received request. headers: a dict with lower-case names (Authorization and other secrets
-    removed); query: {name: value} (a list when a name repeats); body: bytes."""
+    removed); query: {name: value} (a list when a name repeats); body: bytes. secrets: the removed
+    headers ({lower-case name: value}), for route callables that check credentials; never part of
+    to_dict() or repr()."""
 
-    def __init__(self, method, path, query, headers, body, raw_path):
+    def __init__(self, method, path, query, headers, body, raw_path, secrets=None):
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
         self.raw_path = raw_path
+        self.secrets = dict(secrets or {})
         self.route = None  # index of the route that answered, None when unmatched
 
     @property
@@ -155,8 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS}
+        secrets = {k.lower(): v for k, v in self.headers.items() if k.lower() in _HIDDEN_HEADERS}
         query = _single(urllib.parse.parse_qs(split.query, keep_blank_values=True))
-        request = Request(self.command, urllib.parse.unquote(split.path), query, headers, body, self.path)
+        request = Request(self.command, urllib.parse.unquote(split.path), query, headers, body, self.path, secrets)
         response = None
         # Recorded as it arrives, so that a request still being answered (a stall) counts too.
         with srv.lock:
@@ -177,10 +185,13 @@ class _Handler(BaseHTTPRequestHandler):
                                           "path": request.path, "query": request.query})
         status, out_headers, data = response.encoded()
         self.send_response(status)
+        length = str(len(data))
         for k, v in out_headers.items():
             if k.lower() != "content-length":
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
+            elif self.command == "HEAD":
+                length = str(v)  # a HEAD answer tells the length a GET would have
+        self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -28,18 +28,22 @@ def run_json(*args, env=None, check=True):
 def test_builtin_providers_without_plugins():
     env = {k: v for k, v in os.environ.items() if k != "HSDK_PLUGIN_PATH"}
     _, providers = run_json("providers", env=env)
-    assert [p["name"] for p in providers] == ["vsphere"]
+    assert [p["name"] for p in providers] == ["vsphere", "aws"]
     v = providers[0]
     assert v["origin"] == "built-in" and "native_export" in v["capabilities"]
     # The config schema stands alone: the vSphere connection, its password write-only.
     props = v["config_schema"]["definitions"]["vsphere_connection"]["properties"]
     assert props["password"]["writeOnly"] is True
+    a = providers[1]
+    assert a["origin"] == "built-in" and {"snapshot", "native_export", "changed_extents"} <= set(a["capabilities"])
+    props = a["config_schema"]["definitions"]["aws_connection"]["properties"]
+    assert props["secret_access_key"]["writeOnly"] is True and props["session_token"]["writeOnly"] is True
 
 
 def test_plugin_folder_loads_good_plugins_and_refuses_a_future_abi():
     p, providers = run_json("providers", env=env_with(PLUGIN.parent))
     names = {x["name"]: x for x in providers}
-    assert set(names) == {"vsphere", "localdir"}
+    assert set(names) == {"vsphere", "aws", "localdir"}
     assert names["localdir"]["origin"] == str(PLUGIN)
     assert names["localdir"]["capabilities"] == ["list", "describe", "block_reads"]
     assert "speaks plugin ABI version 99" in p.stderr and "knows versions up to 1" in p.stderr

@@ -373,7 +373,36 @@ void register_check(CLI::App &root, std::vector<Command> &commands) {
 
 }  // namespace
 
+void register_validate(CLI::App &root, std::vector<Command> &commands) {
+    auto *app = root.add_subcommand("validate", "Tell whether a platform would accept an image, and why not (exit 1 when it would not)");
+    struct Args {
+        SourceFlags src;
+        std::string target, file;
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    add_source_flags(app, a->src);
+    app->add_option("--target", a->target, "The platform: azure (a fixed VHD of whole MiB, within 32,767 GiB)")
+        ->required()
+        ->check(CLI::IsMember({"azure"}));
+    add_output_flags(app, a->json, "the verdict and every problem");
+    app->add_option("file", a->file, "Image file or URL")->required();
+    commands.push_back({app, [a]() {
+                            json request{{"path", a->file}, {"target", a->target}}, result;
+                            a->src.add_to(request);
+                            if (int s = run_op("image.validate", request, result, a->src.hint(a->file, "-f")); s != exit_ok) return s;
+                            if (a->json) fmt::print("{}\n", result.dump(2));
+                            else if (result["ok"].get<bool>())
+                                fmt::print("{}: {} would accept it ({} {}, {} bytes)\n", a->file, a->target, result["subformat"].get<std::string>(),
+                                           result["format"].get<std::string>(), result["virtual_size"].get<std::uint64_t>());
+                            else
+                                for (const auto &p : result["problems"]) fmt::print("{}: {} would refuse it: {}\n", a->file, a->target, p.get<std::string>());
+                            return result["ok"].get<bool>() ? exit_ok : 1;
+                        }});
+}
+
 void register_image_commands(CLI::App &root, std::vector<Command> &commands) {
+    register_validate(root, commands);
     register_info(root, commands);
     register_convert(root, commands);
     register_compare(root, commands);

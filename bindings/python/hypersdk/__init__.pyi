@@ -657,6 +657,27 @@ ImageProbeResult = TypedDict("ImageProbeResult", {
     "format": Required[str],
 }, total=False)
 
+ImageValidateRequest = TypedDict("ImageValidateRequest", {
+    "path": Required[str],
+    "target": Required[Literal["azure"]],
+    "format": NotRequired[FormatName],
+    "headers": NotRequired[HttpHeaders],
+    "headers_file": NotRequired[HttpHeadersFile],
+    "insecure": NotRequired[HttpInsecure],
+    "ca_file": NotRequired[HttpCaFile],
+    "timeout": NotRequired[HttpTimeout],
+    "aws": NotRequired[AwsSource],
+}, total=False)
+
+ImageValidateResult = TypedDict("ImageValidateResult", {
+    "ok": Required[bool],
+    "target": Required[str],
+    "format": Required[str],
+    "subformat": NotRequired[str],
+    "virtual_size": Required[int],
+    "problems": Required[list[str]],
+}, total=False)
+
 KvmDomainRequest = TypedDict("KvmDomainRequest", {
     "vm": NotRequired[Vm],
     "from": NotRequired[str],
@@ -1006,7 +1027,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "delta.create", "export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
+Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "delta.create", "export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -1065,6 +1086,9 @@ def run(operation: Literal["image.map"], request: ImageMapRequest | None = None,
 @overload
 def run(operation: Literal["image.probe"], request: ImageProbeRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> ImageProbeResult: ...
+@overload
+def run(operation: Literal["image.validate"], request: ImageValidateRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> ImageValidateResult: ...
 @overload
 def run(operation: Literal["kvm.domain"], request: KvmDomainRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> KvmDomainResult: ...
@@ -1173,6 +1197,9 @@ def start(operation: Literal["image.map"], request: ImageMapRequest | None = Non
 @overload
 def start(operation: Literal["image.probe"], request: ImageProbeRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[ImageProbeResult]: ...
+@overload
+def start(operation: Literal["image.validate"], request: ImageValidateRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[ImageValidateResult]: ...
 @overload
 def start(operation: Literal["kvm.domain"], request: KvmDomainRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[KvmDomainResult]: ...
