@@ -16,3 +16,7 @@ std::unique_ptr<ProviderSession> open_session(ConnectionOptions options);
 namespace hypersdk::aws {
 std::shared_ptr<const Provider> aws_provider();
 }  // namespace hypersdk::aws
+
+namespace hypersdk::azure {
+std::shared_ptr<const Provider> azure_provider();
+}  // namespace hypersdk::azure

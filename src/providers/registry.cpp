@@ -18,6 +18,7 @@ struct Registry {
     Registry() {
         list.push_back(vsphere::vsphere_provider());
         list.push_back(aws::aws_provider());
+        list.push_back(azure::azure_provider());
     }
 };
 

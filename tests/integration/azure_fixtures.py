@@ -32,7 +32,8 @@ state.deleted_snapshots, state.access_events ([(action, snapshot name, outcome)]
     operation fails) with fail_get_access_snapshots (None: all, or a set of snapshot names),
   refuse_delete_with_active_sas (True: DELETE of a snapshot with an open grant answers 409),
   pagelist_page_size (page ranges per diff answer before a NextMarker; default 2),
-  token_lifetime (seconds), blob_endpoint (base URL of accessSAS; default Azurite's).
+  token_lifetime (seconds), blob_endpoint (base URL of accessSAS; default Azurite's),
+  data_read_delay (seconds each ranged data GET of a blob waits first: a slow link).
 Route keys: token, imds, list_vms, get_vm, vm_instance_view, get_disk, get_nic, list_snapshots,
 put_snapshot, get_snapshot, delete_snapshot, begin_get_access, end_get_access, operation,
 pagelist_diff, blob.
@@ -1030,6 +1031,11 @@ def _forward(state, req):
     throttled = _throttled(state, "blob", blob=True)
     if throttled:
         return throttled
+    # A slow link for data reads (not the one-byte probe): getattr, a knob the tests set.
+    delay = getattr(state, "data_read_delay", 0)
+    rng = req.headers.get("range") or req.headers.get("x-ms-range") or ""
+    if delay and req.method == "GET" and "comp" not in req.query and rng and rng != "bytes=0-0":
+        time.sleep(delay)
     az = state.azurite
     if az is None:
         return _storage_error(404, "ResourceNotFound", "The specified resource does not exist.")

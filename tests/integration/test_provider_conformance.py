@@ -4,6 +4,10 @@
 - aws: the AWS simulator (tests/sim/aws: moto's server with access control on, so SigV4 is
   checked, plus our extensions: volume contents and EC2 snapshots the EBS direct APIs read); the
   planted disk is the instance's volume, read through snapshots of ours that must be gone after.
+- azure: request/response fixtures shaped like the Azure REST API reference (Entra ID tokens, ARM
+  Compute and Network, tests/integration/azure_fixtures.py) with the disk's contents in Azurite (a
+  page blob holding the planted disk as a fixed VHD); every access grant must be ended and no
+  snapshot of ours left.
 - localdir: the example plugin (examples/plugin), loaded from HSDK_PLUGIN_PATH, over a folder the
   test plants; a real shared object speaking the plugin ABI, not a fixture.
 
@@ -22,6 +26,9 @@ import pytest
 
 from conftest import BUILD, HSDK, MiB, hsdk, qemu_img, write_pattern
 from aws_sim import AwsSim
+from azure_fixtures import VM, AzureState, Nic, arm_routes, blob_routes, make_disk
+from azure_sim import Azurite
+from fixture_server import FixtureServer
 from vsphere_sim import PASSWORD, USERNAME, Simulator, cli_env
 
 # The plugin is built by the default build (an ASan run of these tests loads it from there).
@@ -103,6 +110,49 @@ class AwsHarness:
         self.sim.stop()
 
 
+class AzureHarness:
+    name = "azure"
+    vm = "web01"
+
+    def __init__(self, tmp):
+        self.planted = write_pattern(tmp / "planted.raw", 16 * MiB, seed=4242)
+        vhd = tmp / "planted.vhd"
+        qemu_img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on", self.planted, vhd)
+        self.azurite = Azurite(tmp / "azurite")
+        self.state = AzureState(azurite=self.azurite)
+        disk = make_disk(self.state, "web01-os", vhd.read_bytes(), vhd.stat().st_size, os_type="Linux", hyper_v_generation="V2")
+        disk.size_bytes = 16 * MiB
+        self.state.add_vm(VM("web01", disk, [], [Nic("web01-nic", "00-0D-3A-12-34-56")]))
+        self.server = FixtureServer(arm_routes(self.state) + blob_routes(self.state))
+        self.state.blob_endpoint = self.server.url
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+        self.env.update(AZURE_TENANT_ID=self.state.tenant, AZURE_CLIENT_ID=self.state.client_id,
+                        AZURE_SUBSCRIPTION_ID=self.state.subscription, HSDK_TEST_AZURE_SECRET=self.state.client_secret)
+
+    def config(self, secret_env="HSDK_TEST_AZURE_SECRET"):
+        return {"arm_endpoint": self.server.url, "authority": self.server.url, "poll_interval_ms": 20,
+                "client_id": self.state.client_id, "client_secret_env": secret_env}
+
+    def bad_config(self):
+        self.env["HSDK_WRONG_AZURE_SECRET"] = "wrong-t0ken"
+        return self.config("HSDK_WRONG_AZURE_SECRET")
+
+    def reset(self):
+        self.state.data_read_delay = 0
+
+    def slow_down(self):
+        self.state.data_read_delay = 0.5
+        return {}
+
+    def assert_nothing_left(self):
+        assert not self.state.open_grants(), self.state.access_events
+        assert not self.state.snapshots_left(), self.state.snapshots_left()
+
+    def stop(self):
+        self.server.stop()
+        self.azurite.stop()
+
+
 class LocaldirHarness:
     name = "localdir"
     vm = "web01"
@@ -142,7 +192,7 @@ class LocaldirHarness:
         pass
 
 
-@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, LocaldirHarness], ids=lambda h: h.name)
+@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, AzureHarness, LocaldirHarness], ids=lambda h: h.name)
 def provider(request, tmp_path_factory):
     h = request.param(tmp_path_factory.mktemp(request.param.name))
     yield h

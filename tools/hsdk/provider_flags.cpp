@@ -30,6 +30,12 @@ void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what) {
         ->check(CLI::Range(1u, 100u));
 }
 
+void add_azure_flags(CLI::App *app, AzureFlags &f) {
+    app->add_option("--arm-endpoint", f.arm_endpoint, "--provider azure: Azure Resource Manager at this URL (default https://management.azure.com)");
+    app->add_option("--authority", f.authority, "--provider azure: the token authority (default https://login.microsoftonline.com)");
+    app->add_option("--subscription", f.subscription, "--provider azure: the subscription (default: $AZURE_SUBSCRIPTION_ID)");
+}
+
 void add_provider_flags(CLI::App *app, ProviderFlags &f) {
     app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
     app->add_option("--config", f.config,
@@ -37,6 +43,7 @@ void add_provider_flags(CLI::App *app, ProviderFlags &f) {
                     "keep secrets in a file or in the variables the provider reads");
     add_connection_flags(app, f.conn);
     add_aws_flags(app, f.aws, "--provider aws");
+    add_azure_flags(app, f.azure);
 }
 
 }  // namespace hsdk

@@ -56,11 +56,28 @@ void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what);
 
 // --provider and its config: vSphere's from the connection flags (GOVC_* for what they leave out),
 // any provider's from --config (JSON, @FILE or @-), whose keys win.
+// Azure's endpoints, for --provider azure (sovereign clouds, proxies, tests); credentials come from
+// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET / AZURE_SUBSCRIPTION_ID or the config.
+struct AzureFlags {
+    std::string arm_endpoint, authority, subscription;
+    [[nodiscard]] bool empty() const { return arm_endpoint.empty() && authority.empty() && subscription.empty(); }
+    [[nodiscard]] nlohmann::json request() const {
+        nlohmann::json j = nlohmann::json::object();
+        if (!arm_endpoint.empty()) j["arm_endpoint"] = arm_endpoint;
+        if (!authority.empty()) j["authority"] = authority;
+        if (!subscription.empty()) j["subscription_id"] = subscription;
+        return j;
+    }
+};
+
+void add_azure_flags(CLI::App *app, AzureFlags &f);
+
 struct ProviderFlags {
     std::string provider = "vsphere";
     std::string config;
     ConnectionFlags conn;
     AwsFlags aws;
+    AzureFlags azure;
 
     bool request(nlohmann::json &out, std::string &error) const {
         nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
@@ -70,6 +87,13 @@ struct ProviderFlags {
                 return false;
             }
             config.update(aws.request());
+        }
+        if (!azure.empty()) {
+            if (provider != "azure") {
+                error = "--arm-endpoint, --authority and --subscription are for --provider azure";
+                return false;
+            }
+            config.update(azure.request());
         }
         if (!this->config.empty()) {
             nlohmann::json given;

@@ -3,6 +3,7 @@
 #include "providers/aws/session.hpp"
 
 #include "providers/builtin.hpp"
+#include "providers/config_secret.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -23,23 +24,6 @@ constexpr std::uint64_t GiB = 1ull << 30;
 
 std::string str(const json &j, const char *key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
 
-Result<std::string> read_secret(const json &config, const char *key) {
-    const std::string direct = str(config, key);
-    if (!direct.empty()) return direct;
-    if (const std::string var = str(config, (std::string(key) + "_env").c_str()); !var.empty()) {
-        const char *v = std::getenv(var.c_str());
-        if (v == nullptr || *v == '\0') return fail(Errc::invalid_argument, fmt::format("{}_env: variable {} is not set", key, var));
-        return std::string(v);
-    }
-    if (const std::string file = str(config, (std::string(key) + "_file").c_str()); !file.empty()) {
-        std::ifstream in(file);
-        std::string line;
-        if (!in || !std::getline(in, line)) return fail(Errc::invalid_argument, fmt::format("{}_file: cannot read '{}'", key, file));
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        return line;
-    }
-    return std::string();
-}
 
 std::string power_state(const std::string &ec2_state) {
     if (ec2_state == "running") return "poweredOn";
@@ -332,8 +316,8 @@ public:
         for (const char *s : {"ec2", "ebs", "s3"})
             if (auto u = str(config, (std::string(s) + "_endpoint").c_str()); !u.empty()) in.service_endpoints[s] = u;
         in.credentials.access_key_id = str(config, "access_key_id");
-        HSDK_TRY(in.credentials.secret_access_key, read_secret(config, "secret_access_key"));
-        HSDK_TRY(in.credentials.session_token, read_secret(config, "session_token"));
+        HSDK_TRY(in.credentials.secret_access_key, config_secret(config, "secret_access_key"));
+        HSDK_TRY(in.credentials.session_token, config_secret(config, "session_token"));
         if (in.credentials.access_key_id.empty() != in.credentials.secret_access_key.empty())
             return fail(Errc::invalid_argument, "access_key_id and a secret_access_key (_env or _file) go together");
         HSDK_TRY(auto resolved, resolve_config(in));
