@@ -209,3 +209,34 @@ def test_a_page_blob_without_a_vhd_footer_is_refused_clearly(azurite, tmp_path):
     e = json.loads(p.stdout)["error"]
     assert e["code"] in ("corrupt_image", "unsupported"), e
     assert not (tmp_path / "o.raw").exists()
+
+
+def test_a_snapshot_deleted_mid_read_fails_cleanly(cloud, tmp_path):
+    """The snapshot's blob disappears while its pages are being read (someone deleted it): the
+    export fails naming what is gone, every grant is still ended, our snapshots are deleted, and
+    nothing that looks finished is left."""
+    import signal
+    import subprocess
+    import threading
+    from conftest import HSDK
+    cloud.data_read_delay = 0.3
+    out = tmp_path / "out"
+    args = [str(HSDK), "export", "--provider", "azure", "--config", json.dumps(config(cloud)), "--vm", "web01", "--out", str(out),
+            "--format", "qcow2", "-p"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(cloud))
+    line = ""
+    while "disk 1" not in line:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the export ended before it reported progress"
+    # Delete the Azurite copies behind both snapshots while the first is being read.
+    for name in list(cloud.snapshots_left()):
+        container, blob = cloud.snapshot_blob(name)
+        cloud.azurite.delete_blob(container, blob)
+    _, stderr = proc.communicate(timeout=120)
+    cloud.data_read_delay = 0
+    assert proc.returncode != 0 and proc.returncode != 130, stderr
+    assert "not_found" in stderr or "BlobNotFound" in stderr or "no such" in stderr.lower() or "404" in stderr, stderr
+    assert SECRET not in stderr and "sig=" not in stderr
+    assert not cloud.open_grants() and not cloud.snapshots_left()
+    left = os.listdir(out) if out.exists() else []
+    assert not [n for n in left if n.endswith(".qcow2")], left
