@@ -240,3 +240,22 @@ def test_a_snapshot_deleted_mid_read_fails_cleanly(cloud, tmp_path):
     assert not cloud.open_grants() and not cloud.snapshots_left()
     left = os.listdir(out) if out.exists() else []
     assert not [n for n in left if n.endswith(".qcow2")], left
+
+
+def test_a_snapshot_that_is_not_a_page_blob_is_refused(cloud, tmp_path, monkeypatch):
+    """A snapshot SAS must name a page blob (a fixed VHD); a block blob in its place (here: the
+    fixture's copy made a block blob) is refused before any data is read, naming the blob type,
+    and nothing of ours is left."""
+    az = cloud.azurite
+
+    def block_copy(src_container, src_name, dst_container, dst_name, src_snapshot=None):
+        data = az.read(src_container, src_name, src_snapshot)
+        status, h, body = az.request("PUT", az.path(dst_container, dst_name), headers={"x-ms-blob-type": "BlockBlob"}, body=data)
+        assert status == 201, (status, body)
+        return len(data)
+
+    monkeypatch.setattr(az, "copy_page_blob", block_copy)
+    e = run_op(cloud, "export.run", {"provider": "azure", "config": config(cloud), "vm": "web01", "output_dir": str(tmp_path / "out"),
+                                     "format": "raw"}, check=False)
+    assert e["code"] == "unsupported" and "BlockBlob" in e["message"] and "sig=" not in e["message"], e
+    assert not cloud.open_grants() and not cloud.snapshots_left()

@@ -427,6 +427,31 @@ private:
 
 }  // namespace
 
+Result<std::shared_ptr<ByteSource>> open_required_page_blob(const std::string &url, const HttpSourceOptions &options) {
+    http::ClientOptions o;
+    o.tls.insecure = options.insecure;
+    o.tls.ca_file = options.ca_file;
+    o.cancel = options.cancel;
+    o.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
+    o.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
+    http::Client client(o);
+    http::Request r;
+    r.url = url;
+    r.headers.push_back("Range: bytes=0-0");
+    r.max_body = 16;
+    const std::string what = "probing " + http::redact_url(url);
+    HSDK_TRY(auto answer, storage_call(client, r, options, what));
+    const std::string type = answer.header("x-ms-blob-type");
+    if (type != "PageBlob")
+        return fail(Errc::unsupported, fmt::format("unsupported: {} is {}, not a page blob (a managed disk's snapshot is a page "
+                                                   "blob holding a fixed VHD)",
+                                                   http::redact_url(url), type.empty() ? "not a blob" : "a " + type));
+    const auto slash = answer.content_range.rfind('/');
+    const std::uint64_t size = slash == std::string::npos ? 0 : std::strtoull(answer.content_range.c_str() + slash + 1, nullptr, 10);
+    if (size == 0) return fail(Errc::remote_error, fmt::format("{}: no usable Content-Range ('{}')", what, answer.content_range));
+    return open_page_blob(url, size, options);
+}
+
 Result<std::shared_ptr<ByteSource>> open_page_blob(const std::string &url, std::uint64_t size, const HttpSourceOptions &options) {
     http::ClientOptions o;
     o.tls.insecure = options.insecure;

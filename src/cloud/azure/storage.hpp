@@ -64,6 +64,10 @@ struct PageRangeQuery {
 Result<std::vector<PageRange>> get_page_ranges(io::http::Client &client, const std::string &url, std::uint64_t size,
                                                const HttpSourceOptions &options, const PageRangeQuery &query = {});
 
+// A URL that must name a page blob (a managed disk snapshot's SAS): probed, then read sparsely;
+// unsupported naming the blob type when it is another kind of blob.
+Result<std::shared_ptr<ByteSource>> open_required_page_blob(const std::string &url, const HttpSourceOptions &options);
+
 // A page blob (of `size` bytes, as its probe said) as a sparse ByteSource.
 Result<std::shared_ptr<ByteSource>> open_page_blob(const std::string &url, std::uint64_t size, const HttpSourceOptions &options);
 

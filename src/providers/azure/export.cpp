@@ -172,7 +172,7 @@ Result<std::unique_ptr<PreparedExport>> AzureSession::prepare_export(const std::
         held->granted(snap.value());
         HttpSourceOptions http = settings_.http;
         http.cancel = plan.cancel;
-        auto source = open_byte_source(sas.value(), http);
+        auto source = cloud::azure::open_required_page_blob(sas.value(), http);
         if (!source) return give_up(source.error());
         ExportDisk d;
         d.blocks = std::move(source).value();
@@ -209,7 +209,7 @@ Result<std::unique_ptr<PreparedBackup>> AzureSession::prepare_backup(const std::
         held->granted(snap.value());
         HttpSourceOptions http = settings_.http;
         http.cancel = plan.cancel;
-        auto source = open_byte_source(sas.value(), http);
+        auto source = cloud::azure::open_required_page_blob(sas.value(), http);
         if (!source) return give_up(source.error());
         BackupDisk b;
         b.disk_id = disk.id;
