@@ -132,3 +132,39 @@ def test_validate_for_azure(tmp_path):
     qemu_img("convert", "-f", "raw", "-O", "qcow2", raw, qcow)
     r = json.loads(hsdk("validate", "--target", "azure", str(qcow), "--json", check=False).stdout)
     assert not r["ok"] and any("VHD" in x for x in r["problems"]), r
+
+
+def test_a_range_whose_content_md5_does_not_match_is_refetched_then_refused(tmp_path):
+    """Fixture (shaped like Get Blob / Get Page Ranges of the Blob service REST reference): a page
+    blob whose data answer carries a Content-MD5 that does not match its bytes; Azurite always
+    sends the right one, so this is served from the loopback fixture server."""
+    import base64
+    import hashlib
+    from fixture_server import FixtureServer, Response, Route
+    size = 2 * MiB
+    data = os.urandom(4096)
+
+    def blob(r):
+        rng = r.headers.get("range", "")
+        a, b = (int(x) for x in rng.split("=")[1].split("-"))
+        body = (data + bytes(size))[a:b + 1]
+        h = {"x-ms-blob-type": "PageBlob", "Content-Range": f"bytes {a}-{b}/{size}", "Content-Type": "application/octet-stream"}
+        if r.headers.get("x-ms-range-get-content-md5") == "true":
+            h["Content-MD5"] = base64.b64encode(hashlib.md5(b"not these bytes").digest()).decode()
+        return Response(206, h, body)
+
+    pagelist = ('<?xml version="1.0" encoding="utf-8"?><PageList><PageRange><Start>0</Start><End>4095</End></PageRange>'
+                '</PageList>')
+    routes = [Route("GET", r"^/acct/c/d\.img$", Response(200, {"Content-Type": "application/xml"}, pagelist),
+                    when=lambda r: r.query.get("comp") == "pagelist"),
+              Route("GET", r"^/acct/c/d\.img$", blob)]
+    with FixtureServer(routes) as srv:
+        url = f"{srv.url}/acct/c/d.img?sv=2022-11-02&sr=b&sp=r&sig=c2VjcmV0LXNpZw%3D%3D"
+        p = hsdk("run", "image.convert", "-r", json.dumps({"source": url, "source_format": "raw", "destination": str(tmp_path / "o.raw"),
+                                                            "output_format": "raw"}), "--json", check=False)
+        e = json.loads(p.stdout)["error"]
+        assert e["code"] == "checksum_mismatch" and "MD5" in e["message"], e
+        assert "c2VjcmV0LXNpZw" not in p.stdout + p.stderr
+        data_gets = [c for c in srv.calls if "comp" not in c.query and c.headers.get("range") != "bytes=0-0"]
+        assert len(data_gets) == 3, [c.headers.get("range") for c in data_gets]
+    assert not (tmp_path / "o.raw").exists()
