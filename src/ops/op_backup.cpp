@@ -156,7 +156,7 @@ Result<json> delta_create(Context &c) {
                 {"output_size", stats.output_size}};
 }
 
-const HandlerEntry table[] = {
+const HandlerEntry backup_table[] = {
     {"backup.run", backup_run},       {"backup.list", backup_list},   {"backup.restore", backup_restore},
     {"backup.prune", backup_prune},   {"chain.info", chain_info_op},  {"chain.verify", chain_verify_op},
     {"chain.flatten", chain_flatten}, {"delta.create", delta_create},
@@ -164,6 +164,6 @@ const HandlerEntry table[] = {
 
 }  // namespace
 
-std::span<const HandlerEntry> backup_handlers() { return table; }
+std::span<const HandlerEntry> backup_handlers() { return backup_table; }
 
 }  // namespace hypersdk::ops

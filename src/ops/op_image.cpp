@@ -180,7 +180,7 @@ Result<json> image_validate(Context &c) {
                 {"subformat", info.subformat},  {"virtual_size", info.virtual_size}, {"problems", std::move(problems)}};
 }
 
-const HandlerEntry table[] = {
+const HandlerEntry image_table[] = {
     {"image.validate", image_validate},
     {"image.info", image_info},       {"image.probe", image_probe},     {"image.formats", image_formats},
     {"image.convert", image_convert}, {"image.compare", image_compare}, {"image.check", image_check},
@@ -189,6 +189,6 @@ const HandlerEntry table[] = {
 
 }  // namespace
 
-std::span<const HandlerEntry> image_handlers() { return table; }
+std::span<const HandlerEntry> image_handlers() { return image_table; }
 
 }  // namespace hypersdk::ops

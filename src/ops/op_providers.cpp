@@ -116,7 +116,7 @@ Result<json> cbt_enable(Context &c) {
     return tracking_json(c, st);
 }
 
-const HandlerEntry table[] = {
+const HandlerEntry providers_table[] = {
     {"providers.list", providers_list},
     {"providers.load", providers_load},
     {"vms.list", vms_list},
@@ -136,6 +136,6 @@ Result<void> validate_provider_config(const std::string &provider_name, const nl
     return schema.validate(config, fmt::format("config of provider {}", provider->name()));
 }
 
-std::span<const HandlerEntry> provider_handlers() { return table; }
+std::span<const HandlerEntry> provider_handlers() { return providers_table; }
 
 }  // namespace hypersdk::ops

@@ -157,7 +157,7 @@ Result<json> kvm_import(Context &c) {
     return json{{"vm", to_json(res.vm)}, {"disks", res.disks}, {"domain_xml_path", res.domain_xml_path}, {"manifest_path", res.manifest_path}};
 }
 
-const HandlerEntry table[] = {
+const HandlerEntry vm_table[] = {
     {"vm.load", vm_load},       {"ovf.parse", ovf_parse},   {"ovf.write", ovf_write},     {"ova.list", ova_list},
     {"ova.verify", ova_verify}, {"ova.pack", ova_pack},     {"kvm.domain", kvm_domain},   {"kvm.manifest", kvm_manifest},
     {"kvm.import", kvm_import},
@@ -165,6 +165,6 @@ const HandlerEntry table[] = {
 
 }  // namespace
 
-std::span<const HandlerEntry> vm_handlers() { return table; }
+std::span<const HandlerEntry> vm_handlers() { return vm_table; }
 
 }  // namespace hypersdk::ops

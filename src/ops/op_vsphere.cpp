@@ -19,7 +19,7 @@ Result<vsphere::ConnectionOptions> connection(Context &c) {
     return vsphere::connection_from_json(conn, c.cancel());
 }
 
-Result<json> vms_list(Context &c) {
+Result<json> vsphere_vms_list(Context &c) {
     HSDK_TRY(auto conn, connection(c));
     HSDK_TRY(auto vms, vsphere::list_vms(conn));
     json out = json::array();
@@ -63,8 +63,8 @@ Result<json> export_run(Context &c) {
                 {"seconds", res.seconds}};
 }
 
-const HandlerEntry table[] = {
-    {"vsphere.vms.list", vms_list},
+const HandlerEntry vsphere_table[] = {
+    {"vsphere.vms.list", vsphere_vms_list},
     {"export.run", export_run},
 };
 
@@ -101,6 +101,6 @@ ExportProgressCallback export_progress(Context &c) {
     };
 }
 
-std::span<const HandlerEntry> vsphere_handlers() { return table; }
+std::span<const HandlerEntry> vsphere_handlers() { return vsphere_table; }
 
 }  // namespace hypersdk::ops

@@ -38,7 +38,6 @@ Uuid load_uuid(const std::byte *p) noexcept {
     return u;
 }
 
-bool fourcc_is(const FourCC &c, const char (&literal)[5]) noexcept { return std::memcmp(c.data(), literal, 4) == 0; }
 
 }  // namespace
 

@@ -33,6 +33,10 @@ enum class DiskType : std::uint32_t { fixed = 2, dynamic = 3, differencing = 4 }
 using Uuid = std::array<std::uint8_t, 16>;  // stored and shown in byte order (as vhdiinfo does)
 using FourCC = std::array<char, 4>;
 
+inline bool fourcc_is(const FourCC &c, const char (&literal)[5]) noexcept {
+    return c[0] == literal[0] && c[1] == literal[1] && c[2] == literal[2] && c[3] == literal[3];
+}
+
 struct Geometry {
     std::uint16_t cylinders = 0;
     std::uint8_t heads = 0;

@@ -34,7 +34,6 @@ int hex_value(char c) {
     return -1;
 }
 
-bool fourcc_is(const FourCC &c, const char (&literal)[5]) { return std::memcmp(c.data(), literal, 4) == 0; }
 
 }  // namespace
 

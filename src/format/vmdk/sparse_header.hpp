@@ -26,6 +26,10 @@ inline constexpr std::uint16_t compression_deflate = 1;
 inline constexpr std::uint64_t gd_at_end = 0xffffffffffffffffULL;
 inline constexpr std::uint32_t gte_zeroed = 1;  // grain table entry meaning "reads as zeros" (flag_zeroed_grain_gte)
 inline constexpr std::uint32_t hosted_gtes_per_gt = 512;
+// Sectors of one hosted grain table (512 four-byte entries).
+inline constexpr std::uint64_t hosted_table_sectors = hosted_gtes_per_gt * 4 / sector_size;
+
+inline constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t a) noexcept { return (v + a - 1) / a * a; }
 
 struct SparseHeader {
     std::uint32_t version = 1;

@@ -18,10 +18,6 @@
 namespace hypersdk::format::vmdk {
 namespace {
 
-constexpr std::uint64_t table_sectors = hosted_gtes_per_gt * 4 / sector_size;
-
-std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
-
 class MonolithicSparseWriter final : public DiskWriter {
 public:
     MonolithicSparseWriter(io::File *file, SparseHeader header, std::string descriptor, std::uint64_t grains, std::uint64_t tables)
@@ -61,19 +57,19 @@ private:
         const std::uint64_t first_table = gd_sector + gd_sectors;
         std::vector<std::byte> gd(static_cast<std::size_t>(gd_sectors * sector_size));
         for (std::uint64_t i = 0; i < tables_; ++i)
-            store_le(gd.data() + i * 4, static_cast<std::uint32_t>(first_table + i * table_sectors));
+            store_le(gd.data() + i * 4, static_cast<std::uint32_t>(first_table + i * hosted_table_sectors));
         HSDK_TRYV(file_->write_all(gd_sector * sector_size, gd));
         // Tables in chunks of 2048 (4 MiB), straight from the entry array.
         constexpr std::uint64_t chunk_tables = 2048;
         std::vector<std::byte> buf;
         for (std::uint64_t t = 0; t < tables_; t += chunk_tables) {
             const std::uint64_t n = std::min(chunk_tables, tables_ - t);
-            buf.assign(static_cast<std::size_t>(n * table_sectors * sector_size), std::byte{0});
+            buf.assign(static_cast<std::size_t>(n * hosted_table_sectors * sector_size), std::byte{0});
             const std::uint64_t first_entry = t * hosted_gtes_per_gt;
             const std::uint64_t last_entry = std::min<std::uint64_t>(entries_.size(), (t + n) * hosted_gtes_per_gt);
             for (std::uint64_t e = first_entry; e < last_entry; ++e)
                 store_le(buf.data() + (e - first_entry) * 4, entries_[static_cast<std::size_t>(e)]);
-            HSDK_TRYV(file_->write_all((first_table + t * table_sectors) * sector_size, buf));
+            HSDK_TRYV(file_->write_all((first_table + t * hosted_table_sectors) * sector_size, buf));
         }
         return success();
     }
@@ -103,8 +99,8 @@ Result<std::unique_ptr<DiskWriter>> create_monolithic_sparse(const CreateRequest
     h.descriptor_size = std::max<std::uint64_t>(20, round_up(descriptor.size(), sector_size) / sector_size);
     h.gtes_per_gt = hosted_gtes_per_gt;
     h.rgd_offset = h.descriptor_offset + h.descriptor_size;
-    h.gd_offset = h.rgd_offset + gd_sectors + tables * table_sectors;
-    h.overhead = round_up(h.gd_offset + gd_sectors + tables * table_sectors, writer_grain_sectors);
+    h.gd_offset = h.rgd_offset + gd_sectors + tables * hosted_table_sectors;
+    h.overhead = round_up(h.gd_offset + gd_sectors + tables * hosted_table_sectors, writer_grain_sectors);
     h.compress_algorithm = compression_none;
     HSDK_TRY(auto *file, req.outputs->add(req.path));
     return std::unique_ptr<DiskWriter>(new MonolithicSparseWriter(file, h, descriptor, grains, tables));

@@ -21,10 +21,6 @@
 namespace hypersdk::format::vmdk {
 namespace {
 
-constexpr std::uint64_t table_sectors = hosted_gtes_per_gt * 4 / sector_size;
-
-std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
-
 std::uint64_t table_count(std::uint64_t capacity_sectors) {
     const std::uint64_t grains = (capacity_sectors + writer_grain_sectors - 1) / writer_grain_sectors;
     return (grains + hosted_gtes_per_gt - 1) / hosted_gtes_per_gt;
@@ -119,12 +115,12 @@ private:
     Result<void> flush_table() {
         if (!table_used_) return success();
         std::array<std::byte, 512> marker{};
-        encode_metadata_marker(marker, MarkerType::grain_table, table_sectors);
+        encode_metadata_marker(marker, MarkerType::grain_table, hosted_table_sectors);
         HSDK_TRYV(out_.append(marker));
         const std::uint64_t sector = out_.position() / sector_size;
         if (sector > 0xffffffffULL) return fail(Errc::no_space, "streamOptimized output exceeds the 2 TiB a sparse extent can address");
         directory_[static_cast<std::size_t>(group_)] = static_cast<std::uint32_t>(sector);
-        std::vector<std::byte> gt(static_cast<std::size_t>(table_sectors * sector_size));
+        std::vector<std::byte> gt(static_cast<std::size_t>(hosted_table_sectors * sector_size));
         for (std::size_t i = 0; i < table_.size(); ++i) store_le(gt.data() + i * 4, table_[i]);
         HSDK_TRYV(out_.append(gt));
         std::fill(table_.begin(), table_.end(), 0u);

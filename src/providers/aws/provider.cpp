@@ -4,6 +4,7 @@
 
 #include "providers/builtin.hpp"
 #include "providers/config_secret.hpp"
+#include "providers/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -22,7 +23,7 @@ using namespace cloud::aws;
 
 constexpr std::uint64_t GiB = 1ull << 30;
 
-std::string str(const json &j, const char *key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 
 std::string power_state(const std::string &ec2_state) {

@@ -5,6 +5,7 @@
 #include "providers/azure/session.hpp"
 
 #include "cloud/azure/storage.hpp"
+#include "providers/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -18,7 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string str(const json &j, const char *key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 // Snapshot names: letters, digits, '-', '_', '.'; at most 80 characters.
 std::string snapshot_name(const std::string &purpose, const std::string &disk) {

@@ -4,6 +4,7 @@
 
 #include "providers/builtin.hpp"
 #include "providers/config_secret.hpp"
+#include "providers/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -19,7 +20,7 @@ namespace {
 using json = nlohmann::json;
 constexpr std::uint64_t GiB = 1ull << 30;
 
-std::string str(const json &j, const char *key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 std::string env(const char *name) {
     const char *v = std::getenv(name);
