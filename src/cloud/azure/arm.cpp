@@ -5,35 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <thread>
 
 namespace hypersdk::cloud::azure {
 namespace {
 
 namespace http = io::http;
 using json = nlohmann::json;
-
-std::string form(const std::vector<std::pair<std::string, std::string>> &params) {
-    std::string out;
-    for (const auto &[k, v] : params) out += (out.empty() ? "" : "&") + http::percent_encode(k, false) + "=" + http::percent_encode(v, false);
-    return out;
-}
-
-Result<void> sleep_for(std::chrono::milliseconds d, const CancelToken &cancel) {
-    const auto until = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < until) {
-        HSDK_TRYV(cancel.check());
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
-    }
-    return success();
-}
-
-std::chrono::milliseconds retry_after(const http::Response &r, std::chrono::milliseconds fallback) {
-    const std::string v = r.header("Retry-After");
-    if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
-        return std::chrono::seconds(std::min(120, std::atoi(v.c_str())));
-    return fallback;
-}
 
 }  // namespace
 
@@ -60,26 +37,29 @@ Error arm_error(const http::Response &response, const std::string &what) {
     return Error{Errc::remote_error, text};
 }
 
-Arm::Arm(ArmCredentials credentials, ArmSettings settings) : credentials_(std::move(credentials)), settings_(std::move(settings)) {
-    http::ClientOptions o;
-    o.tls.insecure = settings_.insecure;
-    o.tls.ca_file = settings_.ca_file;
-    o.connect_timeout = settings_.timeout;
-    o.stall_timeout = settings_.timeout;
-    o.request_timeout = std::chrono::seconds(300);
-    o.cancel = settings_.cancel;
-    http_ = std::make_unique<http::Client>(o);
+Arm::Arm(ArmCredentials credentials, ArmSettings settings)
+    : credentials_(std::move(credentials)), settings_(std::move(settings)), tokens_([this] { return fetch_token(); }) {
+    RestSettings r;
+    r.max_attempts = settings_.max_attempts;
+    r.timeout = settings_.timeout;
+    r.insecure = settings_.insecure;
+    r.ca_file = settings_.ca_file;
+    r.cancel = settings_.cancel;
+    auto auth = [this](bool renew) -> Result<std::vector<std::string>> {
+        // A token given cannot be renewed: a refused one is refused again and reported as such.
+        if (!credentials_.access_token.empty()) return std::vector<std::string>{"Authorization: Bearer " + credentials_.access_token};
+        HSDK_TRY(auto t, tokens_.get(renew));
+        return std::vector<std::string>{"Authorization: Bearer " + t};
+    };
+    rest_ = std::make_unique<RestClient>(r, auth, arm_error);
 }
 
-Result<std::string> Arm::token() {
-    std::lock_guard lock(token_mutex_);
-    if (!credentials_.access_token.empty()) return credentials_.access_token;
-    if (!token_.empty() && std::chrono::steady_clock::now() < token_expiry_) return token_;
+Result<TokenCache::Token> Arm::fetch_token() {
     const std::string resource = credentials_.audience.back() == '/' ? credentials_.audience : credentials_.audience + "/";
     http::Request r;
     std::string what;
     if (credentials_.managed_identity) {
-        r.url = credentials_.imds_endpoint + "?" + form({{"api-version", "2018-02-01"}, {"resource", resource}});
+        r.url = credentials_.imds_endpoint + "?" + form_encode({{"api-version", "2018-02-01"}, {"resource", resource}});
         if (!credentials_.client_id.empty()) r.url += "&client_id=" + http::percent_encode(credentials_.client_id, false);
         r.headers.push_back("Metadata: true");
         what = "Azure managed identity token";
@@ -89,34 +69,14 @@ Result<std::string> Arm::token() {
                                            "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), managed_identity, or an access token");
         r.method = "POST";
         r.url = fmt::format("{}/{}/oauth2/v2.0/token", credentials_.authority, http::percent_encode(credentials_.tenant_id, false));
-        r.body = form({{"grant_type", "client_credentials"}, {"client_id", credentials_.client_id},
-                       {"client_secret", credentials_.client_secret}, {"scope", resource + ".default"}});
+        r.body = form_encode({{"grant_type", "client_credentials"}, {"client_id", credentials_.client_id},
+                              {"client_secret", credentials_.client_secret}, {"scope", resource + ".default"}});
         r.headers.push_back("Content-Type: application/x-www-form-urlencoded");
         what = fmt::format("Azure token for client {} in tenant {}", credentials_.client_id, credentials_.tenant_id);
     }
-    for (unsigned attempt = 0;; ++attempt) {
-        auto sent = http_->send(r);
-        const bool last = attempt + 1 >= std::max(1u, settings_.max_attempts);
-        if (!sent) {
-            if (!http::is_transient(sent.error()) || last) return fail(sent.error().with_context(what));
-        } else if (sent.value().status == 200) {
-            auto j = json::parse(sent.value().body, nullptr, false);
-            if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string())
-                return fail(Errc::remote_error, what + ": the answer holds no access_token");
-            token_ = j["access_token"].get<std::string>();
-            long expires = 3600;
-            if (j.contains("expires_in")) {
-                if (j["expires_in"].is_number()) expires = j["expires_in"].get<long>();
-                else if (j["expires_in"].is_string()) expires = std::atol(j["expires_in"].get<std::string>().c_str());
-            }
-            token_expiry_ = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(60L, expires - 300));
-            return token_;
-        } else if ((sent.value().status != 429 && sent.value().status < 500) || last) {
-            return fail(arm_error(sent.value(), what));
-        }
-        HSDK_TRYV(http::backoff_sleep(http::RetryPolicy{settings_.max_attempts, std::chrono::milliseconds(250), std::chrono::milliseconds(8000)},
-                                      attempt + 1, settings_.cancel));
-    }
+    HSDK_TRY(auto answer, send_with_retries(rest_->http(), r, settings_.max_attempts, settings_.cancel, what));
+    if (answer.status != 200) return fail(arm_error(answer, what));
+    return parse_oauth_token(answer, what);
 }
 
 std::string Arm::url_for(const std::string &path, const std::string &api_version) const {
@@ -127,46 +87,7 @@ std::string Arm::url_for(const std::string &path, const std::string &api_version
 }
 
 Result<http::Response> Arm::send(const std::string &method, const std::string &url, const json &body, const std::string &what) {
-    bool renewed = false;
-    for (unsigned attempt = 0;; ++attempt) {
-        HSDK_TRY(auto bearer, token());
-        http::Request r;
-        r.method = method;
-        r.url = url;
-        r.headers.push_back("Authorization: Bearer " + bearer);
-        r.headers.push_back("Accept: application/json");
-        if (!body.is_null()) {
-            r.body = body.dump();
-            r.headers.push_back("Content-Type: application/json");
-        } else if (method == "POST" || method == "PUT") {
-            r.headers.push_back("Content-Type: application/json");
-        }
-        auto sent = http_->send(r);
-        const bool last = attempt + 1 >= std::max(1u, settings_.max_attempts);
-        if (!sent) {
-            if (!http::is_transient(sent.error()) || last) return fail(sent.error().with_context(what));
-            HSDK_TRYV(http::backoff_sleep(http::RetryPolicy{settings_.max_attempts, std::chrono::milliseconds(250),
-                                                            std::chrono::milliseconds(8000)},
-                                          attempt + 1, settings_.cancel));
-            continue;
-        }
-        const long status = sent.value().status;
-        if (status < 300) return sent;
-        if (status == 401 && !renewed && credentials_.access_token.empty()) {  // an expired token: once more with a new one
-            std::lock_guard lock(token_mutex_);
-            token_.clear();
-            renewed = true;
-            continue;
-        }
-        if ((status == 429 || status >= 500) && !last) {
-            log(LogLevel::debug, fmt::format("{}: HTTP {}; trying again", what, status));
-            HSDK_TRYV(sleep_for(retry_after(sent.value(), std::chrono::milliseconds(500) * (1u << std::min(attempt, 5u))), settings_.cancel));
-            continue;
-        }
-        Error e = arm_error(sent.value(), what);
-        if (status == 429) e.message += fmt::format(" (still throttled after {} tries)", attempt + 1);
-        return fail(std::move(e));
-    }
+    return rest_->send(method, url, body, what);
 }
 
 Result<json> Arm::call(const std::string &method, const std::string &path, const std::string &api_version, const json &body,

@@ -3,7 +3,7 @@
 // (Azure-AsyncOperation or Location polled until done), and 429 / 5xx retried after Retry-After.
 #pragma once
 
-#include "io/http.hpp"
+#include "cloud/rest.hpp"
 
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/error.hpp>
@@ -62,16 +62,14 @@ public:
                                         const nlohmann::json &body, const std::string &what);
 
 private:
-    Result<std::string> token();
+    Result<TokenCache::Token> fetch_token();
     Result<io::http::Response> send(const std::string &method, const std::string &url, const nlohmann::json &body, const std::string &what);
     std::string url_for(const std::string &path, const std::string &api_version) const;
 
     ArmCredentials credentials_;
     ArmSettings settings_;
-    std::unique_ptr<io::http::Client> http_;
-    std::mutex token_mutex_;
-    std::string token_;
-    std::chrono::steady_clock::time_point token_expiry_{};
+    TokenCache tokens_;
+    std::unique_ptr<RestClient> rest_;
 };
 
 // ARM's {"error": {"code", "message"}} answer as an error naming `what`.
