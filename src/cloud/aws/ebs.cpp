@@ -1,5 +1,6 @@
 #include "cloud/aws/ebs.hpp"
 
+#include "core/base64.hpp"
 #include "core/task_pool.hpp"
 
 #include <hypersdk/hash.hpp>
@@ -66,12 +67,7 @@ Result<json> parse_page(const std::string &body, const std::string &what) {
     return j;
 }
 
-std::string base64(std::span<const std::uint8_t> raw) {
-    std::string out(4 * ((raw.size() + 2) / 3), '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()), raw.data(), static_cast<int>(raw.size()));
-    out.resize(static_cast<std::size_t>(std::max(0, n)));
-    return out;
-}
+std::string base64(std::span<const std::uint8_t> raw) { return core::base64_encode(std::as_bytes(raw)); }
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "cloud/azure/storage.hpp"
 
+#include "core/base64.hpp"
 #include "core/task_pool.hpp"
 #include "xml/xml_tree.hpp"
 
@@ -48,25 +49,9 @@ std::map<std::string, std::string> header_map(const std::vector<std::string> &he
     return out;
 }
 
-std::string base64(const unsigned char *data, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3), '\0');
-    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()), data, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(std::max(0, len)));
-    return out;
-}
+std::string base64(const unsigned char *data, std::size_t n) { return core::base64_encode(std::as_bytes(std::span(data, n))); }
 
-std::optional<std::string> unbase64(std::string_view text) {
-    if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-    std::string out(text.size() / 4 * 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()), reinterpret_cast<const unsigned char *>(text.data()),
-                                  static_cast<int>(text.size()));
-    if (n < 0) return std::nullopt;
-    std::size_t len = static_cast<std::size_t>(n);
-    if (text.back() == '=') --len;
-    if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
-    out.resize(len);
-    return out;
-}
+std::optional<std::string> unbase64(std::string_view text) { return core::base64_decode(text); }
 
 std::string rfc1123_now() {
     const std::time_t t = std::time(nullptr);
