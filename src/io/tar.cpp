@@ -42,7 +42,9 @@ Result<std::uint64_t> parse_number(const std::byte *h, std::size_t off, std::siz
     return v;
 }
 
-Result<void> check_name(const std::string &name, std::uint64_t at, const TarLimits &limits) {
+}  // namespace
+
+Result<void> check_tar_name(const std::string &name, std::uint64_t at, const TarLimits &limits) {
     if (name.empty()) return fail_corrupt(fmt::format("tar entry at {:#x} has an empty name", at));
     if (name.size() > limits.max_name) return fail_corrupt(fmt::format("tar entry at {:#x} has a name longer than {} bytes", at, limits.max_name));
     if (name.find('\0') != std::string::npos) return fail_corrupt(fmt::format("tar entry at {:#x}: name contains NUL", at));
@@ -60,8 +62,7 @@ Result<void> check_name(const std::string &name, std::uint64_t at, const TarLimi
     return success();
 }
 
-// Parses "len key=value\n" records of a pax extended header.
-Result<void> parse_pax(std::string_view data, std::string &path, std::uint64_t &size, bool &has_size, std::uint64_t at) {
+Result<void> parse_pax_records(std::string_view data, std::string &path, std::uint64_t &size, bool &has_size, std::uint64_t at) {
     std::size_t pos = 0;
     while (pos < data.size()) {
         std::size_t len = 0, i = pos;
@@ -94,7 +95,23 @@ Result<void> parse_pax(std::string_view data, std::string &path, std::uint64_t &
     return success();
 }
 
-}  // namespace
+Result<TarHeader> parse_tar_header(std::span<const std::byte, 512> block_bytes, std::uint64_t at) {
+    const std::byte *h = block_bytes.data();
+    // Checksum: header bytes summed with the checksum field taken as spaces.
+    unsigned sum = 0;
+    for (std::size_t i = 0; i < block; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
+    HSDK_TRY(auto stored, parse_number(h, 148, 8, "checksum", at));
+    if (stored != sum) return fail_corrupt(fmt::format("tar header at {:#x} has a bad checksum", at));
+    TarHeader out;
+    HSDK_TRY(out.size, parse_number(h, 124, 12, "size", at));
+    out.type = static_cast<char>(h[156]);
+    out.name = field_string(h, 0, 100);
+    if (field_string(h, 257, 6) == "ustar") {
+        const std::string prefix = field_string(h, 345, 155);
+        if (!prefix.empty()) out.name = prefix + "/" + out.name;
+    }
+    return out;
+}
 
 Result<std::vector<TarEntry>> list_tar(const File &file, const TarLimits &limits) {
     HSDK_TRY(auto file_size, file.size());
@@ -111,19 +128,11 @@ Result<std::vector<TarEntry>> list_tar(const File &file, const TarLimits &limits
         }
         HSDK_TRYV(file.read_exact(at, std::span<std::byte>(h, block)));
         if (std::all_of(h, h + block, [](std::byte b) { return b == std::byte{0}; })) break;
-        // Checksum: header bytes summed with the checksum field taken as spaces.
-        unsigned sum = 0;
-        for (std::size_t i = 0; i < block; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
-        HSDK_TRY(auto stored, parse_number(h, 148, 8, "checksum", at));
-        if (stored != sum) return fail_corrupt(fmt::format("tar header at {:#x} in '{}' has a bad checksum", at, file.path()));
-        HSDK_TRY(auto size, parse_number(h, 124, 12, "size", at));
-        const char type = static_cast<char>(h[156]);
-        std::string name = field_string(h, 0, 100);
-        const std::string magic = field_string(h, 257, 6);
-        if (magic == "ustar") {
-            const std::string prefix = field_string(h, 345, 155);
-            if (!prefix.empty()) name = prefix + "/" + name;
-        }
+        auto header = parse_tar_header(std::span<const std::byte, block>(h, block), at);
+        if (!header) return fail(header.error().with_context(file.path()));
+        std::uint64_t size = header.value().size;
+        const char type = header.value().type;
+        std::string name = std::move(header.value().name);
         const std::uint64_t data_at = at + block;
         if (has_pending_size) size = pending_size;
         if (size > file_size || data_at > file_size - size)
@@ -139,7 +148,7 @@ Result<std::vector<TarEntry>> list_tar(const File &file, const TarLimits &limits
             if (type == 'L') {
                 pending_path = std::string(data.c_str());
             } else {
-                HSDK_TRYV(parse_pax(data, pending_path, pending_size, has_pending_size, at));
+                HSDK_TRYV(parse_pax_records(data, pending_path, pending_size, has_pending_size, at));
             }
             at = next;
             continue;
@@ -161,7 +170,7 @@ Result<std::vector<TarEntry>> list_tar(const File &file, const TarLimits &limits
         pending_path.clear();
         has_pending_size = false;
         if (type == '5' && !name.empty() && name.back() == '/') name.pop_back();
-        HSDK_TRYV(check_name(name, at, limits));
+        HSDK_TRYV(check_tar_name(name, at, limits));
         if (out.size() >= limits.max_entries) return fail_corrupt(fmt::format("tar archive has more than {} entries", limits.max_entries));
         out.push_back(TarEntry{name, data_at, size, type == '5' ? '5' : '0'});
         at = next;

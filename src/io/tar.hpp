@@ -4,6 +4,8 @@
 #include "io/file.hpp"
 
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,19 @@ struct TarLimits {
     std::size_t max_name = 4096;
     std::size_t max_extended_header = 1u << 20;
 };
+
+// One header block as it stands (before pax or GNU long-name extensions apply).
+struct TarHeader {
+    std::string name;
+    std::uint64_t size = 0;
+    char type = '0';
+};
+// Decodes a 512-byte header block, its checksum checked; `at` (its offset) names it in messages.
+Result<TarHeader> parse_tar_header(std::span<const std::byte, 512> block, std::uint64_t at);
+// Applies the "len key=value\n" records of a pax extended header: path and size.
+Result<void> parse_pax_records(std::string_view data, std::string &path, std::uint64_t &size, bool &has_size, std::uint64_t at);
+// Refuses empty, over-long, absolute and climbing ("..") names and names holding NUL.
+Result<void> check_tar_name(const std::string &name, std::uint64_t at, const TarLimits &limits);
 
 // Lists a tar archive's entries. Refuses absolute names, ".." components, NUL bytes, links, devices
 // and FIFOs (none belongs in an OVA), bad checksums and data running past the end of the file.
