@@ -392,6 +392,16 @@ export interface AwsSource {
   "max_attempts"?: number;
 }
 
+/** gs://BUCKET/OBJECT sources: Cloud Storage's endpoint and the credentials file; what is left out comes from STORAGE_EMULATOR_HOST, GOOGLE_APPLICATION_CREDENTIALS or the metadata server, as Google's client libraries read them */
+export interface GcsSource {
+  /** Cloud Storage's JSON API (default: STORAGE_EMULATOR_HOST, else https://storage.googleapis.com) */
+  "storage_endpoint"?: string;
+  /** a service_account or authorized_user JSON file (default: GOOGLE_APPLICATION_CREDENTIALS) */
+  "credentials_file"?: string;
+  /** the OAuth2 token endpoint (default: the key's token_uri) */
+  "token_uri"?: string;
+}
+
 export interface DeltaCreateRequest {
   "base": string;
   "new": string;
@@ -410,6 +420,7 @@ export interface DeltaCreateRequest {
   "overwrite"?: boolean;
   "threads"?: number;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface DeltaCreateResult {
@@ -510,6 +521,7 @@ export interface ImageCheckRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageCheckResult {
@@ -550,6 +562,7 @@ export interface ImageCompareRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageCompareResult {
@@ -600,6 +613,7 @@ export interface ImageConvertRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageConvertResult {
@@ -637,6 +651,7 @@ export interface ImageInfoRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 /** An image as `qemu-img info --output=json` describes it; with the backing chain, each backing image nested under backing-image. */
@@ -688,6 +703,7 @@ export interface ImageMapRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageMapResultExtentsItem {
@@ -719,6 +735,7 @@ export interface ImageProbeRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageProbeResult {
@@ -739,6 +756,7 @@ export interface ImageValidateRequest {
   "ca_file"?: HttpCaFile;
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
+  "gcs"?: GcsSource;
 }
 
 export interface ImageValidateResult {

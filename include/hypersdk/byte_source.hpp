@@ -90,17 +90,24 @@ struct HttpSourceOptions {
     std::string aws_profile, aws_region, aws_endpoint_url;
     unsigned block_requests = 64;  // ebs:// blocks fetched at once
     unsigned aws_max_attempts = 0;  // tries per AWS call; 0: twice max_attempts (throttling is normal at AWS)
+
+    // gs://BUCKET/OBJECT: Cloud Storage at this URL (empty: $STORAGE_EMULATOR_HOST, else Google's),
+    // the credentials file (empty: $GOOGLE_APPLICATION_CREDENTIALS, else the metadata server; none
+    // needed by an emulator) and its token endpoint override.
+    std::string gcp_storage_endpoint, gcp_credentials_file, gcp_token_uri;
 };
 
 // True for http:// and https:// locations (not ebs:// or s3://: see is_remote_location).
 bool is_url(std::string_view location);
-// True for every location that is not a local file: http(s)://, ebs://, s3://.
+// True for every location that is not a local file: http(s)://, ebs://, s3://, gs://.
 bool is_remote_location(std::string_view location);
 // A location safe to print: URLs lose user:password@, query (signatures) and fragment.
 std::string display_location(std::string_view location);
 
 // Opens a local file, an http(s) URL (its size from the server; Range requests must be honoured),
-// an EBS snapshot (ebs://snap-...) through the EBS direct APIs, or an S3 object (s3://bucket/key).
+// an EBS snapshot (ebs://snap-...) through the EBS direct APIs, an S3 object (s3://bucket/key) or a
+// Cloud Storage object (gs://bucket/object). A *.tar.gz, *.tgz or *.tar location is read as a
+// stream of the disk.raw it holds (a Compute Engine image export): forward, nothing stored.
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http = {});
 
 // Bytes [offset, offset + length) of another source, at offsets starting from 0; `name` names it.

@@ -4,9 +4,11 @@
 
 #include "cloud/aws/locations.hpp"
 #include "cloud/azure/storage.hpp"
+#include "cloud/gcp/api.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
+#include "io/tar_stream_source.hpp"
 
 #include <fmt/format.h>
 
@@ -56,18 +58,35 @@ bool is_url(std::string_view location) {
 }
 
 bool is_remote_location(std::string_view location) {
-    return is_url(location) || location.rfind("ebs://", 0) == 0 || location.rfind("s3://", 0) == 0;
+    return is_url(location) || location.rfind("ebs://", 0) == 0 || location.rfind("s3://", 0) == 0 || location.rfind("gs://", 0) == 0;
 }
 
 std::string display_location(std::string_view location) {
     return is_url(location) ? io::http::redact_url(location) : std::string(location);
 }
 
-Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
+namespace {
+
+Result<std::shared_ptr<ByteSource>> open_stored(const std::string &location, const HttpSourceOptions &http) {
     if (is_url(location)) return io::open_http_source(location, cloud::azure::with_storage_auth(location, http));
     if (location.rfind("ebs://", 0) == 0) return cloud::aws::open_ebs_location(location, http);
     if (location.rfind("s3://", 0) == 0) return cloud::aws::open_s3_location(location, http);
     return io::open_file_source(location);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
+    // gs:// objects stream their tar archives themselves (one resumable GET, not ranges).
+    if (location.rfind("gs://", 0) == 0) return cloud::gcp::open_gs_location(location, http);
+    if (location.rfind("ebs://", 0) != 0 && io::is_tar_stream_name(location)) {
+        HSDK_TRY(auto archive, open_stored(location, http));
+        io::TarStreamOptions t;
+        t.name = display_location(location);
+        t.cancel = http.cancel;
+        return io::open_tar_stream_source(io::stream_reader_of(std::move(archive)), t);
+    }
+    return open_stored(location, http);
 }
 
 namespace {

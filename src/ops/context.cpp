@@ -87,6 +87,11 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
         o.http.block_requests = a->value("requests_in_flight", 64u);
         o.http.aws_max_attempts = a->value("max_attempts", 0u);
     }
+    if (auto g = r.find("gcs"); g != r.end() && g->is_object()) {
+        o.http.gcp_storage_endpoint = g->value("storage_endpoint", "");
+        o.http.gcp_credentials_file = g->value("credentials_file", "");
+        o.http.gcp_token_uri = g->value("token_uri", "");
+    }
     return o;
 }
 

@@ -20,3 +20,7 @@ std::shared_ptr<const Provider> aws_provider();
 namespace hypersdk::azure {
 std::shared_ptr<const Provider> azure_provider();
 }  // namespace hypersdk::azure
+
+namespace hypersdk::gcp {
+std::shared_ptr<const Provider> gcp_provider();
+}  // namespace hypersdk::gcp

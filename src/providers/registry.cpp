@@ -19,6 +19,7 @@ struct Registry {
         list.push_back(vsphere::vsphere_provider());
         list.push_back(aws::aws_provider());
         list.push_back(azure::azure_provider());
+        list.push_back(gcp::gcp_provider());
     }
 };
 

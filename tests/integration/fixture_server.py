@@ -12,8 +12,8 @@ like a platform's API reference (AWS EC2 XML, EBS JSON, S3, Azure, ...) and reco
         assert srv.count("GET", r"/blocks$") == 2
         assert not srv.unmatched
 
-Credentials (Authorization, x-amz-security-token, cookies, ...) are kept out of Request.headers and so
-out of the record; a route callable that checks them reads Request.secrets.
+Credentials (Authorization, x-amz-security-token, cookies, OpenStack's X-Auth-Token, ...) are kept out of
+Request.headers and so out of the record; a route callable that checks them reads Request.secrets.
 
 A route is a Route (or a tuple (method, path regex[, predicate], responder)). The method may be
 "*". The regex is matched (re.search) against the path without the query. The predicate gets the
@@ -23,6 +23,9 @@ Request (query, headers, body, form, json) and says whether the route applies. A
     (status, headers, body);
   - a list of those, served in sequence (the last one repeats);
   - a callable(Request) returning one of those.
+A body may also be a Stream: pieces sent as they come (a generator may sleep between them), under
+the Content-Length the Stream announces; when fewer bytes were sent than announced the connection is
+closed (a truncated or dropped download), and Stream.sent tells how many went out.
 The first matching route answers. Unmatched requests get 404 with a JSON body naming the request
 and are kept in .unmatched (and .calls). Every answer has a Content-Length (the body's; for HEAD, the
 one the responder gives, if any); connections are kept
@@ -33,7 +36,8 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-_HIDDEN_HEADERS = {"authorization", "x-amz-security-token", "proxy-authorization", "cookie", "ocp-apim-subscription-key"}
+_HIDDEN_HEADERS = {"authorization", "x-amz-security-token", "proxy-authorization", "cookie", "ocp-apim-subscription-key",
+                   "x-auth-token", "x-subject-token"}
 
 
 class Request:
@@ -73,6 +77,21 @@ class Request:
         return f"Request({self.method} {self.raw_path})"
 
 
+class Stream:
+    """A response body sent piece by piece. chunks: an iterable of bytes (a generator may sleep
+    between pieces, or end early); length: the Content-Length announced (None: the body ends when
+    the connection closes); close: close the connection after the body even when it was complete.
+    After the answer, sent is the number of body bytes written and cut says whether the connection
+    was closed early (fewer bytes than announced, or the client went away)."""
+
+    def __init__(self, chunks, length=None, close=False):
+        self.chunks = chunks
+        self.length = length
+        self.close = close
+        self.sent = 0
+        self.cut = False
+
+
 class Response:
     def __init__(self, status=200, headers=None, body=b""):
         self.status = status
@@ -100,6 +119,8 @@ class Response:
             body = body.encode()
         elif body is None:
             body = b""
+        elif isinstance(body, Stream):
+            return self.status, headers, body
         return self.status, headers, bytes(body)
 
 
@@ -184,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(404, {}, {"error": "no fixture route matches", "method": request.method,
                                           "path": request.path, "query": request.query})
         status, out_headers, data = response.encoded()
+        if isinstance(data, Stream):
+            self._send_stream(status, out_headers, data)
+            return
         self.send_response(status)
         length = str(len(data))
         for k, v in out_headers.items():
@@ -195,6 +219,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _send_stream(self, status, out_headers, stream):
+        self.send_response(status)
+        for k, v in out_headers.items():
+            if k.lower() != "content-length":
+                self.send_header(k, v)
+        if stream.length is not None:
+            self.send_header("Content-Length", str(stream.length))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        pieces = iter(stream.chunks)
+        try:
+            for piece in pieces:
+                if piece:
+                    self.wfile.write(piece)
+                    stream.sent += len(piece)
+        except OSError:  # the client went away (a cancel): nothing more to send
+            stream.cut = True
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        if stream.length is not None and stream.sent != stream.length:
+            stream.cut = True
+        if stream.cut or stream.close or stream.length is None:
+            self.close_connection = True
 
     def _read_chunked(self):
         parts = []

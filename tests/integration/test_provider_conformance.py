@@ -8,6 +8,10 @@
   Compute and Network, tests/integration/azure_fixtures.py) with the disk's contents in Azurite (a
   page blob holding the planted disk as a fixed VHD); every access grant must be ended and no
   snapshot of ours left.
+- gcp: request/response fixtures shaped like Google's REST references (OAuth2 token endpoint with
+  real RS256 JWT checks, Compute Engine, Cloud Build's image export; tests/integration/gcp_fixtures.py)
+  with the export objects in fake-gcs-server (tests/sim/gcs); the planted disk is 1 GiB (the 16 MiB
+  pattern, then zeros); no image, object or build of ours may be left.
 - localdir: the example plugin (examples/plugin), loaded from HSDK_PLUGIN_PATH, over a folder the
   test plants; a real shared object speaking the plugin ABI, not a fixture.
 
@@ -29,6 +33,7 @@ from aws_sim import AwsSim
 from azure_fixtures import VM, AzureState, Nic, arm_routes, blob_routes, make_disk
 from azure_sim import Azurite
 from fixture_server import FixtureServer
+from gcp_harness import GcpHarness
 from vsphere_sim import PASSWORD, USERNAME, Simulator, cli_env
 
 # The plugin is built by the default build (an ASan run of these tests loads it from there).
@@ -192,7 +197,7 @@ class LocaldirHarness:
         pass
 
 
-@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, AzureHarness, LocaldirHarness], ids=lambda h: h.name)
+@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, AzureHarness, GcpHarness, LocaldirHarness], ids=lambda h: h.name)
 def provider(request, tmp_path_factory):
     h = request.param(tmp_path_factory.mktemp(request.param.name))
     yield h

@@ -46,6 +46,7 @@ struct SourceFlags {
     std::string ca_file;
     unsigned timeout = 0;
     AwsFlags aws;  // ebs:// and s3:// sources
+    std::string storage_endpoint;  // gs:// sources
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
@@ -56,6 +57,7 @@ struct SourceFlags {
         if (!ca_file.empty()) request["ca_file"] = ca_file;
         if (timeout != 0) request["timeout"] = timeout;
         if (!aws.empty()) request["aws"] = aws.request();
+        if (!storage_endpoint.empty()) request["gcs"] = json{{"storage_endpoint", storage_endpoint}};
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -81,6 +83,9 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     app->add_option("--timeout", f.timeout, "http(s) images: seconds a request may move no byte before it is retried (default 60)")
         ->check(CLI::Range(1u, 3600u));
     add_aws_flags(app, f.aws, "ebs:// and s3:// images");
+    app->add_option("--storage-endpoint", f.storage_endpoint,
+                    "gs:// images: Cloud Storage at this URL (default: $STORAGE_EMULATOR_HOST, else https://storage.googleapis.com); "
+                    "credentials from $GOOGLE_APPLICATION_CREDENTIALS or the metadata server");
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain

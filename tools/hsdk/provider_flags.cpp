@@ -36,6 +36,16 @@ void add_azure_flags(CLI::App *app, AzureFlags &f) {
     app->add_option("--subscription", f.subscription, "--provider azure: the subscription (default: $AZURE_SUBSCRIPTION_ID)");
 }
 
+void add_gcp_flags(CLI::App *app, GcpFlags &f) {
+    app->add_option("--project", f.project, "--provider gcp: the project (default: $GOOGLE_CLOUD_PROJECT, the key's)");
+    app->add_option("--zone", f.zone, "--provider gcp: only this zone (default: every zone)");
+    app->add_option("--bucket", f.bucket, "--provider gcp: the Cloud Storage bucket exports are written to");
+    app->add_option("--token-uri", f.token_uri, "--provider gcp: the OAuth2 token endpoint (default: the key's token_uri)");
+    app->add_option("--compute-endpoint", f.compute_endpoint, "--provider gcp: Compute Engine at this URL (default https://compute.googleapis.com)");
+    app->add_option("--storage-endpoint", f.storage_endpoint,
+                    "--provider gcp: Cloud Storage at this URL (default: $STORAGE_EMULATOR_HOST, else https://storage.googleapis.com)");
+}
+
 void add_provider_flags(CLI::App *app, ProviderFlags &f) {
     app->add_option("--provider", f.provider, "Provider (hsdk providers lists them; default vsphere)");
     app->add_option("--config", f.config,
@@ -44,6 +54,7 @@ void add_provider_flags(CLI::App *app, ProviderFlags &f) {
     add_connection_flags(app, f.conn);
     add_aws_flags(app, f.aws, "--provider aws");
     add_azure_flags(app, f.azure);
+    add_gcp_flags(app, f.gcp);
 }
 
 }  // namespace hsdk

@@ -72,12 +72,34 @@ struct AzureFlags {
 
 void add_azure_flags(CLI::App *app, AzureFlags &f);
 
+// Google Cloud's project, zone, bucket and endpoints, for --provider gcp; credentials come from
+// GOOGLE_APPLICATION_CREDENTIALS, the metadata server or the config.
+struct GcpFlags {
+    std::string project, zone, bucket, token_uri, compute_endpoint, storage_endpoint;
+    [[nodiscard]] bool empty() const {
+        return project.empty() && zone.empty() && bucket.empty() && token_uri.empty() && compute_endpoint.empty() && storage_endpoint.empty();
+    }
+    [[nodiscard]] nlohmann::json request() const {
+        nlohmann::json j = nlohmann::json::object();
+        if (!project.empty()) j["project"] = project;
+        if (!zone.empty()) j["zone"] = zone;
+        if (!bucket.empty()) j["bucket"] = bucket;
+        if (!token_uri.empty()) j["token_uri"] = token_uri;
+        if (!compute_endpoint.empty()) j["compute_endpoint"] = compute_endpoint;
+        if (!storage_endpoint.empty()) j["storage_endpoint"] = storage_endpoint;
+        return j;
+    }
+};
+
+void add_gcp_flags(CLI::App *app, GcpFlags &f);
+
 struct ProviderFlags {
     std::string provider = "vsphere";
     std::string config;
     ConnectionFlags conn;
     AwsFlags aws;
     AzureFlags azure;
+    GcpFlags gcp;
 
     bool request(nlohmann::json &out, std::string &error) const {
         nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
@@ -94,6 +116,13 @@ struct ProviderFlags {
                 return false;
             }
             config.update(azure.request());
+        }
+        if (!gcp.empty()) {
+            if (provider != "gcp") {
+                error = "--project, --zone, --bucket, --token-uri, --compute-endpoint and --storage-endpoint are for --provider gcp";
+                return false;
+            }
+            config.update(gcp.request());
         }
         if (!this->config.empty()) {
             nlohmann::json given;

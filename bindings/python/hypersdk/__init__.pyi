@@ -423,6 +423,12 @@ AwsSource = TypedDict("AwsSource", {
     "max_attempts": NotRequired[int],
 }, total=False)
 
+GcsSource = TypedDict("GcsSource", {
+    "storage_endpoint": NotRequired[str],
+    "credentials_file": NotRequired[str],
+    "token_uri": NotRequired[str],
+}, total=False)
+
 DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
     "base": Required[str],
     "new": Required[str],
@@ -436,6 +442,7 @@ DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
     "overwrite": NotRequired[bool],
     "threads": NotRequired[int],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 DeltaCreateResult = TypedDict("DeltaCreateResult", {
@@ -507,6 +514,7 @@ ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageCheckResult = TypedDict("ImageCheckResult", {
@@ -535,6 +543,7 @@ ImageCompareRequest = TypedDict("ImageCompareRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageCompareResult = TypedDict("ImageCompareResult", {
@@ -568,6 +577,7 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -595,6 +605,7 @@ ImageInfoRequest = TypedDict("ImageInfoRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageInfo = TypedDict("ImageInfo", {
@@ -626,6 +637,7 @@ ImageMapRequest = TypedDict("ImageMapRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageMapResultExtentsItem = TypedDict("ImageMapResultExtentsItem", {
@@ -651,6 +663,7 @@ ImageProbeRequest = TypedDict("ImageProbeRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageProbeResult = TypedDict("ImageProbeResult", {
@@ -667,6 +680,7 @@ ImageValidateRequest = TypedDict("ImageValidateRequest", {
     "ca_file": NotRequired[HttpCaFile],
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
+    "gcs": NotRequired[GcsSource],
 }, total=False)
 
 ImageValidateResult = TypedDict("ImageValidateResult", {
