@@ -14,6 +14,7 @@ pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 
 # pkg-config names for hypersdk.pc's Requires.private (what a static link needs).
 set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal)

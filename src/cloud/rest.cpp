@@ -143,4 +143,79 @@ Result<json> RestClient::call(const std::string &method, const std::string &url,
     return j;
 }
 
+io::StreamReader RestClient::stream_reader(const std::string &url, const std::string &what) {
+    auto rest = shared_from_this();
+    const unsigned max_attempts = std::max(1u, settings_.max_attempts);
+    const CancelToken cancel = settings_.cancel;
+    return [rest, url, what, max_attempts, cancel](std::uint64_t offset, const io::StreamSink &sink, const CancelToken &stop) -> Result<void> {
+        http::ClientOptions o = rest->http().options();
+        o.cancel = stop;
+        o.request_timeout = std::chrono::seconds(0);
+        http::Client client(o);
+        std::uint64_t pos = offset;
+        unsigned failures = 0;
+        bool renewed = false;
+        for (;;) {
+            HSDK_TRYV(cancel.check());
+            HSDK_TRYV(stop.check());
+            http::Request r;
+            r.url = url;
+            HSDK_TRY(r.headers, rest->auth_headers(false));
+            r.range_from = pos;
+            std::uint64_t skip = 0;
+            bool error_status = false, sink_failed = false;
+            std::string error_body;
+            const std::uint64_t before = pos;
+            auto check = [&](const http::Response &resp) -> Result<void> {
+                if (resp.status == 200 && pos > 0) skip = pos;  // the Range was ignored: skip what arrived before
+                else if (resp.status != 200 && resp.status != 206) error_status = true;
+                return success();
+            };
+            auto body = [&](std::span<const std::byte> bytes) -> Result<void> {
+                if (error_status) {
+                    if (error_body.size() < 65536) error_body.append(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+                    return success();
+                }
+                if (skip > 0) {
+                    const std::size_t drop = static_cast<std::size_t>(std::min<std::uint64_t>(skip, bytes.size()));
+                    skip -= drop;
+                    bytes = bytes.subspan(drop);
+                    if (bytes.empty()) return success();
+                }
+                if (auto fed = sink(bytes); !fed) {
+                    sink_failed = true;
+                    return fed;
+                }
+                pos += bytes.size();
+                return success();
+            };
+            auto sent = client.stream(r, check, body);
+            if (sink_failed) return fail(std::move(sent).error());
+            if (sent && !error_status) return success();
+            if (pos > before) failures = 0;
+            const bool last = ++failures >= max_attempts;
+            if (!sent) {
+                if (sent.error().code == Errc::cancelled || !http::is_transient(sent.error()) || last)
+                    return fail(sent.error().with_context(what));
+                log(LogLevel::debug, fmt::format("{}: {} at byte {}; resuming", what, sent.error().message, pos));
+            } else {
+                http::Response resp = sent.value();
+                resp.body = std::move(error_body);
+                if (resp.status == 401 && !renewed) {
+                    renewed = true;
+                    HSDK_TRYV(rest->auth_headers(true));
+                    continue;
+                }
+                if ((resp.status != 429 && resp.status < 500) || last) return fail(rest->error(resp, what));
+            }
+            HSDK_TRYV(http::backoff_sleep(http::RetryPolicy{max_attempts, std::chrono::milliseconds(250), std::chrono::milliseconds(8000)},
+                                          failures, stop));
+        }
+    };
+}
+
+Error RestClient::error(const http::Response &response, const std::string &what) const {
+    return errors_ ? errors_(response, what) : http::status_error(response.status, "GET", what);
+}
+
 }  // namespace hypersdk::cloud

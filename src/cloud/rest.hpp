@@ -5,6 +5,7 @@
 #pragma once
 
 #include "io/http.hpp"
+#include "io/tar_stream_source.hpp"
 
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/error.hpp>
@@ -35,7 +36,7 @@ using AuthHeaders = std::function<Result<std::vector<std::string>>(bool renew)>;
 // The platform's error answer as an error naming `what`.
 using ErrorMapper = std::function<Error(const io::http::Response &, const std::string &what)>;
 
-class RestClient {
+class RestClient : public std::enable_shared_from_this<RestClient> {
 public:
     RestClient(RestSettings settings, AuthHeaders auth, ErrorMapper errors);
 
@@ -46,6 +47,13 @@ public:
     // send(), the answer parsed (null for an empty body).
     Result<nlohmann::json> call(const std::string &method, const std::string &url, const nlohmann::json &body,
                                 const std::string &what, const std::vector<std::string> &extra_headers = {});
+
+    // A GET of `url` streamed from an offset on (io::StreamReader): dropped transfers resume with a
+    // Range request, a server ignoring the Range has its repeated bytes skipped, a refused token is
+    // renewed once. The client must be owned by a shared_ptr.
+    io::StreamReader stream_reader(const std::string &url, const std::string &what);
+    // The platform's error for an answer.
+    [[nodiscard]] Error error(const io::http::Response &response, const std::string &what) const;
 
     [[nodiscard]] io::http::Client &http() noexcept { return *http_; }
     [[nodiscard]] const RestSettings &settings() const noexcept { return settings_; }

@@ -5,6 +5,7 @@
 #include "cloud/aws/locations.hpp"
 #include "cloud/azure/storage.hpp"
 #include "cloud/gcp/api.hpp"
+#include "cloud/openstack/keystone.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
@@ -58,7 +59,8 @@ bool is_url(std::string_view location) {
 }
 
 bool is_remote_location(std::string_view location) {
-    return is_url(location) || location.rfind("ebs://", 0) == 0 || location.rfind("s3://", 0) == 0 || location.rfind("gs://", 0) == 0;
+    return is_url(location) || location.rfind("ebs://", 0) == 0 || location.rfind("s3://", 0) == 0 || location.rfind("gs://", 0) == 0 ||
+           location.rfind("glance://", 0) == 0;
 }
 
 std::string display_location(std::string_view location) {
@@ -79,6 +81,7 @@ Result<std::shared_ptr<ByteSource>> open_stored(const std::string &location, con
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
     // gs:// objects stream their tar archives themselves (one resumable GET, not ranges).
     if (location.rfind("gs://", 0) == 0) return cloud::gcp::open_gs_location(location, http);
+    if (location.rfind("glance://", 0) == 0) return cloud::openstack::open_glance_location(location, http);
     if (location.rfind("ebs://", 0) != 0 && io::is_tar_stream_name(location)) {
         HSDK_TRY(auto archive, open_stored(location, http));
         io::TarStreamOptions t;

@@ -225,6 +225,10 @@ public:
     }
 
     Result<void> start() {
+        if (!o_.tar) {
+            size_ = o_.size;
+            size_known_ = true;
+        }
         producer_ = std::thread([this] { run(); });
         std::unique_lock lock(m_);
         cv_.wait(lock, [&] { return size_known_ || error_.has_value(); });
@@ -334,8 +338,29 @@ private:
         return success();
     }
 
+    // One pass over a stream that is the disk itself.
+    Result<void> pass_plain(const CancelToken &stop) {
+        auto check = o_.make_check ? o_.make_check() : nullptr;
+        std::uint64_t received = 0;
+        auto sink = [&](std::span<const std::byte> bytes) -> Result<void> {
+            HSDK_TRYV(o_.cancel.check());
+            if (bytes.size() > size_ - received)
+                return fail(Errc::remote_error, fmt::format("{}: the stream holds more than the {} bytes announced", o_.name, size_));
+            if (check) check->update(bytes);
+            received += bytes.size();
+            return deliver(bytes);
+        };
+        HSDK_TRYV(reader_(0, sink, stop));
+        if (received != size_)
+            return fail_corrupt(fmt::format("{}: the stream ends after {} of its {} bytes (truncated)", o_.name, received, size_));
+        if (check) HSDK_TRYV(check->finish());
+        return success();
+    }
+
     // One pass over the stream from its first byte.
     Result<void> pass(const CancelToken &stop) {
+        if (!o_.tar) return pass_plain(stop);
+        auto check = o_.make_check ? o_.make_check() : nullptr;
         Decoder decoder(o_.name);
         TarWalker walker(o_.name, o_.member);
         std::uint64_t member_size = 0;
@@ -356,10 +381,12 @@ private:
                 if (stop_ || restart_requested_) return fail(Errc::cancelled, std::string(restart_marker));
             }
             HSDK_TRYV(o_.cancel.check());
+            if (check) check->update(compressed);
             return decoder.feed(compressed, [&](std::span<const std::byte> plain) { return walker.feed(plain, on_member, on_data); });
         };
         HSDK_TRYV(reader_(0, sink, stop));
         HSDK_TRYV(decoder.finish());
+        if (check) HSDK_TRYV(check->finish());
         if (!walker.member_found())
             return fail(Errc::not_found, o_.member.empty() ? fmt::format("{}: the archive holds no file", o_.name)
                                                            : fmt::format("{}: the archive holds no '{}'", o_.name, o_.member));

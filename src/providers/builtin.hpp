@@ -24,3 +24,7 @@ std::shared_ptr<const Provider> azure_provider();
 namespace hypersdk::gcp {
 std::shared_ptr<const Provider> gcp_provider();
 }  // namespace hypersdk::gcp
+
+namespace hypersdk::openstack {
+std::shared_ptr<const Provider> openstack_provider();
+}  // namespace hypersdk::openstack

@@ -20,6 +20,7 @@ struct Registry {
         list.push_back(aws::aws_provider());
         list.push_back(azure::azure_provider());
         list.push_back(gcp::gcp_provider());
+        list.push_back(openstack::openstack_provider());
     }
 };
 

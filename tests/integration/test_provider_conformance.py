@@ -12,6 +12,9 @@
   real RS256 JWT checks, Compute Engine, Cloud Build's image export; tests/integration/gcp_fixtures.py)
   with the export objects in fake-gcs-server (tests/sim/gcs); the planted disk is 1 GiB (the 16 MiB
   pattern, then zeros); no image, object or build of ours may be left.
+- openstack: request/response fixtures shaped like the Keystone v3, Nova, Cinder and Glance API
+  references (tests/integration/openstack_fixtures.py); the planted disk is the image-backed
+  server's root image, read back from Glance with its checksums; no image of ours may be left.
 - localdir: the example plugin (examples/plugin), loaded from HSDK_PLUGIN_PATH, over a folder the
   test plants; a real shared object speaking the plugin ABI, not a fixture.
 
@@ -34,6 +37,7 @@ from azure_fixtures import VM, AzureState, Nic, arm_routes, blob_routes, make_di
 from azure_sim import Azurite
 from fixture_server import FixtureServer
 from gcp_harness import GcpHarness
+from openstack_harness import OpenStackHarness
 from vsphere_sim import PASSWORD, USERNAME, Simulator, cli_env
 
 # The plugin is built by the default build (an ASan run of these tests loads it from there).
@@ -197,7 +201,7 @@ class LocaldirHarness:
         pass
 
 
-@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, AzureHarness, GcpHarness, LocaldirHarness], ids=lambda h: h.name)
+@pytest.fixture(scope="module", params=[VsphereHarness, AwsHarness, AzureHarness, GcpHarness, OpenStackHarness, LocaldirHarness], ids=lambda h: h.name)
 def provider(request, tmp_path_factory):
     h = request.param(tmp_path_factory.mktemp(request.param.name))
     yield h
