@@ -281,6 +281,9 @@ public:
                 unregister();
                 return fail(*error_);
             }
+            // Again: a restart set the pace back to the pending offsets, and a read longer than
+            // the window would otherwise wait for bytes the producer never runs ahead to.
+            newest_ = std::max<std::uint64_t>(newest_, offset + n);
             if (pending == pending_.end()) pending = pending_.insert(offset);
             cv_.notify_all();
             cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -409,21 +412,22 @@ private:
             auto done = pass(stop);
             std::unique_lock lock(m_);
             if (stop_) return;
-            if (restart_requested_) {
-                chunks_.clear();
-                lo_ = hi_ = 0;
-                finished_ = false;
-                error_.reset();
-                restart_requested_ = false;
-                // The readers that asked for the restart set the pace again.
-                newest_ = pending_.empty() ? 0 : *pending_.begin();
+            if (!restart_requested_) {
+                if (done) finished_ = true;
+                else error_ = done.error();
                 cv_.notify_all();
-                continue;
+                // The pass is over, but a read behind the window may still need the stream again.
+                cv_.wait(lock, [&] { return stop_ || restart_requested_; });
+                if (stop_) return;
             }
-            if (done) finished_ = true;
-            else error_ = done.error();
+            chunks_.clear();
+            lo_ = hi_ = 0;
+            finished_ = false;
+            error_.reset();
+            restart_requested_ = false;
+            // The readers that asked for the restart set the pace again.
+            newest_ = pending_.empty() ? 0 : *pending_.begin();
             cv_.notify_all();
-            return;
         }
     }
 
