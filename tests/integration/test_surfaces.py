@@ -14,6 +14,8 @@ import sys
 import pytest
 
 from conftest import BUILD, HSDK, MiB, ROOT, run, write_pattern
+from conftest_openstack import openstack, openstack_disks, openstack_server  # noqa: F401
+from openstack_fixtures import os_env
 
 C_RUNNER = BUILD / "examples" / "c" / "hsdk_c_run_operation"
 PYTHON_PATH = BUILD / "bindings" / "python"
@@ -117,3 +119,20 @@ def test_aws_through_every_surface(aws_sim, monkeypatch, surfaces_ready):
     infos = results_everywhere("image.info", lambda s: {"path": "ebs://" + snap})
     assert_same(infos)
     assert infos["c"]["format"] == "raw" and infos["c"]["virtual-size"] == 1 << 30
+
+
+def test_openstack_through_every_surface(openstack, monkeypatch, surfaces_ready):
+    """The openstack provider and a glance:// image through the one operation model, on every
+    surface (Keystone / Nova / Cinder / Glance fixtures of openstack_fixtures.py; settings from
+    the OS_* variables as openstacksdk reads them)."""
+    for k in list(os.environ):
+        if k.startswith("OS_"):
+            monkeypatch.delenv(k)
+    for k, v in os_env(openstack, base={}).items():
+        monkeypatch.setenv(k, v)
+    described = results_everywhere("vms.describe", lambda s: {"provider": "openstack", "vm": "web01"})
+    assert_same(described)
+    assert described["c"]["vm"]["cpus"] == 1
+    infos = results_everywhere("image.info", lambda s: {"path": "glance://" + openstack.qcow2_image.id})
+    assert_same(infos)
+    assert infos["c"]["format"] == "qcow2" and infos["c"]["virtual-size"] == 16 * MiB
