@@ -17,4 +17,4 @@ pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 
 # pkg-config names for hypersdk.pc's Requires.private (what a static link needs).
-set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal)
+set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal yaml-cpp)

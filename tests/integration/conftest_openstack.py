@@ -1,8 +1,10 @@
 """pytest fixtures for the openstack provider tests: the OpenStack fixtures (openstack_fixtures.py:
 Keystone, Nova, Cinder and Glance shaped like the API references) on one FixtureServer for the
-session, a fresh cloud per test. Not registered by conftest.py: a test module imports them,
+session, a fresh cloud per test, and Debian's real glance-api (glance_sim.py) for the session. Not
+registered by conftest.py: a test module imports them,
 
     from conftest_openstack import openstack, openstack_disks, openstack_server  # noqa: F401
+    from conftest_openstack import glance  # noqa: F401
 """
 import os
 from types import SimpleNamespace
@@ -11,6 +13,7 @@ import pytest
 
 from conftest import MiB, qemu_img, write_pattern
 from fixture_server import FixtureServer
+from glance_sim import Glance
 from openstack_fixtures import OpenStackState, attach, plant_standard
 
 PASSWORD_ENV = "HSDK_TEST_OS_PASSWORD"
@@ -34,6 +37,14 @@ def openstack_disks(tmp_path_factory):
 def openstack_server():
     with FixtureServer() as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def glance(tmp_path_factory):
+    """Debian's glance-api, standalone (SQLite, filesystem store, no Keystone), for the session:
+    a few seconds to start. Fails (not skips) when the package is missing: scripts/setup installs it."""
+    with Glance(tmp_path_factory.mktemp("glance")) as g:
+        yield g
 
 
 @pytest.fixture

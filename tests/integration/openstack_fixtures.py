@@ -47,7 +47,10 @@ Knobs (attributes of OpenStackState, in effect from the next request):
     offset and closes), corrupt_at (the byte at this image offset is flipped in every download:
     a checksum mismatch), file_head_allowed (HEAD on /file; Glance answers 405, the default),
   fail ({route key: [status, ...]}: the next calls of that route answer these statuses in the
-    service's error shape), omit_services (catalog types left out).
+    service's error shape), omit_services (catalog types left out),
+  image_endpoint_override (a URL, default None: the catalog's RegionOne image endpoints, public,
+    internal and admin, are that URL, e.g. a real Glance's (tests/integration/glance_sim.py);
+    RegionTwo's stay the fixture's).
 Records: state.calls (Counter per route key), state.endpoint_calls, state.token_log (one entry per
 token issued: method, user, project), state.downloads (one dict per image download: image, range
 header, status, start, length, cut, stream), state.created_images, state.deleted_images (by
@@ -355,6 +358,7 @@ class OpenStackState:
         self.file_head_allowed = False
         self.fail = {}
         self.omit_services = set()
+        self.image_endpoint_override = None
         # records
         self.tokens = {}  # token -> {"expires", "revoked", "method", "user_id", "project_id", "issued"}
         self.token_log = []
@@ -743,6 +747,14 @@ def _find_project(state, spec):
     return None
 
 
+def _endpoint_url(state, stype, region, url):
+    """An endpoint's URL in the catalog: `url`, the fixture's, unless image_endpoint_override
+    replaces RegionOne's image endpoints."""
+    if stype == "image" and region == "RegionOne" and state.image_endpoint_override:
+        return state.image_endpoint_override
+    return url
+
+
 def _catalog(state, base, project_id):
     services = [("compute", "nova", lambda p: f"{base}{p}/compute/v2.1"),
                 ("image", "glance", lambda p: f"{base}{p}/image"),
@@ -753,7 +765,8 @@ def _catalog(state, base, project_id):
         if stype in state.omit_services:
             continue
         endpoints = [{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"hsdk:{stype}:{r}:{i}").hex, "interface": i, "region": r,
-                      "region_id": r, "url": url(endpoint_prefix(r, i))} for r in REGIONS for i in INTERFACES]
+                      "region_id": r, "url": _endpoint_url(state, stype, r, url(endpoint_prefix(r, i)))}
+                     for r in REGIONS for i in INTERFACES]
         out.append({"type": stype, "name": name, "id": uuid.uuid5(uuid.NAMESPACE_URL, f"hsdk:{stype}").hex, "endpoints": endpoints})
     return out
 

@@ -126,6 +126,17 @@ def test_password_token_with_its_catalog(cloud):
     assert cloud.tokens_issued == 3 and [t["method"] for t in cloud.token_log] == ["password"] * 3
 
 
+def test_image_endpoint_override(cloud):
+    cloud.image_endpoint_override = "http://127.0.0.1:9/glance"
+    _, body = token_of(cloud)
+    for interface in ("public", "internal", "admin"):
+        assert endpoint(body, "image", "RegionOne", interface) == "http://127.0.0.1:9/glance"
+    assert endpoint(body, "image", "RegionTwo") == f"{cloud.url}/r2/image"
+    assert endpoint(body, "compute") == f"{cloud.url}/compute/v2.1"
+    cloud.image_endpoint_override = None
+    assert endpoint(token_of(cloud)[1], "image") == f"{cloud.url}/image"
+
+
 def test_application_credential_token(cloud):
     req = {"auth": {"identity": {"methods": ["application_credential"],
                                  "application_credential": {"id": cloud.app_credential_id, "secret": cloud.app_credential_secret}}}}
