@@ -81,17 +81,20 @@ Result<http::Response> send_with_retries(http::Client &client, const http::Reque
     }
 }
 
-RestClient::RestClient(RestSettings settings, AuthHeaders auth, ErrorMapper errors)
-    : settings_(std::move(settings)), auth_(std::move(auth)), errors_(std::move(errors)) {
+http::ClientOptions client_options(const RestSettings &settings, std::chrono::seconds request_timeout) {
     http::ClientOptions o;
-    o.tls.insecure = settings_.insecure;
-    o.tls.ca_file = settings_.ca_file;
-    o.connect_timeout = settings_.timeout;
-    o.stall_timeout = settings_.timeout;
-    o.request_timeout = std::chrono::seconds(300);
-    o.cancel = settings_.cancel;
-    http_ = std::make_unique<http::Client>(o);
+    o.tls.insecure = settings.insecure;
+    o.tls.ca_file = settings.ca_file;
+    o.connect_timeout = settings.timeout;
+    o.stall_timeout = settings.timeout;
+    o.request_timeout = request_timeout;
+    o.cancel = settings.cancel;
+    return o;
 }
+
+RestClient::RestClient(RestSettings settings, AuthHeaders auth, ErrorMapper errors)
+    : settings_(std::move(settings)), auth_(std::move(auth)), errors_(std::move(errors)),
+      http_(std::make_unique<http::Client>(client_options(settings_, std::chrono::seconds(300)))) {}
 
 Result<http::Response> RestClient::send(const std::string &method, const std::string &url, const json &body, const std::string &what,
                                         const std::vector<std::string> &extra_headers) {

@@ -30,6 +30,9 @@ struct RestSettings {
     CancelToken cancel;
 };
 
+// The HTTP client options the settings mean (TLS, connect and stall timeouts, cancel).
+io::http::ClientOptions client_options(const RestSettings &settings, std::chrono::seconds request_timeout);
+
 // The headers that carry the credential ("Authorization: Bearer ..."). `renew`: the last one was
 // refused (401), get a new one. Secrets: never logged.
 using AuthHeaders = std::function<Result<std::vector<std::string>>(bool renew)>;

@@ -1,4 +1,5 @@
 #include "cloud/aws/config.hpp"
+#include "core/env.hpp"
 
 #include <fmt/format.h>
 
@@ -11,10 +12,7 @@
 namespace hypersdk::cloud::aws {
 namespace {
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
 std::string trim(const std::string &s) {
     const auto b = s.find_first_not_of(" \t\r\n");

@@ -3,6 +3,7 @@
 #include "core/base64.hpp"
 #include "core/task_pool.hpp"
 #include "xml/xml_tree.hpp"
+#include "core/env.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -84,10 +85,7 @@ std::string with_param(const std::string &url, const std::string &param) {
     return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
 }
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
 bool retryable_status(long status) { return status == 429 || status == 500 || status == 502 || status == 503 || status == 504; }
 

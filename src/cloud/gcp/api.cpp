@@ -1,6 +1,7 @@
 #include "cloud/gcp/api.hpp"
 
 #include "io/http_source.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -15,7 +16,7 @@ namespace {
 namespace http = io::http;
 using json = nlohmann::json;
 
-std::string field(const json &j, const char *key) { return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 std::string last_segment(const std::string &url) { return url.substr(url.rfind('/') + 1); }
 
@@ -77,7 +78,7 @@ Result<std::vector<json>> Api::compute_list(const std::string &path, const std::
                         for (const auto &i : content[key]) out.push_back(i);
             }
         }
-        token = field(answer, "nextPageToken");
+        token = str(answer, "nextPageToken");
         if (token.empty()) return out;
     }
     return fail(Errc::remote_error, what + ": the list does not end");
@@ -87,16 +88,16 @@ Result<json> Api::wait_operation(const json &operation, const std::string &what,
     json op = operation;
     const auto deadline = std::chrono::steady_clock::now() + settings_.operation_timeout;
     auto interval = std::min(settings_.poll_interval, std::chrono::milliseconds(500));
-    while (field(op, "status") != "DONE") {
+    while (str(op, "status") != "DONE") {
         if (std::chrono::steady_clock::now() >= deadline)
-            return fail(Errc::timeout, fmt::format("{}: operation {} not done after {} s", what, field(op, "name"), settings_.operation_timeout.count()));
+            return fail(Errc::timeout, fmt::format("{}: operation {} not done after {} s", what, str(op, "name"), settings_.operation_timeout.count()));
         HSDK_TRYV(sleep_for(interval, settings_.rest.cancel));
         interval = std::min(interval * 2, std::max(settings_.poll_interval, std::chrono::milliseconds(500)));
-        const std::string name = field(op, "name");
+        const std::string name = str(op, "name");
         if (name.empty()) return fail(Errc::remote_error, what + ": the operation has no name");
         std::string path;
-        if (auto zone = field(op, "zone"); !zone.empty()) path = fmt::format("/zones/{}/operations/{}", last_segment(zone), name);
-        else if (auto region = field(op, "region"); !region.empty()) path = fmt::format("/regions/{}/operations/{}", last_segment(region), name);
+        if (auto zone = str(op, "zone"); !zone.empty()) path = fmt::format("/zones/{}/operations/{}", last_segment(zone), name);
+        else if (auto region = str(op, "region"); !region.empty()) path = fmt::format("/regions/{}/operations/{}", last_segment(region), name);
         else path = "/global/operations/" + name;
         HSDK_TRY(op, compute("GET", path, nullptr, what + " (operation status)"));
         if (phase && op.contains("progress")) phase(fmt::format("{} ({}%)", what, op["progress"].is_number() ? op["progress"].get<int>() : 0));
@@ -104,8 +105,8 @@ Result<json> Api::wait_operation(const json &operation, const std::string &what,
     if (op.contains("error") && op["error"].is_object() && op["error"].contains("errors") && op["error"]["errors"].is_array() &&
         !op["error"]["errors"].empty()) {
         std::string text;
-        for (const auto &e : op["error"]["errors"]) text += fmt::format("{}{}: {}", text.empty() ? "" : "; ", field(e, "code"), field(e, "message"));
-        const std::string first = field(op["error"]["errors"][0], "code");
+        for (const auto &e : op["error"]["errors"]) text += fmt::format("{}{}: {}", text.empty() ? "" : "; ", str(e, "code"), str(e, "message"));
+        const std::string first = str(op["error"]["errors"][0], "code");
         const Errc code = first == "RESOURCE_NOT_FOUND" ? Errc::not_found
                           : first == "QUOTA_EXCEEDED"   ? Errc::no_space
                           : first == "RESOURCE_ALREADY_EXISTS" ? Errc::conflict
@@ -127,10 +128,10 @@ Result<json> Api::wait_build(const std::string &id, const std::string &what, std
     std::string last;
     for (;;) {
         HSDK_TRY(auto build, cloudbuild("GET", "/builds/" + http::percent_encode(id, false), nullptr, what + " (build status)"));
-        const std::string status = field(build, "status");
+        const std::string status = str(build, "status");
         if (status == "SUCCESS") return build;
         if (status == "FAILURE" || status == "INTERNAL_ERROR" || status == "TIMEOUT" || status == "CANCELLED" || status == "EXPIRED") {
-            const std::string detail = field(build, "statusDetail");
+            const std::string detail = str(build, "statusDetail");
             return fail(status == "TIMEOUT" ? Errc::timeout : status == "CANCELLED" ? Errc::cancelled : Errc::remote_error,
                         fmt::format("{}: Cloud Build {} ended {}{}", what, id, status, detail.empty() ? "" : ": " + detail));
         }

@@ -1,6 +1,8 @@
 #include "cloud/gcp/auth.hpp"
 
 #include "core/base64.hpp"
+#include "core/env.hpp"
+#include "core/json_fields.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -18,12 +20,9 @@ namespace {
 namespace http = io::http;
 using json = nlohmann::json;
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
-std::string field(const json &j, const char *key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 Result<Credentials> from_file(const std::string &path, const std::string &source) {
     std::ifstream in(path);
@@ -34,22 +33,22 @@ Result<Credentials> from_file(const std::string &path, const std::string &source
     if (!j.is_object()) return fail(Errc::auth_failed, fmt::format("the Google credentials file {} is not JSON", path));
     Credentials c;
     c.source = source;
-    c.project_id = field(j, "project_id");
-    if (auto uri = field(j, "token_uri"); !uri.empty()) c.token_uri = uri;
-    const std::string type = field(j, "type");
+    c.project_id = str(j, "project_id");
+    if (auto uri = str(j, "token_uri"); !uri.empty()) c.token_uri = uri;
+    const std::string type = str(j, "type");
     if (type == "service_account") {
         c.kind = Credentials::Kind::service_account;
-        c.client_email = field(j, "client_email");
-        c.private_key = field(j, "private_key");
-        c.private_key_id = field(j, "private_key_id");
+        c.client_email = str(j, "client_email");
+        c.private_key = str(j, "private_key");
+        c.private_key_id = str(j, "private_key_id");
         if (c.client_email.empty() || c.private_key.empty())
             return fail(Errc::auth_failed, fmt::format("the service-account key {} has no client_email or private_key", path));
     } else if (type == "authorized_user") {
         c.kind = Credentials::Kind::authorized_user;
-        c.client_id = field(j, "client_id");
-        c.client_secret = field(j, "client_secret");
-        c.refresh_token = field(j, "refresh_token");
-        c.project_id = field(j, "quota_project_id");
+        c.client_id = str(j, "client_id");
+        c.client_secret = str(j, "client_secret");
+        c.refresh_token = str(j, "refresh_token");
+        c.project_id = str(j, "quota_project_id");
         if (c.client_id.empty() || c.refresh_token.empty())
             return fail(Errc::auth_failed, fmt::format("the authorized_user file {} has no client_id or refresh_token", path));
     } else {
@@ -78,13 +77,13 @@ Error google_error(const http::Response &response, const std::string &what) {
     if (j.is_object()) {
         if (j.contains("error") && j["error"].is_object()) {
             const json &e = j["error"];
-            status = field(e, "status");
-            message = field(e, "message");
+            status = str(e, "status");
+            message = str(e, "message");
             if (e.contains("errors") && e["errors"].is_array() && !e["errors"].empty() && e["errors"][0].is_object())
-                reason = field(e["errors"][0], "reason");
+                reason = str(e["errors"][0], "reason");
         } else {
-            status = field(j, "error");  // OAuth2: invalid_grant, ...
-            message = field(j, "error_description");
+            status = str(j, "error");  // OAuth2: invalid_grant, ...
+            message = str(j, "error_description");
         }
     }
     const std::string code = !status.empty() ? status : reason;
@@ -150,16 +149,8 @@ Result<std::string> service_account_assertion(const Credentials &c, const std::s
 }
 
 TokenSource::TokenSource(Credentials credentials, RestSettings settings)
-    : c_(std::move(credentials)), settings_(std::move(settings)), cache_([this] { return fetch(); }) {
-    http::ClientOptions o;
-    o.tls.insecure = settings_.insecure;
-    o.tls.ca_file = settings_.ca_file;
-    o.connect_timeout = settings_.timeout;
-    o.stall_timeout = settings_.timeout;
-    o.request_timeout = std::chrono::seconds(120);
-    o.cancel = settings_.cancel;
-    http_ = std::make_unique<http::Client>(o);
-}
+    : c_(std::move(credentials)), settings_(std::move(settings)),
+      http_(std::make_unique<http::Client>(client_options(settings_, std::chrono::seconds(120)))), cache_([this] { return fetch(); }) {}
 
 Result<std::vector<std::string>> TokenSource::headers(bool renew) {
     if (c_.kind == Credentials::Kind::anonymous) return std::vector<std::string>{};

@@ -2,6 +2,8 @@
 
 #include "io/http_source.hpp"
 #include "io/tar_stream_source.hpp"
+#include "core/env.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -19,10 +21,7 @@ namespace {
 namespace http = io::http;
 using json = nlohmann::json;
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
 void take(std::string &into, const std::string &value) {
     if (into.empty()) into = value;
@@ -195,7 +194,7 @@ private:
     EVP_MD_CTX *hash_ = nullptr;
 };
 
-std::string field(const json &j, const char *key) { return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); }
+using json_fields::str;
 
 }  // namespace
 
@@ -271,14 +270,9 @@ Result<AuthSettings> resolve_auth(const AuthSettings &given, const std::string &
 }
 
 Keystone::Keystone(AuthSettings settings, RestSettings rest) : s_(std::move(settings)), rest_(std::move(rest)), cache_([this] { return issue(); }) {
-    http::ClientOptions o;
-    o.tls.insecure = rest_.insecure || s_.insecure;
-    o.tls.ca_file = !rest_.ca_file.empty() ? rest_.ca_file : s_.cacert;
-    o.connect_timeout = rest_.timeout;
-    o.stall_timeout = rest_.timeout;
-    o.request_timeout = std::chrono::seconds(120);
-    o.cancel = rest_.cancel;
-    http_ = std::make_unique<http::Client>(o);
+    rest_.insecure = rest_.insecure || s_.insecure;
+    if (rest_.ca_file.empty()) rest_.ca_file = s_.cacert;
+    http_ = std::make_unique<http::Client>(client_options(rest_, std::chrono::seconds(120)));
 }
 
 Result<TokenCache::Token> Keystone::issue() {
@@ -331,11 +325,11 @@ Result<TokenCache::Token> Keystone::issue() {
     {
         std::lock_guard lock(mutex_);
         catalog_ = body["token"].value("catalog", json::array());
-        project_id_ = field(body["token"].value("project", json::object()), "id");
+        project_id_ = str(body["token"].value("project", json::object()), "id");
     }
     TokenCache::Token t;
     t.value = token;
-    t.lifetime = lifetime_of(field(body["token"], "expires_at"));
+    t.lifetime = lifetime_of(str(body["token"], "expires_at"));
     return t;
 }
 
@@ -354,11 +348,11 @@ Result<std::string> Keystone::endpoint(const std::vector<std::string> &types) {
     std::lock_guard lock(mutex_);
     for (const auto &type : types)
         for (const auto &service : catalog_) {
-            if (field(service, "type") != type) continue;
+            if (str(service, "type") != type) continue;
             for (const auto &e : service.value("endpoints", json::array())) {
-                if (field(e, "interface") != s_.interface) continue;
-                if (!s_.region_name.empty() && field(e, "region") != s_.region_name && field(e, "region_id") != s_.region_name) continue;
-                std::string url = field(e, "url");
+                if (str(e, "interface") != s_.interface) continue;
+                if (!s_.region_name.empty() && str(e, "region") != s_.region_name && str(e, "region_id") != s_.region_name) continue;
+                std::string url = str(e, "url");
                 while (!url.empty() && url.back() == '/') url.pop_back();
                 return url;
             }
@@ -376,12 +370,12 @@ std::shared_ptr<RestClient> service_client(const std::shared_ptr<Keystone> &keys
 
 Result<std::shared_ptr<ByteSource>> open_glance_image(const std::shared_ptr<RestClient> &client, const std::string &image_endpoint,
                                                       const json &image, const HttpSourceOptions &options) {
-    const std::string id = field(image, "id");
+    const std::string id = str(image, "id");
     const std::string name = fmt::format("glance://{}", id);
     const std::string url = fmt::format("{}/v2/images/{}/file", image_endpoint, http::percent_encode(id, false));
-    const std::string status = field(image, "status");
+    const std::string status = str(image, "status");
     if (status != "active") return fail(Errc::invalid_argument, fmt::format("{}: the image is {}, not active", name, status.empty() ? "?" : status));
-    const std::string format = field(image, "disk_format");
+    const std::string format = str(image, "disk_format");
     if (format == "raw" || format.empty()) {
         if (!image.contains("size") || !image["size"].is_number_unsigned())
             return fail(Errc::remote_error, fmt::format("{}: Glance gives no size for the image", name));
@@ -390,7 +384,7 @@ Result<std::shared_ptr<ByteSource>> open_glance_image(const std::shared_ptr<Rest
         t.tar = false;
         t.size = image["size"].get<std::uint64_t>();
         t.cancel = options.cancel;
-        const std::string md5 = field(image, "checksum"), algo = field(image, "os_hash_algo"), value = field(image, "os_hash_value");
+        const std::string md5 = str(image, "checksum"), algo = str(image, "os_hash_algo"), value = str(image, "os_hash_value");
         t.make_check = [name, md5, algo, value] { return std::make_unique<GlanceCheck>(name, md5, algo, value); };
         return io::open_tar_stream_source(client->stream_reader(url, "Glance image data " + id), t);
     }

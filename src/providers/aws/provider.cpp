@@ -4,7 +4,7 @@
 
 #include "providers/builtin.hpp"
 #include "providers/config_secret.hpp"
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 

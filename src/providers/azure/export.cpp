@@ -5,7 +5,7 @@
 #include "providers/azure/session.hpp"
 
 #include "cloud/azure/storage.hpp"
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 

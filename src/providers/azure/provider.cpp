@@ -4,7 +4,8 @@
 
 #include "providers/builtin.hpp"
 #include "providers/config_secret.hpp"
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
+#include "core/env.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -22,10 +23,7 @@ constexpr std::uint64_t GiB = 1ull << 30;
 
 using json_fields::str;
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
 
 // "/subscriptions/S/resourceGroups/RG/providers/..." -> RG.

@@ -4,7 +4,7 @@
 // objects and images of ours deleted (unless kept), after success, failure or cancel alike.
 #include "providers/gcp/session.hpp"
 
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 

@@ -5,7 +5,8 @@
 
 #include "providers/builtin.hpp"
 #include "providers/config_secret.hpp"
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
+#include "core/env.hpp"
 
 #include <hypersdk/log.hpp>
 
@@ -22,10 +23,7 @@ using json_fields::str;
 using json_fields::u64;
 constexpr std::uint64_t GiB = 1ull << 30;
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+using core::env;
 
 std::string last_segment(const std::string &url) { return url.substr(url.rfind('/') + 1); }
 

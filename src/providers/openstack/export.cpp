@@ -4,7 +4,7 @@
 // Images of ours are deleted afterwards unless kept, and always after a failure or cancel.
 #include "providers/openstack/session.hpp"
 
-#include "providers/json_fields.hpp"
+#include "core/json_fields.hpp"
 
 #include <hypersdk/log.hpp>
 

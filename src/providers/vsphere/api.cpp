@@ -2,6 +2,7 @@
 #include "io/http.hpp"
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/session.hpp"
+#include "core/env.hpp"
 
 #include <hypersdk/vsphere.hpp>
 
@@ -11,10 +12,7 @@
 namespace hypersdk::vsphere {
 namespace {
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v ? std::string(v) : std::string();
-}
+using core::env;
 
 
 }  // namespace
