@@ -28,7 +28,7 @@ def run_json(*args, env=None, check=True):
 def test_builtin_providers_without_plugins():
     env = {k: v for k, v in os.environ.items() if k != "HSDK_PLUGIN_PATH"}
     _, providers = run_json("providers", env=env)
-    assert [p["name"] for p in providers] == ["vsphere", "aws", "azure"]
+    assert [p["name"] for p in providers] == ["vsphere", "aws", "azure", "gcp", "openstack"]
     v = providers[0]
     assert v["origin"] == "built-in" and "native_export" in v["capabilities"]
     # The config schema stands alone: the vSphere connection, its password write-only.
@@ -43,7 +43,7 @@ def test_builtin_providers_without_plugins():
 def test_plugin_folder_loads_good_plugins_and_refuses_a_future_abi():
     p, providers = run_json("providers", env=env_with(PLUGIN.parent))
     names = {x["name"]: x for x in providers}
-    assert set(names) == {"vsphere", "aws", "azure", "localdir"}
+    assert set(names) == {"vsphere", "aws", "azure", "gcp", "openstack", "localdir"}
     assert names["localdir"]["origin"] == str(PLUGIN)
     assert names["localdir"]["capabilities"] == ["list", "describe", "block_reads"]
     assert "speaks plugin ABI version 99" in p.stderr and "knows versions up to 1" in p.stderr
