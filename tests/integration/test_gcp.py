@@ -154,6 +154,12 @@ def test_cli_flags_name_the_endpoints(cloud):
     p = hsdk("vms", "list", "--provider", "vsphere", "--compute-endpoint", cloud.url, check=False, env=env)
     assert p.returncode != 0 and "--provider gcp" in p.stderr
     assert cloud.state.tokens_issued("jwt_bearer") >= 1
+    # --retries is the provider's max_attempts: one try meets the 429, the default retries past it.
+    cloud.state.throttle = {"aggregated_instances": 1}
+    p = hsdk("vms", "list", *flags, "--retries", "1", "--json", check=False, env=env)
+    assert p.returncode != 0 and "HTTP 429" in p.stderr and "after 1 tries" in p.stderr, p.stderr
+    cloud.state.throttle = {"aggregated_instances": 1}
+    assert sorted(v["name"] for v in json.loads(hsdk("vms", "list", *flags, "--json", env=env).stdout)) == ["app01", "db01", "web01"]
 
 
 # ---- credentials -------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ void add_connection_flags(CLI::App *app, ConnectionFlags &f) {
     auto *ca = app->add_option("--ca-file", f.ca_file, "Trust the certificates in this PEM file instead of the system store");
     auto *thumb = app->add_option("--thumbprint", f.thumbprint, "Accept only the server certificate with this SHA-256 thumbprint");
     insecure->excludes(ca)->excludes(thumb);
-    app->add_option("--retries", f.retries, "Tries per request on transient failures (reset, 5xx, timeout), default 5")
-        ->check(CLI::Range(1u, 100u));
+    f.retries_option = app->add_option("--retries", f.retries,
+                                       "Tries per request on transient failures (reset, 429, 5xx, timeout); default 5 for vSphere, "
+                                       "the provider's max_attempts for the others")
+                           ->check(CLI::Range(1u, 100u));
 }
 
 void add_aws_flags(CLI::App *app, AwsFlags &f, const char *what) {

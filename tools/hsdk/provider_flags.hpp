@@ -14,6 +14,7 @@ struct ConnectionFlags {
     std::string url, username, password_env, password_file, ca_file, thumbprint;
     bool insecure = false;
     unsigned retries = 5;
+    CLI::Option *retries_option = nullptr;  // given on the command line: counts for every provider
 
     // The request's "connection": the password is named (a variable, a file), never copied into it.
     nlohmann::json request() const {
@@ -103,6 +104,8 @@ struct ProviderFlags {
 
     bool request(nlohmann::json &out, std::string &error) const {
         nlohmann::json config = provider == "vsphere" ? conn.request() : nlohmann::json::object();
+        // --retries is every provider's max_attempts (each has its own default when not given).
+        if (provider != "vsphere" && conn.retries_option != nullptr && conn.retries_option->count() > 0) config["max_attempts"] = conn.retries;
         if (!aws.empty()) {
             if (provider != "aws") {
                 error = "--profile, --region, --endpoint-url, --block-requests and --aws-attempts are for --provider aws";
