@@ -22,7 +22,6 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ports import free_port as _free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIM_DIR = ROOT / "tests" / "sim" / "azure"
@@ -156,12 +156,6 @@ def verify_sas(container, blob, query, account=ACCOUNT, key=ACCOUNT_KEY, now=Non
     if any(p not in sp for p in need):
         return f"SAS lacks permission {need}"
     return None
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent():

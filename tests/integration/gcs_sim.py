@@ -17,22 +17,16 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.parse
 import uuid
+from ports import free_port as _free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = pathlib.Path(os.environ.get("HSDK_FAKE_GCS", ROOT / "build" / "sim" / "fake-gcs-server"))
 VERSION = "v1.56.1"  # tests/sim/gcs/go.mod
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def quote_object(name):

@@ -16,10 +16,10 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
+from ports import free_port as _free_port
 
 CONFIG = """\
 [DEFAULT]
@@ -54,12 +54,6 @@ filesystem_store_datadir = {dir}/tasks/
 """
 
 SETUP_HINT = "Debian's glance-api is not installed: run scripts/setup (it installs the package glance-api)"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tail(path, lines=40):
