@@ -15,6 +15,8 @@ pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+# SQLite keeps the service's jobs and schedules (Debian's libsqlite3-dev).
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 
 # pkg-config names for hypersdk.pc's Requires.private (what a static link needs).
-set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal yaml-cpp)
+set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal yaml-cpp sqlite3)

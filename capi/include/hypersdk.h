@@ -371,6 +371,13 @@ typedef struct hsdk_job_callbacks {
 } hsdk_job_callbacks;
 #define HSDK_JOB_CALLBACKS_INIT { sizeof(hsdk_job_callbacks), NULL, NULL, HSDK_LOG_INFO, NULL, NULL, NULL }
 
+/* One request to the in-process service (the routes of hypervisord, served without a daemon: an
+ * in-memory database, no authentication): request_json is {method, target ("/jobs/query?all=true"),
+ * headers {name: value}, body (a string)}; *out_response_json gets {status, content_type, headers
+ * [[name, value]...], body (a string)}. An HTTP error status is a response, not a failure. Free
+ * with hsdk_string_free. */
+HSDK_API hsdk_status hsdk_service_request(const char *request_json, char **out_response_json);
+
 /* The registry: {"version", "operations": [{name, summary, description, long_running, errors,
  * request, result}]}, request and result as JSON Schema draft 7. Free with hsdk_string_free. */
 HSDK_API hsdk_status hsdk_ops_json(char **out_json);

@@ -33,6 +33,10 @@ struct OperationInfo {
 // what hsdk_ops_json() returns and `hsdk ops --json` prints.
 [[nodiscard]] nlohmann::json operations_json();
 
+// The OpenAPI 3.1 document of every operation under /v1/ops/{name} (api/openapi.json, generated
+// from the same descriptions by tools/gen_api and compiled in): what hypervisord serves.
+[[nodiscard]] std::string_view openapi_json() noexcept;
+
 // Checks a request against its schema and fills in the schema's defaults. An unknown operation or a
 // bad request fails with invalid_argument naming the operation, or the field by JSON pointer:
 // "invalid request of image.convert: /threads: expected integer, got string".

@@ -53,6 +53,7 @@ private:
         std::vector<nlohmann::json> docs;
         for (std::size_t i = 0; i < embedded_api_file_count; ++i) {
             const auto &f = embedded_api_files[i];
+            if (std::string_view(f.name) == "openapi.json") continue;  // served as it is, not an operation
             auto doc = nlohmann::json::parse(f.text, nullptr, false);
             if (doc.is_discarded()) return fail(Errc::internal, fmt::format("api/{} is not valid JSON", f.name));
             if (std::string_view(f.name) == "common.json") common = doc.value("definitions", nlohmann::json::object());
@@ -163,6 +164,16 @@ nlohmann::json redact_request(std::string_view operation, const nlohmann::json &
     const auto *e = ops::find_entry(operation);
     if (e == nullptr) return nlohmann::json::object();  // nothing known about it: keep nothing
     return e->request.redact(request);
+}
+
+}  // namespace hypersdk
+
+namespace hypersdk {
+
+std::string_view openapi_json() noexcept {
+    for (std::size_t i = 0; i < ops::embedded_api_file_count; ++i)
+        if (std::string_view(ops::embedded_api_files[i].name) == "openapi.json") return ops::embedded_api_files[i].text;
+    return "{}";
 }
 
 }  // namespace hypersdk

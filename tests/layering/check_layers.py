@@ -9,7 +9,7 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["core", "io", "format", "convert", "ovf", "kvm", "providers", "export", "ops", "capi"]
+LAYERS = ["core", "io", "format", "convert", "ovf", "kvm", "providers", "export", "ops", "service", "capi"]
 
 # Folders under src/ (and capi/) -> layer.
 FOLDERS = {
@@ -22,6 +22,7 @@ FOLDERS = {
     "providers": "providers",
     "export": "export",
     "ops": "ops",
+    "service": "service",
     "capi": "capi",
 }
 
@@ -37,6 +38,7 @@ PUBLIC = {
     "vsphere.hpp": "providers", "provider.hpp": "providers",
     "export.hpp": "export", "backup.hpp": "export",
     "job.hpp": "ops", "ops.hpp": "ops",
+    "service.hpp": "service",
     "hypersdk.hpp": "umbrella",  # for users only: no library source includes it
 }
 

@@ -203,6 +203,31 @@ void register_jobs(py::module_ &m) {
 
     m.def("_state_name", [](int state) { return std::string(hsdk_job_state_name(state)); });
 
+    // The in-process service (hypervisord's routes without a daemon): HyperSDK() with no URL.
+    m.def(
+        "_service_request",
+        [](const std::string &method, const std::string &target, const py::bytes &body, const py::dict &headers) {
+            // The module sees only the C ABI: JSON in and out through Python's json module.
+            const py::module_ json = py::module_::import("json");
+            py::dict req;
+            req["method"] = method;
+            req["target"] = target;
+            req["body"] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(PyBytes_AsString(body.ptr()), PyBytes_Size(body.ptr()), "replace"));
+            req["headers"] = headers;
+            const std::string text = py::str(json.attr("dumps")(req));
+            char *out = nullptr;
+            hsdk_status status;
+            {
+                py::gil_scoped_release unlocked;
+                status = hsdk_service_request(text.c_str(), &out);
+            }
+            check(status);
+            py::dict resp = json.attr("loads")(take(out));
+            const std::string resp_body = py::str(resp["body"]);
+            return py::make_tuple(resp["status"], resp["content_type"], py::bytes(resp_body));
+        },
+        py::arg("method"), py::arg("target"), py::arg("body"), py::arg("headers"));
+
     m.def("_ops_json", [] {
         char *out = nullptr;
         check(hsdk_ops_json(&out));

@@ -1,0 +1,133 @@
+#include "service/routes.hpp"
+
+#include <hypersdk/job.hpp>
+#include <hypersdk/ops.hpp>
+#include <hypersdk/version.hpp>
+
+#include <fmt/format.h>
+
+namespace hypersdk::service::routes {
+
+int status_for(Errc code) {
+    switch (code) {
+        case Errc::invalid_argument: return 400;
+        case Errc::not_found: return 404;
+        case Errc::auth_failed: return 401;
+        case Errc::permission_denied: return 403;
+        case Errc::conflict: return 409;
+        case Errc::unsupported: return 501;
+        case Errc::timeout: return 504;
+        case Errc::network_error:
+        case Errc::tls_error:
+        case Errc::remote_error: return 502;
+        default: return 500;
+    }
+}
+
+std::optional<Response> run_sync(const std::string &operation, const nlohmann::json &request, nlohmann::json &result) {
+    auto r = run_operation(operation, request);
+    if (!r) {
+        auto msg = r.error().message;
+        // The library says "invalid request of vms.list: ..."; the old daemon's clients look for
+        // "invalid request" at the start.
+        if (r.error().code == Errc::invalid_argument && msg.rfind("invalid request", 0) != 0) msg = "invalid request: " + msg;
+        auto resp = error_response(status_for(r.error().code), msg);
+        auto body = nlohmann::json::parse(resp.body);
+        body["code"] = std::string(errc_name(r.error().code));
+        resp.body = body.dump();
+        return resp;
+    }
+    result = std::move(r).value();
+    return std::nullopt;
+}
+
+Response health(ServiceImpl &s, const Request &, const RouteMatch &) {
+    const auto st = s.status_json();
+    return json_response(200, {{"status", "healthy"}, {"version", st["version"]}, {"uptime", st["uptime"]}, {"timestamp", st["timestamp"]}});
+}
+
+Response status(ServiceImpl &s, const Request &, const RouteMatch &) { return json_response(200, s.status_json()); }
+
+Response capabilities(ServiceImpl &s, const Request &, const RouteMatch &) {
+    nlohmann::json providers = nlohmann::json::array();
+    nlohmann::json listed;
+    if (!run_sync("providers.list", nlohmann::json::object(), listed))
+        for (const auto &p : listed.value("providers", nlohmann::json::array())) providers.push_back(p.value("name", ""));
+    nlohmann::json ops = nlohmann::json::array();
+    for (const auto &o : operations()) ops.push_back(o.name);
+    const auto cfg = s.config();
+    return json_response(200, {{"version", std::string(hypersdk::version())},
+                               {"providers", providers},
+                               {"formats", {"ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"}},
+                               {"export_formats", {"ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"}},
+                               {"export_methods", {"ova", "ovf", "nfc", "datastore"}},
+                               {"operations", ops},
+                               {"features",
+                                {{"cbt", true},
+                                 {"incremental_backup", true},
+                                 {"schedules", true},
+                                 {"webhooks", true},
+                                 {"websocket", true},
+                                 {"metrics", true},
+                                 {"hyper2kvm", true},
+                                 {"cost_estimation", false},
+                                 {"auth", cfg.auth_required}}},
+                               {"max_concurrent_jobs", cfg.workers},
+                               {"timestamp", rfc3339(Clock::now())}});
+}
+
+Response openapi(ServiceImpl &, const Request &, const RouteMatch &) {
+    Response r;
+    r.body = std::string(openapi_json());
+    return r;
+}
+
+Response metrics(ServiceImpl &s, const Request &, const RouteMatch &) {
+    return text_response(200, s.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+Response login(ServiceImpl &s, const Request &req, const RouteMatch &) {
+    const auto body = parse_body(req);
+    if (!body.error.empty()) return error_response(400, body.error);
+    if (!body.value.is_object() || !body.value.contains("username") || !body.value.contains("password") || !body.value["username"].is_string() ||
+        !body.value["password"].is_string())
+        return error_response(400, "invalid request: username and password are required");
+    return s.auth().login(body.value["username"], body.value["password"]);
+}
+
+Response logout(ServiceImpl &s, const Request &req, const RouteMatch &) {
+    s.auth().logout(req);
+    return json_response(200, {{"status", "logged out"}, {"timestamp", rfc3339(Clock::now())}});
+}
+
+Response unsupported_cost(ServiceImpl &, const Request &req, const RouteMatch &) {
+    return error_response(501, fmt::format("unsupported: {} - cost estimation is not implemented yet", parse_target(req.target).path));
+}
+
+// Any operation of the registry, run as a job of the board (so it is listed, persisted, cancellable).
+Response v1_op(ServiceImpl &s, const Request &req, const RouteMatch &m) {
+    const auto &op = m.params.at("operation");
+    if (!find_operation(op)) return error_response(404, "unknown operation: " + op);
+    const auto body = parse_body(req);
+    if (!body.error.empty()) return error_response(400, body.error);
+    auto prepared = prepare_request(op, body.value);
+    if (!prepared) return error_response(400, prepared.error().message);
+    JobSubmission sub;
+    sub.kind = "operation";
+    sub.plan.operation = op;
+    sub.plan.request = prepared.value();
+    sub.plan.name = req.headers.count("x-job-name") ? req.headers.at("x-job-name") : op;
+    sub.plan.vm_path = body.value.is_object() ? body.value.value("vm", "") : "";
+    sub.definition_shown = redact_secrets(redact_request(op, prepared.value()));
+    auto job = s.jobs().submit(std::move(sub));
+    if (!job) return error_response(status_for(job.error().code), job.error().message);
+    const auto &q = m.target.query;
+    if (q.count("wait") && (q.at("wait") == "true" || q.at("wait") == "1")) {
+        s.jobs().wait(job.value().id, std::chrono::hours(24));
+        auto done = s.jobs().get(job.value().id);
+        return json_response(200, s.jobs().shown(*done));
+    }
+    return json_response(202, s.jobs().shown(job.value()));
+}
+
+}  // namespace hypersdk::service::routes
