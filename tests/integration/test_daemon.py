@@ -549,3 +549,85 @@ def test_seed_workflow_routes(daemon, sim, tmp_path):
     assert status == 200 and "enabled" in cbt
     status, err, _ = daemon.post("/cost/estimate", {})
     assert status == 501 and "unsupported" in err["error"]
+
+
+# ---- scheduling limits, GOVC_* credentials, TLS, backup policies -----------------------------------
+
+def test_per_host_limit_and_priorities(tmp_path, sim):
+    # One export at a time against the simulator's host: a stalled one holds the others back, and
+    # when it is cancelled the higher priority goes first.
+    d = Daemon(tmp_path / "d", {"daemon": {"workers": 4}, "scheduler": {"per_host_limit": 1},
+                                "providers": {"vsphere": vsphere_config(sim)}},
+               args=["--no-auth"], env={"HSDK_TEST_PASSWORD": PASSWORD})
+    try:
+        sim.control(faults={"nfc_stall_after": 300_000})
+        first = submit(d, {"vm_path": VM, "output_dir": str(tmp_path / "a"), "format": "vmdk"})["job_id"]
+        wait_for(lambda: sim.state()["nfc_requests"], what="the download to start")
+        low = submit(d, {"vm_path": VM, "output_dir": str(tmp_path / "b"), "format": "vmdk", "priority": 0})["job_id"]
+        high = submit(d, {"vm_path": VM, "output_dir": str(tmp_path / "c"), "format": "vmdk", "priority": 10})["job_id"]
+        time.sleep(1.0)
+        assert d.get(f"/jobs/{low}")[1]["status"] == "pending" and d.get(f"/jobs/{high}")[1]["status"] == "pending"
+        assert d.post("/jobs/cancel", {"job_ids": [first]})[1]["cancelled"] == [first]
+        h, l = d.wait_job(high), d.wait_job(low)
+        assert h["status"] == l["status"] == "completed"
+        assert h["completed_at"] <= l["started_at"]
+    finally:
+        d.stop()
+
+
+def test_govc_variables_give_the_vsphere_credentials(tmp_path, sim):
+    env = {"GOVC_URL": sim.url, "GOVC_USERNAME": USERNAME, "GOVC_PASSWORD": PASSWORD, "GOVC_INSECURE": "1"}
+    d = Daemon(tmp_path / "d", {}, args=["--no-auth"], env=env)
+    try:
+        job = d.wait_job(submit(d, {"vm_path": VM, "output_dir": str(tmp_path / "o"), "format": "vmdk"})["job_id"])
+        assert job["status"] == "completed", job
+    finally:
+        d.stop()
+
+
+def test_tls_listener(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = __import__("ports").free_port()
+    proc = subprocess.Popen([str(HYPERVISORD), "--listen", f"127.0.0.1:{port}", "--no-auth", "--state-dir", str(tmp_path / "s"),
+                             "--tls-cert", str(cert), "--tls-key", str(key)], stderr=subprocess.PIPE, text=True)
+    try:
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=str(cert))
+
+        def health():
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=ctx, timeout=2) as r:
+                    return json.loads(r.read())
+            except OSError:
+                return None
+        assert wait_for(health, what="the TLS listener")["status"] == "healthy"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_backup_policy_backs_up_matching_vms_and_prunes(daemon, sim, tmp_path):
+    vm_name = "DC0_C0_RP0_VM0"
+    raw = write_pattern(tmp_path / "v0.raw", 4 * MiB, seed=99)
+    sim.control(plant_disk={"vm": vm_name, "raw": str(raw)})
+    status, r, _ = daemon.post("/cbt/enable", {"vm_path": f"/DC0/vm/{vm_name}"})
+    assert status == 200 and r["success"] is True
+    repo = tmp_path / "repo"
+    status, policy, _ = daemon.post("/backup-policies/create", {
+        "name": "production-vms", "vm_filter": {"datacenter": "DC0", "name_pattern": "*_RP0_VM0", "power_state": "poweredOn"},
+        "schedule": "0 2 * * *", "retention": {"count": 1, "age_days": 30}, "repo": str(repo)})
+    assert status == 201 and policy["kind"] == "backup_policy"
+    for _ in range(2):
+        status, t, _ = daemon.post(f"/schedules/{policy['id']}/trigger")
+        assert status == 200 and t["job_ids"]
+        jobs = [daemon.wait_job(j, timeout=120) for j in t["job_ids"]]
+        assert [j["operation"] for j in jobs][:2] == ["backup.run", "backup.prune"]
+        assert all(j["status"] == "completed" for j in jobs), jobs
+    status, listed, _ = daemon.post("/v1/ops/backup.list?wait=true", {"repo": str(repo)})
+    points = [p for v in listed["result"]["vms"] for p in v["points"]]
+    assert 1 <= len(points) <= 2
+    status, analysis, _ = daemon.post("/incremental/analyze", {"vm_path": f"/DC0/vm/{vm_name}", "repo": str(repo)})
+    assert status == 200 and analysis["cbt_enabled"] is True and analysis["can_incremental"] is True

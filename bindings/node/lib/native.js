@@ -15,4 +15,21 @@ function load() {
   }
 }
 
-module.exports = load();
+const addon = load();
+
+// The in-process service (HyperSDK() without a URL): hypervisord's routes served by the library,
+// no daemon. Resolves with {status, contentType, headers, body: Buffer}.
+addon.serviceRequest = async function serviceRequest(method, target, body, headers) {
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : (body == null ? '' : String(body));
+  const reply = JSON.parse(await addon.serviceRequestJson(JSON.stringify({
+    method, target, headers: headers || {}, body: text,
+  })));
+  return {
+    status: reply.status,
+    contentType: reply.content_type,
+    headers: reply.headers,
+    body: Buffer.from(reply.body, 'utf8'),
+  };
+};
+
+module.exports = addon;

@@ -155,6 +155,17 @@ Napi::Value ops_json(const Napi::CallbackInfo &info) {
     return Napi::String::New(info.Env(), take_string(out));
 }
 
+// The in-process service: a request {method, target, headers, body} as JSON, resolved with the
+// response {status, content_type, headers, body} as JSON (lib/native.js wraps both ends).
+Napi::Value service_request_json(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw_invalid_argument(env, "serviceRequestJson takes a JSON string");
+    std::string request = info[0].As<Napi::String>().Utf8Value();
+    auto *worker = new StringWorker(env, "hypersdk.serviceRequest",
+                                    [request = std::move(request)](char **out) { return hsdk_service_request(request.c_str(), out); });
+    return worker->Start();
+}
+
 Napi::Value configure_executor(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw_invalid_argument(env, "configureExecutor takes an object");
@@ -188,6 +199,7 @@ void init_jobs(Napi::Env env, Napi::Object exports) {
     exports.Set("runJson", Napi::Function::New(env, run_json, "runJson"));
     exports.Set("NativeJob", NativeJob::Define(env));
     exports.Set("opsJson", Napi::Function::New(env, ops_json, "opsJson"));
+    exports.Set("serviceRequestJson", Napi::Function::New(env, service_request_json, "serviceRequestJson"));
     exports.Set("configureExecutor", Napi::Function::New(env, configure_executor, "configureExecutor"));
     exports.Set("executorStatsJson", Napi::Function::New(env, executor_stats_json, "executorStatsJson"));
 }
