@@ -127,8 +127,10 @@ CURLcode on_ssl_ctx(CURL *, void *ssl_ctx, void *arg) {
     return CURLE_OK;
 }
 
-Errc classify(CURLcode code) {
-    switch (code) {
+}  // namespace
+
+Errc curl_errc(int curl_code) {
+    switch (static_cast<CURLcode>(curl_code)) {
     case CURLE_OPERATION_TIMEDOUT:
         return Errc::timeout;
     case CURLE_SSL_CONNECT_ERROR:
@@ -155,8 +157,6 @@ Errc classify(CURLcode code) {
         return Errc::network_error;
     }
 }
-
-}  // namespace
 
 struct Client::Shared {
     CURLSH *share = nullptr;
@@ -397,9 +397,9 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
         std::string what = curl_easy_strerror(result);
         if (result == CURLE_PEER_FAILED_VERIFICATION && !thumbprint_.empty())
             what = "the server certificate does not match the pinned SHA-256 thumbprint";
-        else if (classify(result) == Errc::tls_error && !thumbprint_.empty())
+        else if (curl_errc(result) == Errc::tls_error && !thumbprint_.empty())
             what += " (is the pinned thumbprint right?)";
-        return fail(classify(result), fmt::format("{} {}: {}", request.method, redact_url(request.url), what));
+        return fail(curl_errc(result), fmt::format("{} {}: {}", request.method, redact_url(request.url), what));
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t.response.status);
     if (!t.headers_done && check != nullptr && *check) HSDK_TRYV((*check)(t.response));

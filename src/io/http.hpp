@@ -21,6 +21,11 @@
 
 namespace hypersdk::io::http {
 
+// The library's error code for a libcurl result (a CURLcode): timeout, tls_error for certificate and
+// handshake failures, invalid_argument for a malformed URL or scheme, network_error otherwise.
+Errc curl_errc(int curl_code);
+
+
 struct TlsOptions {
     bool insecure = false;          // no certificate check at all: only when the caller says so
     std::string ca_file;            // PEM bundle trusted instead of the system store

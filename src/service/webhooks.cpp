@@ -1,5 +1,7 @@
 #include "service/webhooks.hpp"
 
+#include "io/http.hpp"
+
 #include <hypersdk/log.hpp>
 #include <hypersdk/version.hpp>
 
@@ -101,29 +103,6 @@ std::string webhook_body(const std::string &event, const nlohmann::json &data) {
     return body;
 }
 
-Errc webhook_errc(CURLcode code) {
-    switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return Errc::timeout;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_USE_SSL_FAILED:
-        return Errc::tls_error;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return Errc::invalid_argument;
-    case CURLE_OUT_OF_MEMORY:
-        return Errc::no_memory;
-    default:
-        return Errc::network_error;
-    }
-}
 
 // A hook as the sender keeps it: events normalised, unusable headers removed, log label made once.
 struct WebhookEntry {
@@ -693,7 +672,7 @@ Result<nlohmann::json> WebhookSender::test(const WebhookHook &hook) {
     const auto started = WebhookClock::now();
     const CURLcode code = curl_easy_perform(a->easy);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(WebhookClock::now() - started).count();
-    if (code != CURLE_OK) return fail(webhook_errc(code), fmt::format("webhook test to {}: {}", redacted, curl_easy_strerror(code)));
+    if (code != CURLE_OK) return fail(io::http::curl_errc(code), fmt::format("webhook test to {}: {}", redacted, curl_easy_strerror(code)));
     long status = 0;
     curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &status);
     return nlohmann::json{{"url", redacted}, {"status_code", status}, {"success", status >= 200 && status < 300}, {"duration_ms", ms}};
