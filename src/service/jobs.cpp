@@ -171,6 +171,14 @@ nlohmann::json JobBoard::shown(const JobRecord &j) const {
 }
 
 void JobBoard::notify(const std::string &event, const JobRecord &job) {
+    // The job's events are part of its log (GET /jobs/logs shows them beside the library's lines).
+    if (event != "job.progress") {
+        std::string line = event;
+        if (event == "job.started") line += fmt::format(" (attempt {} of {})", job.attempts, job.max_retries + 1);
+        if (!job.error.empty() && (event == "job.failed" || event == "job.cancelled")) line += ": " + job.error;
+        auto stored = store_.append_log(job.id, {rfc3339(Clock::now()), event == "job.failed" ? "error" : "info", line});
+        (void)stored;  // as on_log: a lost log line does not fail the job
+    }
     if (listener_) listener_(event, job, shown(job));
 }
 

@@ -174,6 +174,7 @@ def test_export_job_through_the_simulator(daemon, sim, tmp_path):
     status, logs, headers = daemon.get(f"/jobs/logs/{job_id}", raw=True)
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert "export.run started" in logs and "INFO" in logs
+    assert logs.index("job.created") < logs.index("job.started (attempt 1 of 1)") < logs.index("job.completed")
 
     status, q, _ = daemon.get(f"/jobs/query?job_id={job_id}")
     assert status == 200 and q["status"] == "completed" and q["total"] == 1  # the seed workflow reads .status
