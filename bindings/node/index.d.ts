@@ -397,3 +397,451 @@ export interface OvaReport {
 
 /** Checks an OVA (or an .ovf with its files) against its manifest. */
 export function verifyOva(path: PathLike, options?: { signal?: AbortSignal }): Promise<OvaReport>;
+
+// ---- HyperSDK: the REST client of the original HyperSDK TypeScript SDK ---------------------------
+//
+// new HyperSDK('http://host:8080', { apiKey, timeout }) talks to hypervisord; new HyperSDK() runs
+// the same calls against the service inside this process (no daemon, no authentication, jobs in
+// memory). Method names, arguments and resolved shapes are the old SDK's; its `Job` interface is
+// `ClientJob` here (`Job` is the library's job class above). Failures are HyperSDKError subclasses,
+// not HypersdkError.
+
+/** Base of every error the client throws. */
+export class HyperSDKError extends Error {
+  constructor(message: string);
+}
+/** HTTP 401: no or a wrong API key, an expired token, or a failed login. */
+export class AuthenticationError extends HyperSDKError {
+  constructor(message: string, statusCode?: number, response?: any);
+  statusCode?: number;
+  response?: any;
+}
+/** HTTP 404 of a request naming a job, schedule or webhook. */
+export class JobNotFoundError extends HyperSDKError {
+  constructor(message: string, statusCode?: number, response?: any);
+  statusCode?: number;
+  response?: any;
+}
+/** Any other failure: an error status (statusCode, response = the decoded error body), a failed
+ * connection or timeout (no statusCode), or a route the daemon does not serve (route, e.g. "POST /cbt/enable"). */
+export class APIError extends HyperSDKError {
+  constructor(message: string, statusCode?: number, response?: any, route?: string);
+  statusCode?: number;
+  response?: any;
+  route?: string;
+}
+/** An argument refused before the request was sent. */
+export class ValidationError extends HyperSDKError {}
+/** Kept for the old SDK's users; this client opens no WebSocket. */
+export class WebSocketError extends HyperSDKError {}
+
+export const JobStatus: {
+  readonly PENDING: 'pending';
+  readonly RUNNING: 'running';
+  readonly COMPLETED: 'completed';
+  readonly FAILED: 'failed';
+  readonly CANCELLED: 'cancelled';
+};
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+export const ExportFormat: {
+  readonly QCOW2: 'qcow2';
+  readonly RAW: 'raw';
+  readonly VMDK: 'vmdk';
+  readonly OVA: 'ova';
+  readonly OVF: 'ovf';
+  readonly VHD: 'vhd';
+  readonly VHDX: 'vhdx';
+  readonly VDI: 'vdi';
+};
+export type ExportFormat = (typeof ExportFormat)[keyof typeof ExportFormat];
+
+export const ExportMethod: {
+  readonly CTL: 'ctl';
+  readonly GOVC: 'govc';
+  readonly OVFTOOL: 'ovftool';
+  readonly WEB: 'web';
+  readonly AUTO: '';
+};
+export type ExportMethod = (typeof ExportMethod)[keyof typeof ExportMethod];
+
+export interface VCenterConfig {
+  server: string;
+  username: string;
+  password: string;
+  insecure?: boolean;
+}
+
+export interface ExportOptions {
+  parallel_downloads?: number;
+  remove_cdrom?: boolean;
+  shutdown_vm?: boolean;
+  compress?: boolean;
+  show_individual_progress?: boolean;
+  enable_pipeline?: boolean;
+  hyper2kvm_path?: string;
+  pipeline_inspect?: boolean;
+  pipeline_fix?: boolean;
+  pipeline_convert?: boolean;
+  pipeline_validate?: boolean;
+  pipeline_compress?: boolean;
+  compress_level?: number;
+  libvirt_integration?: boolean;
+  libvirt_uri?: string;
+  libvirt_autostart?: boolean;
+  libvirt_bridge?: string;
+  libvirt_pool?: string;
+  [key: string]: unknown;
+}
+
+/** A job as POST /jobs/submit takes it (the old SDK's fields, then hypervisord's). */
+export interface JobDefinition {
+  vm_path: string;
+  name?: string;
+  id?: string;
+  output_path?: string;
+  output_dir?: string;
+  vcenter_url?: string;
+  vcenter?: VCenterConfig;
+  username?: string;
+  password?: string;
+  datacenter?: string;
+  format?: ExportFormat | string;
+  export_method?: ExportMethod | string;
+  method?: string;
+  compress?: boolean;
+  thin?: boolean;
+  insecure?: boolean;
+  options?: ExportOptions;
+  created_at?: string;
+  provider?: string;
+  priority?: number;
+  depends_on?: string[];
+  max_retries?: number;
+  time_window?: string;
+  hyper2kvm_integration?: { enabled?: boolean; auto_convert?: boolean; daemon_mode?: boolean; instance?: string };
+  metadata?: Record<string, unknown>;
+}
+
+export interface JobProgress {
+  phase: string;
+  current_file?: string;
+  current_step?: string;
+  files_downloaded: number;
+  total_files: number;
+  bytes_downloaded: number;
+  bytes_transferred: number;
+  total_bytes: number;
+  percent_complete: number;
+  estimated_remaining?: string | null;
+  export_method?: string;
+  job_id?: string;
+  status?: JobStatus;
+  percentage?: number;
+  transfer_rate_mbps?: number;
+  speed_mbps?: number;
+}
+
+export interface JobResult {
+  vm_name: string;
+  output_dir: string;
+  ovf_path: string;
+  files: string[];
+  output_files?: string[];
+  total_size: number;
+  duration: number;
+  success: boolean;
+  export_method?: string;
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** The old SDK's `Job`: a job as GET /jobs/{id} and /jobs/query answer it. */
+export interface ClientJob {
+  id?: string;
+  name?: string;
+  operation?: string;
+  definition: JobDefinition;
+  status: JobStatus;
+  progress?: JobProgress;
+  result?: JobResult;
+  error?: string;
+  created_at?: string;
+  started_at?: string;
+  completed_at?: string;
+  updated_at: string;
+  priority?: number;
+  depends_on?: string[];
+  retries?: number;
+  schedule_id?: string;
+}
+
+export interface QueryRequest {
+  job_ids?: string[];
+  status?: JobStatus[];
+  all?: boolean;
+  limit?: number;
+}
+
+export interface QueryResponse {
+  jobs: ClientJob[];
+  total: number;
+  timestamp: string;
+}
+
+export interface SubmitResponse {
+  job_ids: string[];
+  accepted: number;
+  rejected: number;
+  errors?: unknown[];
+  timestamp: string;
+  job_id?: string;
+}
+
+export interface CancelRequest {
+  job_ids: string[];
+}
+
+export interface CancelResponse {
+  cancelled: string[];
+  failed: string[];
+  errors?: Record<string, string>;
+  timestamp: string;
+}
+
+export interface DaemonStatus {
+  version: string;
+  uptime: string;
+  uptime_seconds?: number;
+  total_jobs: number;
+  pending_jobs?: number;
+  running_jobs: number;
+  completed_jobs: number;
+  failed_jobs: number;
+  cancelled_jobs: number;
+  timestamp: string;
+}
+
+export interface ScheduledJob {
+  id?: string;
+  name: string;
+  description?: string;
+  schedule: string;
+  job_template: JobDefinition;
+  enabled?: boolean;
+  created_at?: string;
+  updated_at?: string;
+  next_run?: string;
+  last_run?: string;
+  run_count?: number;
+  tags?: string[];
+  priority?: number;
+  time_window?: string;
+}
+
+export interface Webhook {
+  id?: string;
+  url: string;
+  events?: string[];
+  headers?: Record<string, string>;
+  enabled?: boolean;
+  secret?: string;
+}
+
+export interface WebhookTestResult {
+  url: string;
+  status_code: number;
+  success: boolean;
+  duration_ms: number;
+}
+
+export interface ErrorResponse {
+  error: string;
+  timestamp: string;
+}
+
+export interface HealthResponse {
+  status: string;
+  version?: string;
+  uptime?: string;
+  timestamp: string;
+}
+
+export interface CapabilitiesResponse {
+  providers?: string[];
+  formats?: string[];
+  export_methods?: string[];
+  operations?: string[];
+  features?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface VmSummary {
+  name: string;
+  path: string;
+  power_state: string;
+  num_cpu: number;
+  memory_mb: number;
+  guest_os?: string;
+  [key: string]: unknown;
+}
+
+export interface CarbonForecast {
+  time: string;
+  intensity_gco2_kwh: number;
+  quality: string;
+}
+
+export interface CarbonStatus {
+  zone: string;
+  current_intensity: number;
+  renewable_percent: number;
+  optimal_for_backup: boolean;
+  next_optimal_time?: string;
+  forecast_next_4h: CarbonForecast[];
+  reasoning: string;
+  quality: string;
+  timestamp: string;
+}
+
+export interface CarbonReport {
+  operation_id: string;
+  start_time: string;
+  end_time: string;
+  duration_hours: number;
+  data_size_gb: number;
+  energy_kwh: number;
+  carbon_intensity_gco2_kwh: number;
+  carbon_emissions_kg_co2: number;
+  savings_vs_worst_kg_co2: number;
+  renewable_percent: number;
+  equivalent: string;
+}
+
+export interface CarbonZone {
+  id: string;
+  name: string;
+  region: string;
+  description: string;
+  typical_intensity: number;
+}
+
+export interface CarbonEstimate {
+  current_intensity_gco2_kwh: number;
+  current_emissions_kg_co2: number;
+  best_intensity_gco2_kwh: number;
+  best_emissions_kg_co2: number;
+  best_time?: string;
+  savings_kg_co2: number;
+  savings_percent: number;
+  recommendation: string;
+  delay_minutes?: number;
+  forecast: CarbonForecast[];
+}
+
+/** POST /cbt/enable|disable|status: cbt.enable / cbt.status's result with vm_path (and success for enable/disable). */
+export interface CbtAnswer {
+  vm_path: string;
+  provider: string;
+  vm: string;
+  enabled: boolean;
+  disks: { disk_id: string; label: string; change_id: string }[];
+  success?: boolean;
+  timestamp?: string;
+}
+
+export interface HyperSDKConfig {
+  /** The daemon, e.g. "http://127.0.0.1:8080"; none runs in this process. */
+  baseURL?: string;
+  apiKey?: string;
+  /** Milliseconds per request (default 30000). */
+  timeout?: number;
+  headers?: Record<string, string>;
+}
+
+export class HyperSDK {
+  constructor(config?: HyperSDKConfig | string | URL, options?: Omit<HyperSDKConfig, 'baseURL'>);
+  readonly baseURL: string | undefined;
+  readonly apiKey: string | undefined;
+  readonly timeout: number;
+  readonly headers: Record<string, string>;
+  /** True when requests go to the service in this process. */
+  readonly inProcess: boolean;
+  /** The session token of the last login(). */
+  readonly token: string | undefined;
+
+  login(username: string, password: string): Promise<string>;
+  logout(): Promise<void>;
+
+  health(): Promise<HealthResponse>;
+  status(): Promise<DaemonStatus>;
+  capabilities(): Promise<CapabilitiesResponse>;
+
+  submitJob(jobDef: JobDefinition): Promise<string>;
+  submitJobs(jobDefs: JobDefinition[]): Promise<string[]>;
+  getJob(jobId: string): Promise<ClientJob>;
+  queryJobs(query?: QueryRequest): Promise<ClientJob[]>;
+  listJobs(all?: boolean): Promise<ClientJob[]>;
+  cancelJob(jobId: string): Promise<boolean>;
+  cancelJobs(jobIds: string[]): Promise<CancelResponse>;
+  getJobProgress(jobId: string): Promise<JobProgress>;
+  getJobLogs(jobId: string): Promise<string>;
+  getJobETA(jobId: string): Promise<string>;
+  /** The same as getJobETA. */
+  getJobEta(jobId: string): Promise<string>;
+
+  /** The VMs of the vCenter given (the old SDK's bare {server, username, password, insecure}), or of the daemon's provider. */
+  listVMs(vcenterConfig?: VCenterConfig | null, options?: { provider?: string; filter?: { datacenter?: string; power_state?: string; name_pattern?: string } }): Promise<VmSummary[]>;
+  getVMInfo(vcenterConfig: VCenterConfig | null | undefined, vmPath: string): Promise<any>;
+  /** Not served by hypervisord: rejects with an APIError naming the route. */
+  shutdownVM(vcenterConfig: VCenterConfig, vmPath: string): Promise<any>;
+
+  listSchedules(): Promise<ScheduledJob[]>;
+  createSchedule(schedule: ScheduledJob): Promise<ScheduledJob>;
+  getSchedule(scheduleId: string): Promise<ScheduledJob>;
+  updateSchedule(scheduleId: string, schedule: ScheduledJob): Promise<ScheduledJob>;
+  deleteSchedule(scheduleId: string): Promise<void>;
+  enableSchedule(scheduleId: string): Promise<void>;
+  disableSchedule(scheduleId: string): Promise<void>;
+  /** Runs the schedule's job now. */
+  triggerSchedule(scheduleId: string): Promise<{ schedule_id: string; job_id: string }>;
+
+  listWebhooks(): Promise<Webhook[]>;
+  addWebhook(webhook: Webhook): Promise<Webhook>;
+  /** Rejects with an APIError when the test delivery failed. */
+  testWebhook(url: string): Promise<WebhookTestResult>;
+  deleteWebhook(webhookId: string): Promise<void>;
+
+  /** Changed block tracking of a VM of the vCenter given, or (as the old SDK called it) of the daemon's configured vCenter. */
+  enableCBT(vmPath: string, vcenterConfig?: VCenterConfig): Promise<CbtAnswer>;
+  disableCBT(vmPath: string, vcenterConfig?: VCenterConfig): Promise<CbtAnswer>;
+  getCBTStatus(vmPath: string, vcenterConfig?: VCenterConfig): Promise<CbtAnswer>;
+  analyzeIncrementalExport(vmPath: string, vcenterConfig?: VCenterConfig): Promise<{ vm_path: string; cbt_enabled: boolean; can_incremental: boolean; has_previous_backup: boolean; recommendation: string; [key: string]: unknown }>;
+
+  // The old SDK's methods for routes hypervisord does not serve: each rejects with an APIError
+  // naming the route (.route), unless a daemon serving it answers.
+  listDomains(): Promise<any[]>;
+  getDomain(name: string): Promise<any>;
+  startDomain(name: string): Promise<void>;
+  shutdownDomain(name: string): Promise<void>;
+  listSnapshots(domain: string): Promise<any[]>;
+  createSnapshot(domain: string, name: string, description?: string): Promise<void>;
+  estimateCost(params: { provider: string; region: string; storageClass: string; storageGB: number; transferGB?: number; requests?: number; durationDays?: number }): Promise<any>;
+  compareProviders(params: { storageGB: number; transferGB?: number; requests?: number; durationDays?: number }): Promise<any>;
+  projectYearlyCost(params: { provider: string; storageClass: string; storageGB: number; transferGB?: number; requests?: number }): Promise<any>;
+  estimateExportSize(params: { diskSizeGB: number; format?: string; includeSnapshots?: boolean }): Promise<any>;
+  createAdvancedSchedule(params: { name: string; schedule: string; jobTemplate: any; description?: string; advancedConfig?: Record<string, unknown> }): Promise<{ success: boolean; message: string; schedule: any }>;
+  getDependencyStatus(jobId: string): Promise<any>;
+  getRetryStatus(jobId: string): Promise<any>;
+  getTimeWindowStatus(jobId: string): Promise<any>;
+  getJobQueueStatus(): Promise<{ queue_size: number; running_jobs: number; max_slots: number; queued_jobs: any[] }>;
+  validateSchedule(params: { name: string; schedule: string; jobTemplate: any; advancedConfig?: any }): Promise<{ valid: boolean; errors?: string[]; message?: string }>;
+  convertVM(sourcePath: string, outputPath: string): Promise<string>;
+  getConversionStatus(conversionId: string): Promise<any>;
+  getCarbonStatus(zone?: string, threshold?: number): Promise<CarbonStatus>;
+  listCarbonZones(): Promise<CarbonZone[]>;
+  estimateCarbonSavings(zone: string, dataSizeGB: number, durationHours?: number): Promise<CarbonEstimate>;
+  getCarbonReport(jobId: string, startTime: string, endTime: string, dataSizeGB: number, zone?: string): Promise<CarbonReport>;
+  /** Submits with the old SDK's carbon metadata; hypervisord does not delay the job. */
+  submitCarbonAwareJob(jobDef: JobDefinition, carbonZone?: string, maxIntensity?: number, maxDelayHours?: number): Promise<string>;
+}

@@ -63,11 +63,11 @@ nlohmann::json vsphere_connection(const nlohmann::json &d, const Config &config)
     take(configured);
     const auto &vc = compat_field(d, "vcenter");
     nlohmann::json top = nlohmann::json::object();
-    for (const char *k : {"vcenter_url", "username", "password", "insecure"})
+    for (const char *k : {"vcenter_url", "server", "username", "password", "insecure"})
         if (d.contains(k)) top[k] = d[k];
     if (vc.is_object() || !top.empty()) {
         // The job names its own vCenter: the configured credentials are not for it.
-        if (compat_text(vc, {"server", "url", "host"}) != "" || top.contains("vcenter_url")) conn = nlohmann::json::object();
+        if (compat_text(vc, {"server", "url", "host"}) != "" || top.contains("vcenter_url") || top.contains("server")) conn = nlohmann::json::object();
         take(top);
         take(vc);
     }
@@ -212,7 +212,9 @@ nlohmann::json compat_export_result(const nlohmann::json &result, const nlohmann
             {"files", files},
             {"output_files", files},
             {"total_size", total},
-            {"duration", static_cast<std::int64_t>(std::llround(seconds))},
+            // The old SDK reads a Go time.Duration: nanoseconds.
+            {"duration", static_cast<std::int64_t>(std::llround(seconds * 1e9))},
+            {"duration_seconds", seconds},
             {"success", true},
             {"export_method", result.value("method", "")},
             {"bytes_received", result.value("bytes_received", 0)},

@@ -185,7 +185,7 @@ void JobBoard::notify(const std::string &event, const JobRecord &job) {
 Result<JobRecord> JobBoard::submit(JobSubmission sub) {
     if (!sub.time_window.empty()) HSDK_TRYV(parse_time_window(sub.time_window));
     JobRecord job;
-    job.id = new_uuid();
+    job.id = sub.requested_id.empty() ? new_uuid() : sub.requested_id;
     job.kind = sub.kind;
     job.name = sub.plan.name;
     job.operation = sub.plan.operation;
@@ -202,6 +202,8 @@ Result<JobRecord> JobBoard::submit(JobSubmission sub) {
     HSDK_TRY(auto sealed, box_.seal({{"request", sub.plan.request}}));
     {
         std::lock_guard lock(mutex_);
+        if (jobs_.count(job.id)) return fail(Errc::conflict, "invalid request: a job with id " + job.id + " exists already");
+        job.definition["id"] = job.id;
         for (const auto &dep : job.depends_on)
             if (!jobs_.count(dep)) return fail(Errc::invalid_argument, "invalid request: depends_on names an unknown job " + dep);
         job.seq = next_seq_++;

@@ -73,6 +73,7 @@ struct JobSubmission {
     unsigned max_retries = 0;
     std::string time_window;
     std::string schedule_id;
+    std::string requested_id;           // the definition's own id (old SDK), used as the job's when free
 };
 
 class JobBoard {

@@ -61,6 +61,13 @@ Response capabilities(ServiceImpl &s, const Request &, const RouteMatch &) {
                                {"formats", {"ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"}},
                                {"export_formats", {"ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"}},
                                {"export_methods", {"ova", "ovf", "nfc", "datastore"}},
+                               // The old SDK's shape: each method and whether it can be used.
+                               {"capabilities",
+                                {{"nfc", {{"available", true}, {"description", "vSphere NFC lease (ExportVm or snapshot + ExportSnapshot)"}}},
+                                 {"datastore", {{"available", true}, {"description", "datastore file downloads with Range"}}},
+                                 {"ova", {{"available", true}, {"description", "an OVA package"}}},
+                                 {"ovf", {{"available", true}, {"description", "an OVF folder"}}}}},
+                               {"default_method", "nfc"},
                                {"operations", ops},
                                {"features",
                                 {{"cbt", true},

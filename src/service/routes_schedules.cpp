@@ -129,7 +129,8 @@ Response webhooks_create(ServiceImpl &s, const Request &req, const RouteMatch &)
     if (body.contains("secret") && body["secret"].is_string()) secret["secret"] = body["secret"];
     nlohmann::json doc = {{"id", candidate["id"]},
                           {"url", redact_webhook_url(hook.value().url)},
-                          {"events", hook.value().events},
+                          // As given: the old SDK's job_completed comes back as job_completed.
+                          {"events", body.contains("events") && body["events"].is_array() ? body["events"] : nlohmann::json::array()},
                           {"headers", shown_headers},
                           {"enabled", hook.value().enabled},
                           {"timeout_seconds", hook.value().timeout_seconds},

@@ -56,7 +56,19 @@ Response cbt_call(ServiceImpl &s, const Request &req, const RouteMatch &m, const
     if (auto err = run_sync(op, request, result)) return *err;
     result["vm_path"] = vm;
     result["timestamp"] = rfc3339(Clock::now());
-    if (enabled) result["success"] = true;
+    if (enabled) {
+        result["success"] = true;
+        result["message"] = fmt::format("changed block tracking {} for {}", *enabled ? "enabled" : "disabled", vm);
+    } else {
+        // The old client's CBT status: whether an incremental export can start from here.
+        const bool on = result.value("enabled", false);
+        bool ids = !result.value("disks", nlohmann::json::array()).empty();
+        for (const auto &d : result.value("disks", nlohmann::json::array())) ids = ids && !d.value("change_id", "").empty();
+        result["cbt_enabled"] = on;
+        result["can_incremental"] = on && ids;
+        if (!on) result["reason"] = "changed block tracking is off (POST /cbt/enable)";
+        else if (!ids) result["reason"] = "no change ids yet: take a full backup first";
+    }
     return json_response(200, result);
 }
 
@@ -78,7 +90,8 @@ Response vms_list(ServiceImpl &s, const Request &req, const RouteMatch &m) {
         if (const auto pat = vms_text(filter, {"name_pattern", "name"}); !pat.empty() && fnmatch(pat.c_str(), vm.value("name", "").c_str(), 0) != 0) continue;
         vms.push_back(shown_vm(vm));
     }
-    return json_response(200, {{"vms", vms}, {"total", vms.size()}, {"provider", provider}, {"timestamp", rfc3339(Clock::now())}});
+    // The old SDK clients take the answer as the list itself.
+    return json_response(200, vms);
 }
 
 Response vms_info(ServiceImpl &s, const Request &req, const RouteMatch &m) {

@@ -21,6 +21,15 @@ nlohmann::json schedule_template(const nlohmann::json &body) {
     return nlohmann::json::object();
 }
 
+// The template of an update over the stored one: what the update leaves out stays (the old SDK
+// client sends back only vm_path and name), and a "********" it got from GET keeps the stored secret.
+nlohmann::json merge_template(const nlohmann::json &stored, const nlohmann::json &update) {
+    if (!stored.is_object() || !update.is_object()) return update.is_string() && update == "********" ? stored : update;
+    nlohmann::json out = stored;
+    for (const auto &[k, v] : update.items()) out[k] = stored.contains(k) ? merge_template(stored[k], v) : v;
+    return out;
+}
+
 }  // namespace
 
 ScheduleBook::ScheduleBook(Store &store, SecretBox &box, Fire fire) : store_(store), box_(box), fire_(std::move(fire)) {}
@@ -117,7 +126,13 @@ Result<nlohmann::json> ScheduleBook::update(const std::string &id, const nlohman
     const auto previous = it->second.shown;
     const auto sealed = it->second.sealed;
     lock.unlock();
-    HSDK_TRY(auto e, build(id, body, &previous));
+    nlohmann::json merged = body;
+    if (const auto tmpl = schedule_template(body); !tmpl.empty()) {
+        HSDK_TRY(auto stored, box_.unseal(sealed));
+        for (const char *k : {"job_template", "job_definition", "export_options"}) merged.erase(k);
+        merged["job_template"] = merge_template(stored, tmpl);
+    }
+    HSDK_TRY(auto e, build(id, merged, &previous));
     if (e.sealed.empty()) e.sealed = sealed;
     HSDK_TRYV(store_.put("schedules", {id, e.shown, e.sealed}));
     lock.lock();

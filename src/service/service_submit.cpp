@@ -62,6 +62,12 @@ Result<std::string> ServiceImpl::submit_definition(const nlohmann::json &d, cons
     sub.max_retries = static_cast<unsigned>(std::max(0, submit_int(d, "max_retries", submit_int(cfg.export_defaults, "max_retries", 0))));
     sub.time_window = submit_text(d, "time_window");
     sub.schedule_id = schedule_id;
+    if (const auto id = submit_text(d, "id"); !id.empty()) {
+        // Ids travel in URLs and log lines: plain characters only.
+        if (id.size() > 128 || id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos)
+            return fail(Errc::invalid_argument, "invalid request: id may hold only letters, digits, '.', '_' and '-' (at most 128)");
+        sub.requested_id = id;
+    }
     HSDK_TRY(auto job, jobs_->submit(std::move(sub)));
     return job.id;
 }
@@ -73,6 +79,9 @@ Result<std::vector<std::string>> ServiceImpl::fire_schedule(const nlohmann::json
         for (const char *k : {"priority", "time_window", "max_retries"})
             if (schedule.contains(k) && !d.contains(k) && !(schedule[k].is_string() && schedule[k].get<std::string>().empty())) d[k] = schedule[k];
         if (!d.contains("name")) d["name"] = schedule.value("name", "");
+        // Every firing writes the same folder: each run replaces the last (outputs are published
+        // atomically, so the previous run's files stay until the new ones are complete).
+        if (!d.contains("overwrite")) d["overwrite"] = true;
         HSDK_TRY(auto job, submit_definition(d, id));
         log(LogLevel::info, fmt::format("schedule {} fired: job {}", id, job));
         return std::vector<std::string>{job};

@@ -157,6 +157,7 @@ def test_export_job_through_the_simulator(daemon, sim, tmp_path):
     assert "password" not in json.dumps(job["definition"]["vcenter"])
     result = job["result"]
     assert result["success"] is True and result["vm_name"] == "DC0_H0_VM0" and result["total_size"] > 0
+    assert result["duration"] == round(result["duration_seconds"] * 1e9)  # a Go time.Duration, as the old SDK reads it
     disk = [f for f in result["files"] if f.endswith(".vmdk")][0]
     qemu_img("compare", "-f", "vmdk", "-F", "raw", disk, sim.raw)
     for key in ("created_at", "updated_at", "started_at", "completed_at"):
@@ -182,6 +183,17 @@ def test_export_job_through_the_simulator(daemon, sim, tmp_path):
     assert status == 200 and len(q["jobs"]) == 1
     log = daemon.read_log()
     assert f"job submitted: {job_id}" in log and f"job completed: {job_id}" in log
+
+
+def test_a_definition_may_name_its_job_id(daemon, tmp_path):
+    r = submit(daemon, {"id": "job-abc-123", "vm_path": "/DC0/vm/missing", "output_dir": str(tmp_path / "o")})
+    assert r["job_id"] == "job-abc-123"
+    job = daemon.wait_job("job-abc-123")
+    assert job["definition"]["id"] == "job-abc-123"
+    status, err, _ = daemon.post("/jobs/submit", {"id": "job-abc-123", "vm_path": VM, "output_dir": str(tmp_path / "o")})
+    assert status == 400 and "exists already" in err["error"]
+    status, err, _ = daemon.post("/jobs/submit", {"id": "../x", "vm_path": VM, "output_dir": str(tmp_path / "o")})
+    assert status == 400
 
 
 def test_query_lists_newest_first(daemon, tmp_path):
@@ -274,6 +286,16 @@ def test_schedule_crud_and_cron_firing(daemon, sim, tmp_path):
     status, t, _ = daemon.post(f"/schedules/{s['id']}/trigger")
     assert status == 200 and t["job_id"]
     daemon.wait_job(t["job_id"])
+    # The old client's update: GET, change a field, PUT back what it got (secrets masked, template
+    # cut down to vm_path and name): the stored credentials stay.
+    status, withpw, _ = daemon.post("/schedules", {"name": "creds", "schedule": "0 4 * * *", "job_template": {**tmpl, "vcenter": vcenter(sim)}})
+    assert withpw["job_template"]["vcenter"]["password"] == "********"
+    status, upd, _ = daemon.request("PUT", f"/schedules/{withpw['id']}", {"name": "creds", "schedule": "0 5 * * *",
+                                                                            "job_template": {"vm_path": VM, "name": "creds", "vcenter": withpw["job_template"]["vcenter"]}})
+    assert status == 200 and upd["schedule"] == "0 5 * * *"
+    status, t, _ = daemon.post(f"/schedules/{withpw['id']}/trigger")
+    assert daemon.wait_job(t["job_id"])["status"] == "completed"
+    daemon.request("DELETE", f"/schedules/{withpw['id']}")
     status, err, _ = daemon.post("/schedules", {"name": "bad", "schedule": "61 * * * *", "job_template": tmpl})
     assert status == 400 and "minute 61" in err["error"]
     # The seed workflow's form.
@@ -531,9 +553,12 @@ def test_websocket_sends_status_jobs_and_updates(daemon, tmp_path, path):
 
 def test_seed_workflow_routes(daemon, sim, tmp_path):
     status, vms, _ = daemon.post("/vms/list", {"provider": "vsphere"})
-    assert status == 200 and vms["total"] == len(vms["vms"]) and VM in [v["path"] for v in vms["vms"]]
+    assert status == 200 and isinstance(vms, list) and VM in [v["path"] for v in vms]  # a bare list, as the old clients read it
     status, vms, _ = daemon.post("/vms/list", {"provider": "vsphere", "filter": {"datacenter": "DC0", "name_pattern": "DC0_H0_VM1"}})
-    assert [v["name"] for v in vms["vms"]] == ["DC0_H0_VM1"]
+    assert [v["name"] for v in vms] == ["DC0_H0_VM1"]
+    # The old clients post the bare vCenter block.
+    status, vms, _ = daemon.post("/vms/list", {"server": sim.url, "username": USERNAME, "password": PASSWORD, "insecure": True})
+    assert status == 200 and len(vms) == 4
     status, info, _ = daemon.get(f"/vms/info?identifier={VM}&provider=vsphere")
     assert status == 200 and info["name"] == "DC0_H0_VM0" and info["num_cpu"] >= 1
     status, info, _ = daemon.post("/vms/info", {"vm_path": VM})
@@ -547,7 +572,7 @@ def test_seed_workflow_routes(daemon, sim, tmp_path):
     status, dom, _ = daemon.post("/import-to-kvm", {"vm_name": "vm-123", "disk_path": str(img), "memory_mb": 512, "vcpus": 2})
     assert status == 200 and "<domain" in dom["domain_xml"] and dom["defined"] is False
     status, cbt, _ = daemon.post("/cbt/status", {"vm_path": VM})
-    assert status == 200 and "enabled" in cbt
+    assert status == 200 and "enabled" in cbt and "cbt_enabled" in cbt and "can_incremental" in cbt
     status, err, _ = daemon.post("/cost/estimate", {})
     assert status == 501 and "unsupported" in err["error"]
 

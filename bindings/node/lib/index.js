@@ -9,6 +9,8 @@ const { Image, openImage, probeFormat } = require('./image');
 const { convert, compare, check } = require('./convert');
 const { loadVm, kvmDomainXml, kvmManifest, verifyOva } = require('./vm');
 const { run, start, Job, operations, configureExecutor, executorStats } = require('./ops');
+// The REST client with the original HyperSDK TypeScript SDK's API (hypervisord, or in-process).
+const client = require('./client');
 
 /** Version of the libhypersdk actually loaded, e.g. "0.2.0". */
 function version() {
@@ -35,4 +37,14 @@ module.exports = {
   kvmDomainXml,
   kvmManifest,
   verifyOva,
+  HyperSDK: client.HyperSDK,
+  HyperSDKError: client.HyperSDKError,
+  AuthenticationError: client.AuthenticationError,
+  JobNotFoundError: client.JobNotFoundError,
+  APIError: client.APIError,
+  ValidationError: client.ValidationError,
+  WebSocketError: client.WebSocketError,
+  JobStatus: client.JobStatus,
+  ExportFormat: client.ExportFormat,
+  ExportMethod: client.ExportMethod,
 };

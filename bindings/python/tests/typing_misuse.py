@@ -7,3 +7,7 @@ hypersdk.run("image.info", {"pathh": "disk.qcow2"})  # error
 size: str = hypersdk.run("image.info", {"path": "d"})["virtual-size"]  # error
 hypersdk.run("image.info", {"path": "d"}, progress=lambda p: p["nope"])  # error
 hypersdk.run("image.nope", {})  # error
+hypersdk.HyperSDK(timeout="soon")  # error
+hypersdk.HyperSDK().submit_job(42)  # error
+percent: str = hypersdk.HyperSDK().get_job_progress("j").percent_complete  # error
+library_job: hypersdk.Job[int] = hypersdk.HyperSDK().get_job("j")  # error

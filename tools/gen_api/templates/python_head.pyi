@@ -122,3 +122,30 @@ def kvm_manifest(vm: Vm | PathLike, **options: Any) -> Hyper2kvmManifest: ...
 def write_json(path: PathLike, document: Any) -> None: ...
 def verify_ova(path: PathLike) -> OvaReport: ...
 def list_ova(path: PathLike) -> list[OvaListResultMembersItem]: ...
+
+# The REST client of the original HyperSDK SDK (hypersdk/client.py, typed inline). Its job model is
+# hypersdk.client.Job; hypersdk.Job above stays the library's job.
+from .client import (
+    HyperSDK as HyperSDK,
+    AsyncHyperSDK as AsyncHyperSDK,
+    JobDefinition as JobDefinition,
+    VCenterConfig as VCenterConfig,
+    ExportOptions as ExportOptions,
+    JobStatus as JobStatus,
+    ExportFormat as ExportFormat,
+    ExportMethod as ExportMethod,
+    ScheduledJob as ScheduledJob,
+    Webhook as Webhook,
+    DaemonStatus as DaemonStatus,
+    JobProgress as JobProgress,
+    JobResult as JobResult,
+    CarbonStatus as CarbonStatus,
+    CarbonForecast as CarbonForecast,
+    CarbonReport as CarbonReport,
+    CarbonZone as CarbonZone,
+    CarbonEstimate as CarbonEstimate,
+    HyperSDKError as HyperSDKError,
+    AuthenticationError as AuthenticationError,
+    JobNotFoundError as JobNotFoundError,
+    APIError as APIError,
+)

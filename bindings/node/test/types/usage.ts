@@ -87,3 +87,56 @@ export async function misuse(img: Image): Promise<void> {
   // @ts-expect-error a progress callback answers with a boolean (true cancels), nothing or a Promise
   await hypersdk.convert('a', 'b', { outputFormat: 'raw', onProgress: () => 'stop' });
 }
+
+// The REST client with the old HyperSDK TypeScript SDK's API, as its examples use it.
+export async function clientUsage(): Promise<void> {
+  const client = new hypersdk.HyperSDK('http://127.0.0.1:8080', { apiKey: 'key', timeout: 10_000 });
+  const same = new hypersdk.HyperSDK({ baseURL: 'http://127.0.0.1:8080', headers: { 'X-Trace': '1' } });
+  const local = new hypersdk.HyperSDK();
+  const health: string = (await local.health()).status;
+  const status: hypersdk.DaemonStatus = await client.status();
+  const token: string = await same.login('admin', 'password');
+  const jobDef: hypersdk.JobDefinition = {
+    name: 'Export Ubuntu Server',
+    vm_path: '/Datacenter/vm/ubuntu-server',
+    output_dir: '/exports',
+    vcenter: { server: 'vcenter.example.com', username: 'administrator@vsphere.local', password: 'pw', insecure: true },
+    format: hypersdk.ExportFormat.OVF,
+    compress: true,
+    thin: true,
+  };
+  const jobId: string = await client.submitJob(jobDef);
+  const job: hypersdk.ClientJob = await client.getJob(jobId);
+  const finished: boolean = job.status === hypersdk.JobStatus.COMPLETED || job.status === hypersdk.JobStatus.FAILED;
+  const percent: number = job.progress ? job.progress.percent_complete : 0;
+  const files: string[] = job.result ? job.result.files : [];
+  const running = await client.queryJobs({ status: [hypersdk.JobStatus.RUNNING], limit: 5 });
+  const all: hypersdk.ClientJob[] = await client.listJobs(true);
+  const eta: string = await client.getJobETA(running[0]?.definition.id ?? jobId);
+  const logs: string = await client.getJobLogs(jobId);
+  const cancelled: boolean = await client.cancelJob(jobId);
+  const vms = await client.listVMs({ server: 'vc', username: 'u', password: 'p', insecure: true });
+  const schedule = await client.createSchedule({ name: 'nightly', schedule: '0 2 * * *', job_template: jobDef, enabled: true });
+  const triggered: string = (await client.triggerSchedule(schedule.id ?? '')).job_id;
+  await client.addWebhook({ url: 'http://127.0.0.1:9/hook', events: ['job_completed'] });
+  try {
+    await client.enableCBT('/Datacenter/vm/ubuntu-server');
+  } catch (e) {
+    if (e instanceof hypersdk.APIError) console.log(e.statusCode, e.route);
+    else if (e instanceof hypersdk.HyperSDKError) console.log(e.message);
+  }
+  console.log(health, status.running_jobs, token, finished, percent, files, all.length, eta, logs, cancelled,
+    vms[0]?.name, triggered);
+}
+
+export async function clientMisuse(client: hypersdk.HyperSDK): Promise<void> {
+  // @ts-expect-error a job definition needs vm_path
+  await client.submitJob({ output_dir: '/x' });
+  // @ts-expect-error not a job status
+  const s: hypersdk.JobStatus = 'done';
+  // @ts-expect-error the client's job is not the library's Job class
+  const j: hypersdk.Job = await client.getJob('x');
+  // @ts-expect-error getJobETA resolves to a string
+  const n: number = await client.getJobETA('x');
+  console.log(s, j, n);
+}
