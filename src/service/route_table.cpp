@@ -12,6 +12,7 @@ const std::vector<Route> &route_table() {
         add("GET", "/health", Role::read, health, true);
         add("POST", "/api/login", Role::read, login, true);
         add("POST", "/api/logout", Role::read, logout);
+        add("GET", "/api/whoami", Role::read, whoami);
         add("GET", "/status", Role::read, status);
         add("GET", "/capabilities", Role::read, capabilities);
         add("GET", "/openapi.json", Role::read, openapi);
@@ -42,6 +43,7 @@ const std::vector<Route> &route_table() {
         add("GET", "/parse-vmdk", Role::read, parse_vmdk);
 
         add("GET", "/schedules", Role::read, schedules_list);
+        add("GET", "/schedules/preview", Role::read, schedules_preview);
         add("POST", "/schedules", Role::operate, schedules_create);
         add("POST", "/schedules/create", Role::operate, schedules_create_legacy);
         add("POST", "/schedules/{id}/enable", Role::operate, schedule_enable);

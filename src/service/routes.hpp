@@ -10,11 +10,11 @@ namespace hypersdk::service::routes {
 using Handler = Response(ServiceImpl &, const Request &, const RouteMatch &);
 
 // Daemon (routes_daemon.cpp)
-Handler health, status, capabilities, openapi, metrics, login, logout, v1_op, unsupported_cost;
+Handler health, status, capabilities, openapi, metrics, login, logout, whoami, v1_op, unsupported_cost;
 // Jobs (routes_jobs.cpp)
 Handler jobs_submit, jobs_query, job_get, jobs_cancel, job_progress, job_logs, job_eta;
 // Schedules, backup policies and webhooks (routes_schedules.cpp)
-Handler schedules_list, schedules_create, schedules_create_legacy, schedule_get, schedule_update, schedule_delete, schedule_enable,
+Handler schedules_list, schedules_preview, schedules_create, schedules_create_legacy, schedule_get, schedule_update, schedule_delete, schedule_enable,
     schedule_disable, schedule_trigger, backup_policy_create, webhooks_list, webhooks_create, webhook_delete, webhooks_test;
 // VMs and the conveniences of the hyper2kvm workflow (routes_vms.cpp)
 Handler vms_list, vms_info, cbt_enable, cbt_disable, cbt_status, incremental_analyze, convert, import_to_kvm, parse_vmdk;

@@ -107,6 +107,13 @@ Response logout(ServiceImpl &s, const Request &req, const RouteMatch &) {
     return json_response(200, {{"status", "logged out"}, {"timestamp", rfc3339(Clock::now())}});
 }
 
+// Who the caller is: the dashboard asks before it shows a login form.
+Response whoami(ServiceImpl &s, const Request &req, const RouteMatch &) {
+    Principal who;
+    if (auto denied = s.auth().check(req, Role::read, who)) return *denied;
+    return json_response(200, {{"principal", who.name}, {"role", role_name(who.role)}, {"auth_required", s.config().auth_required}});
+}
+
 Response unsupported_cost(ServiceImpl &, const Request &req, const RouteMatch &) {
     return error_response(501, fmt::format("unsupported: {} - cost estimation is not implemented yet", parse_target(req.target).path));
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace hypersdk::service::routes {
 namespace {
 
@@ -20,6 +22,25 @@ Response schedule_body(const Request &req, nlohmann::json &out) {
 Response schedules_list(ServiceImpl &s, const Request &, const RouteMatch &) {
     // The old SDK client parses a bare list.
     return json_response(200, s.schedules().list());
+}
+
+// GET /schedules/preview?schedule=<cron>&count=N: the next firings, for a schedule form.
+Response schedules_preview(ServiceImpl &, const Request &, const RouteMatch &m) {
+    const auto it = m.target.query.find("schedule");
+    const std::string text = it != m.target.query.end() ? it->second : (m.target.query.count("cron") ? m.target.query.at("cron") : "");
+    if (text.empty()) return error_response(400, "invalid request: schedule (a cron expression) is required");
+    auto cron = parse_cron(text);
+    if (!cron) return error_response(400, cron.error().message);
+    std::size_t count = 5;
+    if (m.target.query.count("count")) count = std::clamp<std::size_t>(std::strtoull(m.target.query.at("count").c_str(), nullptr, 10), 1, 50);
+    nlohmann::json runs = nlohmann::json::array();
+    auto t = Clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        t = next_after(cron.value(), t, false);
+        if (t == TimePoint::max()) break;
+        runs.push_back(rfc3339(t));
+    }
+    return json_response(200, {{"schedule", text}, {"next_runs", runs}, {"timestamp", rfc3339(Clock::now())}});
 }
 
 Response schedules_create(ServiceImpl &s, const Request &req, const RouteMatch &) {

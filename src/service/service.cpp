@@ -178,6 +178,14 @@ void ServiceImpl::refresh_webhooks() {
 
 nlohmann::json ServiceImpl::status_json() const {
     const auto c = jobs_->counts();
+    // The free space of the export folder (the dashboard's status strip, the runbook's disk check).
+    nlohmann::json free_bytes = nullptr;
+    const std::string export_path = config().export_defaults.value("base_path", "");
+    if (!export_path.empty()) {
+        std::error_code ec;
+        const auto space = std::filesystem::space(export_path, ec);
+        if (!ec) free_bytes = space.available;
+    }
     const double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     return {{"status", "running"},
             {"version", std::string(hypersdk::version())},
@@ -189,6 +197,8 @@ nlohmann::json ServiceImpl::status_json() const {
             {"completed_jobs", c.completed},
             {"failed_jobs", c.failed},
             {"cancelled_jobs", c.cancelled},
+            {"export_path", export_path.empty() ? nlohmann::json() : nlohmann::json(export_path)},
+            {"export_free_bytes", free_bytes},
             {"timestamp", rfc3339(Clock::now())}};
 }
 

@@ -657,3 +657,33 @@ def test_backup_policy_backs_up_matching_vms_and_prunes(daemon, sim, tmp_path):
     assert 1 <= len(points) <= 2
     status, analysis, _ = daemon.post("/incremental/analyze", {"vm_path": f"/DC0/vm/{vm_name}", "repo": str(repo)})
     assert status == 200 and analysis["cbt_enabled"] is True and analysis["can_incremental"] is True
+
+
+# ---- what the dashboard needs -------------------------------------------------------------------
+
+def test_dashboard_files_preview_whoami_and_websocket_token(secured, tmp_path):
+    import http.client
+    d = secured
+    status, _, headers = d.get("/", raw=True)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")  # urllib followed the 302
+    status, page, _ = d.get("/dashboard/", raw=True)
+    assert status == 200 and "<html" in page.lower()
+    for bad in ("/dashboard/../CMakeLists.txt", "/dashboard/%2e%2e/CMakeLists.txt", "/dashboard/.hidden", "/dashboard/nope.js"):
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        conn.request("GET", bad)
+        r = conn.getresponse()
+        assert r.status == 404, bad
+        conn.close()
+    key = {"X-API-Key": KEYS["reader"]}
+    status, preview, _ = d.get("/schedules/preview?schedule=0%202%20*%20*%200&count=3", headers=key)
+    assert status == 200 and len(preview["next_runs"]) == 3
+    status, err, _ = d.get("/schedules/preview?schedule=61%20*%20*%20*%20*", headers=key)
+    assert status == 400 and "minute 61" in err["error"]
+    assert d.get("/api/whoami")[0] == 401
+    status, me, _ = d.get("/api/whoami", headers=key)
+    assert status == 200 and me == {"principal": "reader", "role": "read", "auth_required": True}
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(d.url.replace("http", "ws") + "/ws", timeout=10)
+    ws = websocket.create_connection(d.url.replace("http", "ws") + "/ws?access_token=" + KEYS["reader"], timeout=10)
+    assert json.loads(ws.recv())["type"] == "status"
+    ws.close()

@@ -19,6 +19,9 @@
 #include <fmt/format.h>
 
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -47,6 +50,59 @@ hypersdk::service::Request to_service_request(const http::request<http::string_b
     }
     r.body = req.body();
     r.peer = peer;
+    return r;
+}
+
+std::string_view content_type_of(const std::string &path) {
+    const auto dot = path.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
+    if (ext == "html") return "text/html; charset=utf-8";
+    if (ext == "js" || ext == "mjs") return "text/javascript; charset=utf-8";
+    if (ext == "css") return "text/css; charset=utf-8";
+    if (ext == "svg") return "image/svg+xml";
+    if (ext == "png") return "image/png";
+    if (ext == "json") return "application/json";
+    if (ext == "ico") return "image/x-icon";
+    return "application/octet-stream";
+}
+
+// The dashboard's files: GET / is sent to /dashboard/, /dashboard/<file> comes from the folder.
+// Only plain names below the folder: no "..", no hidden files, no symlinks out of it.
+std::optional<hypersdk::service::Response> dashboard_file(const std::string &dir, const std::string &method, const std::string &target) {
+    if (dir.empty() || (method != "GET" && method != "HEAD")) return std::nullopt;
+    const std::string path = target.substr(0, target.find('?'));
+    hypersdk::service::Response r;
+    if (path == "/" || path == "/dashboard") {
+        r.status = 302;
+        r.content_type = "text/plain";
+        r.headers.emplace_back("Location", "/dashboard/");
+        return r;
+    }
+    if (path.rfind("/dashboard/", 0) != 0) return std::nullopt;
+    std::string rel = path.substr(11);
+    if (rel.empty()) rel = "index.html";
+    std::string segment;
+    for (std::size_t i = 0; i <= rel.size(); ++i) {
+        if (i == rel.size() || rel[i] == '/') {
+            if (segment.empty() || segment[0] == '.' || segment.find('%') != std::string::npos || segment.find('\\') != std::string::npos)
+                return hypersdk::service::Response{404, "application/json", R"({"error":"not found"})", {}};
+            segment.clear();
+        } else {
+            segment += rel[i];
+        }
+    }
+    std::error_code ec;
+    const auto root = std::filesystem::canonical(dir, ec);
+    const auto file = std::filesystem::canonical(std::filesystem::path(dir) / rel, ec);
+    if (ec || file.string().rfind(root.string() + "/", 0) != 0 || !std::filesystem::is_regular_file(file))
+        return hypersdk::service::Response{404, "application/json", R"({"error":"not found"})", {}};
+    std::ifstream in(file, std::ios::binary);
+    r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    r.content_type = std::string(content_type_of(file.string()));
+    // The page holds no secrets; a short cache keeps reloads cheap while an upgrade shows soon.
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'");
     return r;
 }
 
@@ -136,7 +192,10 @@ struct HttpServer::Impl {
     std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
     std::vector<std::thread> threads;
 
-    Impl(Service &s, unsigned io, unsigned w) : service(s), ioc(static_cast<int>(io)), workers(w), io_threads(io) {}
+    std::string dashboard_dir;
+
+    Impl(Service &s, unsigned io, unsigned w, std::string dashboard)
+        : service(s), ioc(static_cast<int>(io)), workers(w), io_threads(io), dashboard_dir(std::move(dashboard)) {}
 
     template <class Stream>
     class Session : public std::enable_shared_from_this<Session<Stream>> {
@@ -173,7 +232,14 @@ struct HttpServer::Impl {
             if (websocket::is_upgrade(req) && !metrics_only_) {
                 const auto target = std::string(req.target());
                 if (target.rfind("/ws", 0) == 0 || target.rfind("/websocket", 0) == 0) {
-                    auto denied = impl_.service.authorize(to_service_request(req, peer_));
+                    auto sreq = to_service_request(req, peer_);
+                    // Browsers cannot set headers on a WebSocket: the token may come as ?access_token=.
+                    const auto q = target.find("access_token=");
+                    if (q != std::string::npos && sreq.headers.count("authorization") == 0) {
+                        const auto end = target.find('&', q);
+                        sreq.headers["authorization"] = "Bearer " + target.substr(q + 13, end == std::string::npos ? std::string::npos : end - q - 13);
+                    }
+                    auto denied = impl_.service.authorize(sreq);
                     if (denied) return respond_now(*denied, req.version(), false);
                     beast::get_lowest_layer(stream_).expires_never();
                     std::make_shared<WsSession<Stream>>(std::move(stream_), impl_.service)->start(std::move(req));
@@ -182,6 +248,10 @@ struct HttpServer::Impl {
             }
             const unsigned version = req.version();
             const bool keep_alive = req.keep_alive();
+            if (!metrics_only_) {
+                if (auto file = dashboard_file(impl_.dashboard_dir, std::string(req.method_string()), std::string(req.target())))
+                    return respond_now(*file, version, keep_alive);
+            }
             auto sreq = to_service_request(req, peer_);
             if (metrics_only_) {
                 const auto path = sreq.target.substr(0, sreq.target.find('?'));
@@ -246,8 +316,8 @@ struct HttpServer::Impl {
     }
 };
 
-HttpServer::HttpServer(Service &service, unsigned io_threads, unsigned workers)
-    : impl_(std::make_unique<Impl>(service, std::max(1u, io_threads), std::max(2u, workers))) {}
+HttpServer::HttpServer(Service &service, unsigned io_threads, unsigned workers, std::string dashboard_dir)
+    : impl_(std::make_unique<Impl>(service, std::max(1u, io_threads), std::max(2u, workers), std::move(dashboard_dir))) {}
 
 HttpServer::~HttpServer() {
     stop();

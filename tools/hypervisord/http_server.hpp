@@ -19,8 +19,9 @@ struct ListenerOptions {
 
 class HttpServer {
 public:
-    // Threads: I/O threads and request workers.
-    HttpServer(hypersdk::service::Service &service, unsigned io_threads, unsigned workers);
+    // Threads: I/O threads and request workers. `dashboard_dir` holds the dashboard's files, served
+    // at / and /dashboard/ ("" = no dashboard).
+    HttpServer(hypersdk::service::Service &service, unsigned io_threads, unsigned workers, std::string dashboard_dir = {});
     ~HttpServer();
     // Binds now (an error names the address); serving starts with run().
     hypersdk::Result<std::string> listen(const ListenerOptions &options);

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <mutex>
 #include <pthread.h>
@@ -23,7 +24,7 @@
 namespace {
 
 struct Options {
-    std::string config_file, listen, metrics_listen, tls_cert, tls_key, database, state_dir, log_level = "info";
+    std::string config_file, listen, metrics_listen, tls_cert, tls_key, database, state_dir, log_level = "info", dashboard_dir;
     bool no_auth = false;
     unsigned workers = 0;
 };
@@ -94,6 +95,15 @@ void load_plugins(const std::vector<std::string> &plugins) {
     }
 }
 
+// The dashboard: --dashboard-dir, else the source folder of a build tree, else the installed copy.
+std::string dashboard_dir(const std::string &given) {
+    if (given == "none") return {};
+    if (!given.empty()) return given;
+    for (const char *dir : {HYPERVISORD_SOURCE_DASHBOARD, HYPERVISORD_INSTALLED_DASHBOARD})
+        if (std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html")) return dir;
+    return {};
+}
+
 std::mutex stderr_mutex;
 
 void configure_logging(const std::string &level_name) {
@@ -131,6 +141,7 @@ int main(int argc, char **argv) {
     app.add_option("--state-dir", o.state_dir, "state directory (database, audit log, credential key)");
     app.add_option("--workers", o.workers, "jobs running at once (default: daemon.workers, else 4)");
     app.add_option("--log-level", o.log_level, "error, warn, info, debug or trace")->check(CLI::IsMember({"error", "warn", "warning", "info", "debug", "trace"}));
+    app.add_option("--dashboard-dir", o.dashboard_dir, "the dashboard's files (default: the installed ones; \"none\" turns the dashboard off)");
     app.add_flag("--no-auth", o.no_auth, "no API keys or sessions (only on a loopback address)");
     CLI11_PARSE(app, argc, argv);
 
@@ -154,7 +165,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "hypervisord: %s\n", service.error().message.c_str());
         return 1;
     }
-    hypervisord::HttpServer server(*service.value(), 2, 32);
+    hypervisord::HttpServer server(*service.value(), 2, 32, dashboard_dir(o.dashboard_dir));
     auto url = server.listen(settings.value().main);
     if (!url) {
         std::fprintf(stderr, "hypervisord: %s\n", url.error().message.c_str());
