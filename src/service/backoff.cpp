@@ -40,8 +40,9 @@ std::chrono::milliseconds retry_delay(unsigned attempt, std::chrono::millisecond
 
     if (!(jitter > 0)) return std::chrono::milliseconds{delay};  // also catches NaN
     jitter = std::min(jitter, 1.0);
-    auto spread = static_cast<Rep>(std::floor(static_cast<double>(delay) * jitter));
-    spread = std::clamp<Rep>(spread, 0, delay);
+    // Near the top of the range delay * jitter can round up past what Rep holds: clamp in double first.
+    const double wanted = std::floor(static_cast<double>(delay) * jitter);
+    const Rep spread = wanted >= static_cast<double>(delay) ? delay : std::max<Rep>(0, static_cast<Rep>(wanted));
     // Mixing the attempt in keeps one job's successive retries from drawing the same fraction.
     const std::uint64_t state = backoff_mix(seed) ^ (static_cast<std::uint64_t>(attempt) * 0xd1b54a32d192ed03ull);
     const auto offset = static_cast<Rep>(backoff_uniform(static_cast<std::uint64_t>(spread), state));
