@@ -97,8 +97,8 @@ public:
     // Any route. Never throws; unknown routes are 404 {error, timestamp}.
     virtual Response handle(const Request &request) = 0;
 
-    // Checks the request's credentials for a route (used by the server before a WebSocket upgrade):
-    // nullptr when allowed, else the 401/403 response.
+    // Checks the credentials of a WebSocket upgrade (headers, or ?access_token= as browsers must
+    // send it): nullptr when allowed, else the 401/403 response.
     virtual std::unique_ptr<Response> authorize(const Request &request) = 0;
 
     // WebSocket clients: the sink gets every status/jobs/job_update message until unsubscribed.

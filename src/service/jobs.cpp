@@ -29,7 +29,7 @@ bool retryable(const std::string &code) {
            code != "auth_failed" && code != "unsupported" && code != "conflict";
 }
 
-constexpr auto progress_event_interval = std::chrono::seconds(2);
+constexpr auto progress_event_interval = std::chrono::seconds(1);
 
 }  // namespace
 

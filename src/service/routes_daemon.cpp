@@ -124,7 +124,15 @@ Response v1_op(ServiceImpl &s, const Request &req, const RouteMatch &m) {
     if (!find_operation(op)) return error_response(404, "unknown operation: " + op);
     const auto body = parse_body(req);
     if (!body.error.empty()) return error_response(400, body.error);
-    auto prepared = prepare_request(op, body.value);
+    nlohmann::json request = body.value;
+    // An operation that connects to a provider and names no connection gets the daemon's
+    // configured one (providers.<name>, GOVC_* for vSphere), as /jobs/submit does.
+    const auto &props = find_operation(op)->request_schema.value("properties", nlohmann::json::object());
+    if (request.is_object() && props.contains("config") && !request.contains("config") && !request.contains("connection")) {
+        const std::string provider = request.value("provider", "vsphere");
+        request["config"] = provider_config(nlohmann::json::object(), s.config(), provider);
+    }
+    auto prepared = prepare_request(op, request);
     if (!prepared) return error_response(400, prepared.error().message);
     JobSubmission sub;
     sub.kind = "operation";

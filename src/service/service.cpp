@@ -266,7 +266,12 @@ std::vector<std::string> ServiceImpl::welcome_messages() {
 
 std::unique_ptr<Response> ServiceImpl::authorize(const Request &request) {
     Principal who;
-    if (auto denied = auth_.check(request, Role::read, who)) return std::make_unique<Response>(std::move(*denied));
+    Request r = request;
+    // Browsers cannot set headers on a WebSocket: the dashboard sends its token as ?access_token=.
+    const auto target = parse_target(request.target);
+    if (const auto it = target.query.find("access_token"); it != target.query.end() && header(r, "authorization").empty())
+        r.headers["authorization"] = "Bearer " + it->second;
+    if (auto denied = auth_.check(r, Role::read, who)) return std::make_unique<Response>(std::move(*denied));
     return nullptr;
 }
 

@@ -232,14 +232,7 @@ struct HttpServer::Impl {
             if (websocket::is_upgrade(req) && !metrics_only_) {
                 const auto target = std::string(req.target());
                 if (target.rfind("/ws", 0) == 0 || target.rfind("/websocket", 0) == 0) {
-                    auto sreq = to_service_request(req, peer_);
-                    // Browsers cannot set headers on a WebSocket: the token may come as ?access_token=.
-                    const auto q = target.find("access_token=");
-                    if (q != std::string::npos && sreq.headers.count("authorization") == 0) {
-                        const auto end = target.find('&', q);
-                        sreq.headers["authorization"] = "Bearer " + target.substr(q + 13, end == std::string::npos ? std::string::npos : end - q - 13);
-                    }
-                    auto denied = impl_.service.authorize(sreq);
+                    auto denied = impl_.service.authorize(to_service_request(req, peer_));
                     if (denied) return respond_now(*denied, req.version(), false);
                     beast::get_lowest_layer(stream_).expires_never();
                     std::make_shared<WsSession<Stream>>(std::move(stream_), impl_.service)->start(std::move(req));
