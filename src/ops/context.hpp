@@ -42,6 +42,7 @@ std::span<const HandlerEntry> vm_handlers();
 std::span<const HandlerEntry> vsphere_handlers();
 std::span<const HandlerEntry> provider_handlers();
 std::span<const HandlerEntry> backup_handlers();
+std::span<const HandlerEntry> cost_handlers();
 // not_found for an unknown provider; invalid_argument naming the field when `config` does not fit its schema.
 Result<void> validate_provider_config(const std::string &provider, const nlohmann::json &config);
 

@@ -36,8 +36,8 @@ const std::vector<Route> &route_table() {
         add("POST", "/cbt/disable", Role::operate, cbt_disable);
         add("POST", "/cbt/status", Role::read, cbt_status);
         add("POST", "/incremental/analyze", Role::read, incremental_analyze);
-        add("POST", "/cost/estimate", Role::read, unsupported_cost);
-        add("POST", "/cost/compare", Role::read, unsupported_cost);
+        add("POST", "/cost/estimate", Role::read, cost_estimate);
+        add("POST", "/cost/compare", Role::read, cost_compare);
         add("POST", "/convert", Role::operate, convert);
         add("POST", "/import-to-kvm", Role::operate, import_to_kvm);
         add("GET", "/parse-vmdk", Role::read, parse_vmdk);

@@ -10,7 +10,7 @@ namespace hypersdk::service::routes {
 using Handler = Response(ServiceImpl &, const Request &, const RouteMatch &);
 
 // Daemon (routes_daemon.cpp)
-Handler health, status, capabilities, openapi, metrics, login, logout, whoami, v1_op, unsupported_cost;
+Handler health, status, capabilities, openapi, metrics, login, logout, whoami, v1_op, cost_estimate, cost_compare;
 // Jobs (routes_jobs.cpp)
 Handler jobs_submit, jobs_query, job_get, jobs_cancel, job_progress, job_logs, job_eta;
 // Schedules, backup policies and webhooks (routes_schedules.cpp)

@@ -77,7 +77,7 @@ Response capabilities(ServiceImpl &s, const Request &, const RouteMatch &) {
                                  {"websocket", true},
                                  {"metrics", true},
                                  {"hyper2kvm", true},
-                                 {"cost_estimation", false},
+                                 {"cost_estimation", true},
                                  {"auth", cfg.auth_required}}},
                                {"max_concurrent_jobs", cfg.workers},
                                {"timestamp", rfc3339(Clock::now())}});
@@ -114,8 +114,61 @@ Response whoami(ServiceImpl &s, const Request &req, const RouteMatch &) {
     return json_response(200, {{"principal", who.name}, {"role", role_name(who.role)}, {"auth_required", s.config().auth_required}});
 }
 
-Response unsupported_cost(ServiceImpl &, const Request &req, const RouteMatch &) {
-    return error_response(501, fmt::format("unsupported: {} - cost estimation is not implemented yet", parse_target(req.target).path));
+// The old SDK's cost request {provider, region, storage_class ("s3_standard"), storage_gb,
+// duration_days, requests, transfer_gb} in cost.estimate's words; our own keys pass as they are.
+std::optional<Response> cost_request(const Request &req, bool compare, nlohmann::json &out) {
+    const auto body = parse_body(req);
+    if (!body.error.empty()) return error_response(400, body.error);
+    if (!body.value.is_object()) return error_response(400, "invalid request: expected a JSON object");
+    out = body.value;
+    if (out.contains("storage_gb")) {
+        if (!out["storage_gb"].is_number() || out["storage_gb"].get<double>() < 0) return error_response(400, "invalid request: storage_gb must be a number >= 0");
+        out["stored_bytes"] = static_cast<std::uint64_t>(out["storage_gb"].get<double>() * static_cast<double>(1ull << 30));
+        out.erase("storage_gb");
+    }
+    if (out.contains("duration_days")) {
+        out["days"] = out["duration_days"];
+        out.erase("duration_days");
+    }
+    if (out.contains("requests")) {
+        if (out["requests"].is_number_unsigned() && out["requests"].get<std::uint64_t>() > 0) out["objects"] = out["requests"];
+        out.erase("requests");
+    }
+    if (out.contains("transfer_gb")) {
+        // Egress here comes from restores (everything read back); a free-standing transfer volume
+        // is not in the model, and guessing one would misstate the bill.
+        if (out["transfer_gb"].is_number() && out["transfer_gb"].get<double>() != 0)
+            return error_response(400, "invalid request: transfer_gb is not modelled; give restores (full read-backs) instead");
+        out.erase("transfer_gb");
+    }
+    if (out.contains("storage_class") && out["storage_class"].is_string()) {
+        // "s3_standard", "azure_cool": the provider prefix of the old names.
+        std::string c = out["storage_class"];
+        for (const char *p : {"s3_", "azure_", "gcs_", "gcp_"})
+            if (c.rfind(p, 0) == 0) c = c.substr(std::string_view(p).size());
+        for (auto &ch : c) ch = ch == '_' ? '-' : ch;
+        out["storage_class"] = c;
+    }
+    if (compare) {
+        out.erase("provider");
+        out.erase("storage_class");
+        out.erase("region");
+    }
+    return std::nullopt;
+}
+
+Response cost_estimate(ServiceImpl &, const Request &req, const RouteMatch &) {
+    nlohmann::json request, result;
+    if (auto err = cost_request(req, false, request)) return *err;
+    if (auto err = run_sync("cost.estimate", request, result)) return *err;
+    return json_response(200, result);
+}
+
+Response cost_compare(ServiceImpl &, const Request &req, const RouteMatch &) {
+    nlohmann::json request, result;
+    if (auto err = cost_request(req, true, request)) return *err;
+    if (auto err = run_sync("cost.compare", request, result)) return *err;
+    return json_response(200, result);
 }
 
 // Any operation of the registry, run as a job of the board (so it is listed, persisted, cancellable).

@@ -328,7 +328,6 @@ def test_cbt_and_vms_of_the_configured_vcenter(sdk, provider_daemon):
 
 
 @pytest.mark.parametrize("call,route", [
-    (lambda c: c.estimate_cost("s3", "us-east-1", "s3_standard", 100.0), "POST /cost/estimate"),
     (lambda c: c.project_yearly_cost("s3", "s3_standard", 100.0), "POST /cost/project"),
     (lambda c: c.list_domains(), "GET /libvirt/domains"),
     (lambda c: c.create_snapshot("web", "before"), "POST /libvirt/snapshot/create"),

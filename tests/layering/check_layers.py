@@ -13,7 +13,7 @@ LAYERS = ["core", "io", "format", "convert", "ovf", "kvm", "providers", "export"
 
 # Folders under src/ (and capi/) -> layer.
 FOLDERS = {
-    "core": "core", "vm": "core",
+    "core": "core", "vm": "core", "cost": "core",
     "io": "io", "xml": "io", "cloud": "io",
     "format": "format",
     "convert": "convert",

@@ -479,7 +479,6 @@ class HyperSDK {
         requests: params.requests || 0,
         duration_days: params.durationDays || 30,
       },
-      served: false,
     });
   }
 
@@ -491,7 +490,6 @@ class HyperSDK {
         requests: params.requests || 0,
         duration_days: params.durationDays || 30,
       },
-      served: false,
     });
   }
 

@@ -13,7 +13,7 @@ const repo = path.resolve(here, '..', '..');
 const target = path.join(here, 'deps', 'libhypersdk');
 // What the library's CMake project needs to build the shared library (tests, tools, examples and
 // bindings are switched off by CMakeLists.txt).
-const PARTS = ['CMakeLists.txt', 'cmake', 'src', 'include', 'capi', 'api'];
+const PARTS = ['CMakeLists.txt', 'cmake', 'src', 'include', 'capi', 'api', 'pricing'];
 
 function inRepository() {
   return path.basename(path.dirname(here)) === 'bindings' &&

@@ -192,8 +192,6 @@ const UNSERVED = [
   [(c) => c.disableCBT('/v'), 'POST /cbt/disable'],
   [(c) => c.getCBTStatus('/v'), 'POST /cbt/status'],
   [(c) => c.analyzeIncrementalExport('/v'), 'POST /incremental/analyze'],
-  [(c) => c.estimateCost({ provider: 's3', region: 'us-east-1', storageClass: 's3_standard', storageGB: 100 }), 'POST /cost/estimate'],
-  [(c) => c.compareProviders({ storageGB: 100 }), 'POST /cost/compare'],
   [(c) => c.projectYearlyCost({ provider: 's3', storageClass: 's3_standard', storageGB: 100 }), 'POST /cost/project'],
   [(c) => c.estimateExportSize({ diskSizeGB: 100 }), 'POST /cost/estimate-size'],
   [(c) => c.shutdownVM({ server: 'vc', username: 'u', password: 'p' }, '/v'), 'POST /vms/shutdown'],
@@ -288,11 +286,10 @@ test('schedules and webhooks', async (t) => {
   assert.equal(await c.deleteWebhook('wh-1'), undefined);
 });
 
-test('CBT: the old body, optionally a vCenter; cost estimation\'s 501 names the route', async (t) => {
+test('CBT: the old body, optionally a vCenter; a served route\'s 501 is an APIError without "not served"', async (t) => {
   const r = await recorder(t);
   r.route('POST', '/cbt/enable', { provider: 'vsphere', vm: '/v', enabled: true, disks: [], vm_path: '/v', success: true });
   r.route('POST', '/cbt/status', { error: 'unsupported: no CBT here' }, 501);
-  r.route('POST', '/cost/estimate', { error: 'unsupported: /cost/estimate - cost estimation is not implemented yet' }, 501);
   const c = new HyperSDK(r.url);
   assert.equal((await c.enableCBT('/v')).enabled, true);
   assert.deepEqual(r.lastJson(), { vm_path: '/v' });
@@ -300,8 +297,6 @@ test('CBT: the old body, optionally a vCenter; cost estimation\'s 501 names the 
   await c.enableCBT('/v', vc);
   assert.deepEqual(r.lastJson(), { vm_path: '/v', vcenter: vc });
   await assert.rejects(c.getCBTStatus('/v'), (e) => e instanceof APIError && e.statusCode === 501 && !/is not served/.test(e.message));
-  await assert.rejects(c.estimateCost({ provider: 's3', region: 'r', storageClass: 's', storageGB: 1 }),
-    (e) => e instanceof APIError && /POST \/cost\/estimate is not served .*501/.test(e.message));
 });
 
 test('jobs read back get definition.id from the job id when the daemon leaves it out', async (t) => {
@@ -487,8 +482,13 @@ test('against hypervisord: health, status, capabilities, jobs, progress, logs, E
 
   await assert.rejects(c.getJob('no-such-job'), JobNotFoundError);
   await assert.rejects(c.listDomains(), (e) => e instanceof APIError && e.route === 'GET /libvirt/domains' && e.statusCode === 404);
-  await assert.rejects(c.estimateCost({ provider: 's3', region: 'r', storageClass: 's', storageGB: 1 }),
-    (e) => e instanceof APIError && e.route === 'POST /cost/estimate' && e.statusCode === 501);
+  const estimate = await c.estimateCost({ provider: 's3', region: 'us-east-1', storageClass: 's3_standard', storageGB: 500, durationDays: 30 });
+  assert.equal(estimate.provider, 's3');
+  assert.equal(estimate.storage_class, 'standard');
+  assert.ok(estimate.total_usd > 11 && estimate.total_usd < 12.5, JSON.stringify(estimate.total_usd));
+  const compared = await c.compareProviders({ storageGB: 100 });
+  assert.ok(compared.estimates.length >= 15);
+  assert.ok(compared.estimates[0].total_usd <= compared.estimates[compared.estimates.length - 1].total_usd);
   await assert.rejects(c.validateSchedule({ name: 'n', schedule: '0 2 * * *', jobTemplate: {} }),
     (e) => e instanceof APIError && e.route === 'POST /schedules/validate' && e.statusCode === 405);
 });

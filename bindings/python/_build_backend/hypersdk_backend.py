@@ -11,7 +11,7 @@ HERE = pathlib.Path(__file__).resolve().parents[1]  # bindings/python
 REPO = HERE.parents[1]
 VENDOR = HERE / "vendor" / "libhypersdk"
 # What the library's CMake project needs (tests, tools, examples and bindings are switched off).
-PARTS = ("CMakeLists.txt", "cmake", "src", "include", "capi", "api")
+PARTS = ("CMakeLists.txt", "cmake", "src", "include", "capi", "api", "pricing")
 
 
 def _in_repository():

@@ -545,13 +545,13 @@ class HyperSDK:
                       requests: int = 0, duration_days: int = 30) -> Dict[str, Any]:
         return self._object("POST", "/cost/estimate", json={
             "provider": provider, "region": region, "storage_class": storage_class, "storage_gb": storage_gb,
-            "transfer_gb": transfer_gb, "requests": requests, "duration_days": duration_days}, served=False)
+            "transfer_gb": transfer_gb, "requests": requests, "duration_days": duration_days})
 
     def compare_providers(self, storage_gb: float, transfer_gb: float = 0, requests: int = 0,
                           duration_days: int = 30) -> Dict[str, Any]:
         return self._object("POST", "/cost/compare", json={
             "storage_gb": storage_gb, "transfer_gb": transfer_gb, "requests": requests,
-            "duration_days": duration_days}, served=False)
+            "duration_days": duration_days})
 
     def project_yearly_cost(self, provider: str, storage_class: str, storage_gb: float, transfer_gb: float = 0,
                             requests: int = 0) -> Dict[str, Any]:

@@ -400,8 +400,6 @@ def test_error_mapping(client, recorder):
     (lambda c: c.disable_cbt("/DC0/vm/web"), "POST /cbt/disable"),
     (lambda c: c.get_cbt_status("/DC0/vm/web"), "POST /cbt/status"),
     (lambda c: c.analyze_incremental_export("/DC0/vm/web"), "POST /incremental/analyze"),
-    (lambda c: c.estimate_cost("s3", "us-east-1", "s3_standard", 100), "POST /cost/estimate"),
-    (lambda c: c.compare_providers(100), "POST /cost/compare"),
     (lambda c: c.project_yearly_cost("s3", "s3_standard", 100), "POST /cost/project"),
     (lambda c: c.estimate_export_size(100), "POST /cost/estimate-size"),
     (lambda c: c.shutdown_vm({"server": "vc"}, "/DC0/vm/web"), "POST /vms/shutdown"),
@@ -453,10 +451,10 @@ def test_a_405_of_an_unserved_route_names_it_too(client, recorder):
     with pytest.raises(APIError, match="POST /schedules/validate is not served") as e:
         client.validate_schedule("n", "0 2 * * *", {"vm_path": "/v"})
     assert e.value.status_code == 405
-    # Cost estimation: hypervisord knows the route and answers 501.
-    recorder.route("POST", "/cost/estimate", {"error": "unsupported: /cost/estimate - cost estimation is not implemented yet"}, status=501)
-    with pytest.raises(APIError, match="POST /cost/estimate is not served .*501: unsupported") as e:
-        client.estimate_cost("s3", "us-east-1", "s3_standard", 1.0)
+    # A route the service knows but does not implement answers 501.
+    recorder.route("POST", "/cost/project", {"error": "unsupported: /cost/project"}, status=501)
+    with pytest.raises(APIError, match="POST /cost/project is not served .*501: unsupported") as e:
+        client.project_yearly_cost("s3", "s3_standard", 1.0)
     # GET /schedules/queue matches the daemon's GET /schedules/{id}: its 404 is about a schedule
     # "queue", but the route is the old SDK's queue status, which is not served.
     recorder.route("GET", "/schedules/queue", {"error": "schedule not found: queue"}, status=404)
