@@ -17,8 +17,10 @@ struct LogState {
 };
 
 LogState &state() {
-    static LogState s;
-    return s;
+    // Never destroyed, like the executor: a pool thread still logging while the process exits
+    // must not find the mutex and the sink already torn down by static destruction.
+    static auto *s = new LogState();
+    return *s;
 }
 
 thread_local std::shared_ptr<const core::LogContext> t_context;
