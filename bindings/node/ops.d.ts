@@ -378,6 +378,106 @@ export interface ChainVerifyResult {
   "hashes_checked": number;
 }
 
+export interface CostCompareRequest {
+  /** the provider's region (default: the provider's first table, e.g. us-east-1) */
+  "region"?: string;
+  /** compare: provider -> region (others: their default) */
+  "regions"?: Record<string, string>;
+  /** the stored bytes on day 0 (after sparseness, compression, encryption) */
+  "stored_bytes"?: number;
+  /** the same as text: 500G, 1.5T, 64MiB (powers of 1024) */
+  "size"?: string;
+  /** size from a backup repository: its points' files, and the measured incremental rate as monthly growth */
+  "repo"?: string;
+  /** size from an export's result JSON (export.run's result, a daemon job, or hsdk export --json): its files */
+  "export_result"?: string;
+  /** how long the data is kept */
+  "days"?: number;
+  /** full read-backs over the period (retrieval, reads, egress) */
+  "restores"?: number;
+  /** objects written for the stored bytes; 0 = one per 64 MiB */
+  "objects"?: number;
+  /** bytes added per 30 days (a repository's incremental rate) */
+  "monthly_growth_bytes"?: number;
+  /** the same as text: 20G */
+  "monthly_growth"?: string;
+  /** deleted after `days` (a minimum storage duration then charges its remaining days once) */
+  "delete_at_end"?: boolean;
+  /** a pricing table file (one provider and region, the shape of pricing/* /*.json) for negotiated prices */
+  "pricing"?: string;
+}
+
+export interface CostCompareResultEstimatesItemItemsItem {
+  "item": string;
+  "amount_usd": number;
+  "detail": string;
+}
+
+export interface CostCompareResultEstimatesItem {
+  "provider": string;
+  "storage_class": string;
+  "region": string;
+  "items": Array<CostCompareResultEstimatesItemItemsItem>;
+  "total_usd": number;
+  /** the estimate as hsdk prints it */
+  "report"?: string;
+  [key: string]: unknown;
+}
+
+export interface CostCompareResult {
+  "estimates": Array<CostCompareResultEstimatesItem>;
+  "report"?: string;
+}
+
+export interface CostEstimateRequest {
+  "provider": "s3" | "azure" | "gcs";
+  /** s3: standard, intelligent-tiering, standard-ia, onezone-ia, glacier-ir, glacier-flexible, deep-archive; azure: hot, cool, cold, archive; gcs: standard, nearline, coldline, archive */
+  "storage_class": string;
+  /** the provider's region (default: the provider's first table, e.g. us-east-1) */
+  "region"?: string;
+  /** compare: provider -> region (others: their default) */
+  "regions"?: Record<string, string>;
+  /** the stored bytes on day 0 (after sparseness, compression, encryption) */
+  "stored_bytes"?: number;
+  /** the same as text: 500G, 1.5T, 64MiB (powers of 1024) */
+  "size"?: string;
+  /** size from a backup repository: its points' files, and the measured incremental rate as monthly growth */
+  "repo"?: string;
+  /** size from an export's result JSON (export.run's result, a daemon job, or hsdk export --json): its files */
+  "export_result"?: string;
+  /** how long the data is kept */
+  "days"?: number;
+  /** full read-backs over the period (retrieval, reads, egress) */
+  "restores"?: number;
+  /** objects written for the stored bytes; 0 = one per 64 MiB */
+  "objects"?: number;
+  /** bytes added per 30 days (a repository's incremental rate) */
+  "monthly_growth_bytes"?: number;
+  /** the same as text: 20G */
+  "monthly_growth"?: string;
+  /** deleted after `days` (a minimum storage duration then charges its remaining days once) */
+  "delete_at_end"?: boolean;
+  /** a pricing table file (one provider and region, the shape of pricing/* /*.json) for negotiated prices */
+  "pricing"?: string;
+}
+
+export interface CostEstimateResultItemsItem {
+  "item": string;
+  "amount_usd": number;
+  "detail": string;
+}
+
+export interface CostEstimateResult {
+  "provider": string;
+  "storage_class": string;
+  "region": string;
+  "items": Array<CostEstimateResultItemsItem>;
+  "total_usd": number;
+  /** the estimate as hsdk prints it */
+  "report"?: string;
+  [key: string]: unknown;
+}
+
 /** ebs://SNAPSHOT_ID and s3://BUCKET/KEY sources: the AWS profile, region and endpoint; the rest (keys) from the environment and ~/.aws as the AWS SDKs read them */
 export interface AwsSource {
   /** the shared-files profile (default: AWS_PROFILE, then default) */
@@ -484,6 +584,56 @@ export interface ExportRunResult {
   "seconds": number;
 }
 
+export interface FileDecryptRequest {
+  /** the file to read */
+  "input": string;
+  /** the file to write */
+  "output": string;
+  /** aes-256-gcm is built in; age and gpg are not implemented yet */
+  "method"?: "aes-256-gcm" | "age" | "gpg";
+  /** the passphrase is this file's first line */
+  "passphrase_file"?: string;
+  /** the passphrase is this environment variable of the process running the job */
+  "passphrase_env"?: string;
+  /** a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** replace an existing output */
+  "overwrite"?: boolean;
+}
+
+export interface FileDecryptResult {
+  "output": string;
+  "bytes": number;
+  "method": string;
+  /** passphrase or key file (never the key) */
+  "key": string;
+}
+
+export interface FileEncryptRequest {
+  /** the file to read */
+  "input": string;
+  /** the file to write */
+  "output": string;
+  /** aes-256-gcm is built in; age and gpg are not implemented yet */
+  "method"?: "aes-256-gcm" | "age" | "gpg";
+  /** the passphrase is this file's first line */
+  "passphrase_file"?: string;
+  /** the passphrase is this environment variable of the process running the job */
+  "passphrase_env"?: string;
+  /** a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** replace an existing output */
+  "overwrite"?: boolean;
+}
+
+export interface FileEncryptResult {
+  "output": string;
+  "bytes": number;
+  "method": string;
+  /** passphrase or key file (never the key) */
+  "key": string;
+}
+
 export interface FileSha256Request {
   /** the file */
   "path": string;
@@ -508,6 +658,16 @@ export type HttpCaFile = string;
 /** http(s) images: seconds a request may move no byte (or take to connect) before it is retried */
 export type HttpTimeout = number;
 
+/** the key of hypersdk's aes-256-gcm envelope (docs/encryption.md): exactly one of these; never the key or passphrase itself */
+export interface KeySource {
+  /** the passphrase is this file's first line (scrypt) */
+  "passphrase_file"?: string;
+  /** the passphrase is this environment variable of the process running the job (scrypt) */
+  "passphrase_env"?: string;
+  /** a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+}
+
 export interface ImageCheckRequest {
   /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
   "path": string;
@@ -522,6 +682,8 @@ export interface ImageCheckRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 export interface ImageCheckResult {
@@ -563,6 +725,8 @@ export interface ImageCompareRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 export interface ImageCompareResult {
@@ -580,6 +744,15 @@ export interface ImageCompareResult {
 
 /** Output cache mode, as qemu-img's -t: none (O_DIRECT for aligned data, fsync), writeback (page cache, fsync) or unsafe (page cache, no fsync: qemu-img convert's default). */
 export type CacheMode = "none" | "writeback" | "unsafe";
+
+/** encrypt the output (it keeps the name given); the plaintext is written beside it first, under a hidden temporary name, and removed */
+export interface ImageConvertRequestEncrypt {
+  /** aes-256-gcm is built in; age and gpg are not implemented yet */
+  "method"?: "aes-256-gcm" | "age" | "gpg";
+  "passphrase_file"?: string;
+  "passphrase_env"?: string;
+  "key_file"?: string;
+}
 
 export interface ImageConvertRequest {
   /** the source image (a local path, or an http:// or https:// URL read with Range requests) */
@@ -614,6 +787,17 @@ export interface ImageConvertRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
+  /** encrypt the output (it keeps the name given); the plaintext is written beside it first, under a hidden temporary name, and removed */
+  "encrypt"?: ImageConvertRequestEncrypt;
+}
+
+/** when the output was encrypted: the method and the kind of key (never the key) */
+export interface ImageConvertResultEncryption {
+  "method": string;
+  /** passphrase or key file */
+  "key": string;
 }
 
 export interface ImageConvertResult {
@@ -627,6 +811,8 @@ export interface ImageConvertResult {
   "output_size": number;
   /** wall time of the conversion */
   "seconds": number;
+  /** when the output was encrypted: the method and the kind of key (never the key) */
+  "encryption"?: ImageConvertResultEncryption;
 }
 
 export interface ImageFormatsResult {
@@ -652,6 +838,8 @@ export interface ImageInfoRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 /** An image as `qemu-img info --output=json` describes it; with the backing chain, each backing image nested under backing-image. */
@@ -704,6 +892,8 @@ export interface ImageMapRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 export interface ImageMapResultExtentsItem {
@@ -736,6 +926,8 @@ export interface ImageProbeRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 export interface ImageProbeResult {
@@ -757,6 +949,8 @@ export interface ImageValidateRequest {
   "timeout"?: HttpTimeout;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** encrypted images (recognised by their header) are read with this key */
+  "decrypt"?: KeySource;
 }
 
 export interface ImageValidateResult {
@@ -1245,8 +1439,12 @@ export interface Operations {
   "chain.flatten": { request: ChainFlattenRequest; result: ChainFlattenResult };
   "chain.info": { request: ChainInfoRequest; result: ChainInfoResult };
   "chain.verify": { request: ChainVerifyRequest; result: ChainVerifyResult };
+  "cost.compare": { request: CostCompareRequest; result: CostCompareResult };
+  "cost.estimate": { request: CostEstimateRequest; result: CostEstimateResult };
   "delta.create": { request: DeltaCreateRequest; result: DeltaCreateResult };
   "export.run": { request: ExportRunRequest; result: ExportRunResult };
+  "file.decrypt": { request: FileDecryptRequest; result: FileDecryptResult };
+  "file.encrypt": { request: FileEncryptRequest; result: FileEncryptResult };
   "file.sha256": { request: FileSha256Request; result: FileSha256Result };
   "image.check": { request: ImageCheckRequest; result: ImageCheckResult };
   "image.compare": { request: ImageCompareRequest; result: ImageCompareResult };

@@ -95,6 +95,11 @@ struct HttpSourceOptions {
     // the credentials file (empty: $GOOGLE_APPLICATION_CREDENTIALS, else the metadata server; none
     // needed by an emulator) and its token endpoint override.
     std::string gcp_storage_endpoint, gcp_credentials_file, gcp_token_uri;
+
+    // Encrypted files (hypersdk's aes-256-gcm envelope, docs/encryption.md, recognised by its
+    // header) are read as their plaintext with the key from one of these; an encrypted file with
+    // none of them fails naming the flags. Plain files ignore them.
+    std::string passphrase_file, passphrase_env, key_file;
 };
 
 // True for http:// and https:// locations (not ebs:// or s3://: see is_remote_location).

@@ -2,10 +2,12 @@
 // file and a URL.
 #include <hypersdk/byte_source.hpp>
 
+#include "io/encrypted_source.hpp"
 #include "cloud/aws/locations.hpp"
 #include "cloud/azure/storage.hpp"
 #include "cloud/gcp/api.hpp"
 #include "cloud/openstack/keystone.hpp"
+#include "io/encrypted_source.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
@@ -89,7 +91,8 @@ Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location
         t.cancel = http.cancel;
         return io::open_tar_stream_source(io::stream_reader_of(std::move(archive)), t);
     }
-    return open_stored(location, http);
+    HSDK_TRY(auto stored, open_stored(location, http));
+    return io::decrypt_if_encrypted(std::move(stored), io::KeySpec{http.passphrase_file, http.passphrase_env, http.key_file});
 }
 
 namespace {

@@ -87,6 +87,11 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
         o.http.block_requests = a->value("requests_in_flight", 64u);
         o.http.aws_max_attempts = a->value("max_attempts", 0u);
     }
+    if (auto d = r.find("decrypt"); d != r.end() && d->is_object()) {
+        o.http.passphrase_file = d->value("passphrase_file", "");
+        o.http.passphrase_env = d->value("passphrase_env", "");
+        o.http.key_file = d->value("key_file", "");
+    }
     if (auto g = r.find("gcs"); g != r.end() && g->is_object()) {
         o.http.gcp_storage_endpoint = g->value("storage_endpoint", "");
         o.http.gcp_credentials_file = g->value("credentials_file", "");

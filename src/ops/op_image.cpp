@@ -2,11 +2,16 @@
 // image.check, image.map, file.sha256.
 #include "ops/context.hpp"
 
+#include "io/encrypted_source.hpp"
+
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/hash.hpp>
 
 #include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace hypersdk::ops {
 namespace {
@@ -32,6 +37,46 @@ Result<json> image_probe(Context &c) {
 
 Result<json> image_formats(Context &) { return json{{"readable", readable_formats()}, {"writable", writable_formats()}}; }
 
+// An encrypted output: converted under a hidden name beside the destination (mode 0600), sealed into
+// the destination (published atomically), the plaintext removed whatever happens.
+Result<json> convert_encrypted(Context &c, const json &e, const OpenOptions &source_options, const std::string &destination,
+                               const ConvertOptions &o) {
+    const std::string method = e.value("method", "aes-256-gcm");
+    if (method != "aes-256-gcm")
+        return fail_unsupported(fmt::format("encryption method {} is not implemented yet (aes-256-gcm is)", method));
+    if (o.skip_create) return fail(Errc::invalid_argument, "invalid request: encrypt cannot write into an existing target (skip_create)");
+    HSDK_TRY(auto key, io::key_from_spec(io::KeySpec{e.value("passphrase_file", ""), e.value("passphrase_env", ""), e.value("key_file", "")}));
+    if (!o.overwrite && std::filesystem::exists(destination))
+        return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", destination));
+    const auto dest = std::filesystem::path(destination);
+    const auto plain = dest.parent_path() / fmt::format(".{}.hsdk-plain-{}", dest.filename().string(), c.job_id().substr(0, 8));
+    struct Remove {
+        std::filesystem::path path;
+        ~Remove() {
+            std::error_code ec;
+            std::filesystem::remove(path, ec);
+        }
+    } remove_plain{plain};
+    {
+        // Created 0600 before the conversion writes into it: plaintext is never readable by others.
+        std::ofstream(plain).close();
+        std::error_code ec;
+        std::filesystem::permissions(plain, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+    }
+    ConvertOptions plain_options = o;
+    plain_options.overwrite = true;
+    HSDK_TRY(auto s, convert(str(c.request(), "source"), source_options, plain.string(), plain_options));
+    HSDK_TRYV(io::encrypt_file(key, plain.string(), destination, {}, o.overwrite));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(destination, ec);
+    return json{{"virtual_size", s.virtual_size},
+                {"bytes_read", s.bytes_read},
+                {"bytes_written", s.bytes_written},
+                {"output_size", ec ? s.output_size : size},
+                {"seconds", s.seconds},
+                {"encryption", {{"method", method}, {"key", std::string(key.describe())}}}};
+}
+
 Result<json> image_convert(Context &c) {
     const auto &r = c.request();
     ConvertOptions o;
@@ -47,7 +92,12 @@ Result<json> image_convert(Context &c) {
     o.progress = c.progress();
     o.cancel = c.cancel();
     HSDK_TRY(auto source_options, open_options(c, "source_format"));
-    HSDK_TRY(auto s, convert(str(r, "source"), source_options, str(r, "destination"), o));
+    const std::string destination = str(r, "destination");
+    if (auto e = r.find("encrypt"); e != r.end() && e->is_object()) {
+        HSDK_TRY(auto s, convert_encrypted(c, *e, source_options, destination, o));
+        return s;
+    }
+    HSDK_TRY(auto s, convert(str(r, "source"), source_options, destination, o));
     return json{{"virtual_size", s.virtual_size},
                 {"bytes_read", s.bytes_read},
                 {"bytes_written", s.bytes_written},
@@ -180,11 +230,30 @@ Result<json> image_validate(Context &c) {
                 {"subformat", info.subformat},  {"virtual_size", info.virtual_size}, {"problems", std::move(problems)}};
 }
 
+// file.encrypt / file.decrypt: a whole file into or out of the aes-256-gcm envelope.
+Result<json> file_crypt(Context &c, bool encrypting) {
+    const auto &r = c.request();
+    const std::string method = r.value("method", "aes-256-gcm");
+    if (method != "aes-256-gcm")
+        return fail_unsupported(fmt::format("encryption method {} is not implemented yet (aes-256-gcm is)", method));
+    HSDK_TRY(auto key, io::key_from_spec(io::KeySpec{str(r, "passphrase_file"), str(r, "passphrase_env"), str(r, "key_file")}));
+    const std::string in = str(r, "input"), out = str(r, "output");
+    if (encrypting) HSDK_TRYV(io::encrypt_file(key, in, out, {}, flag(r, "overwrite")));
+    else HSDK_TRYV(io::decrypt_file(key, in, out, flag(r, "overwrite")));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(out, ec);
+    return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", method}, {"key", std::string(key.describe())}};
+}
+
+Result<json> file_encrypt(Context &c) { return file_crypt(c, true); }
+Result<json> file_decrypt(Context &c) { return file_crypt(c, false); }
+
 const HandlerEntry image_table[] = {
     {"image.validate", image_validate},
     {"image.info", image_info},       {"image.probe", image_probe},     {"image.formats", image_formats},
     {"image.convert", image_convert}, {"image.compare", image_compare}, {"image.check", image_check},
-    {"image.map", image_map},         {"file.sha256", file_sha256},
+    {"image.map", image_map},         {"file.sha256", file_sha256},     {"file.encrypt", file_encrypt},
+    {"file.decrypt", file_decrypt},
 };
 
 }  // namespace

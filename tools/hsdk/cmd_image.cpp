@@ -36,6 +36,15 @@ void print_info_human(const json &info) {
     }
 }
 
+// The key of hypersdk's aes-256-gcm envelope: never on the command line itself.
+void add_key_flags(CLI::App *app, std::string &passphrase_file, std::string &passphrase_env, std::string &key_file, const std::string &what) {
+    auto *pf = app->add_option("--passphrase-file", passphrase_file, "Passphrase of " + what + ": the first line of FILE");
+    auto *pe = app->add_option("--passphrase-env", passphrase_env, "Passphrase of " + what + ": the environment variable VAR");
+    auto *kf = app->add_option("--key-file", key_file, "Key of " + what + ": a file of 32 random bytes (mode 0600)");
+    pf->excludes(pe)->excludes(kf);
+    pe->excludes(kf);
+}
+
 struct SourceFlags {
     std::string format;
     bool allow_external = false;
@@ -47,6 +56,15 @@ struct SourceFlags {
     unsigned timeout = 0;
     AwsFlags aws;  // ebs:// and s3:// sources
     std::string storage_endpoint;  // gs:// sources
+    // Encrypted sources (and, with convert --encrypt, the output's key).
+    std::string passphrase_file, passphrase_env, key_file;
+    [[nodiscard]] json key() const {
+        json k = json::object();
+        if (!passphrase_file.empty()) k["passphrase_file"] = passphrase_file;
+        if (!passphrase_env.empty()) k["passphrase_env"] = passphrase_env;
+        if (!key_file.empty()) k["key_file"] = key_file;
+        return k;
+    }
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
@@ -58,6 +76,7 @@ struct SourceFlags {
         if (timeout != 0) request["timeout"] = timeout;
         if (!aws.empty()) request["aws"] = aws.request();
         if (!storage_endpoint.empty()) request["gcs"] = json{{"storage_endpoint", storage_endpoint}};
+        if (auto k = key(); !k.empty()) request["decrypt"] = k;
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -86,6 +105,7 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     app->add_option("--storage-endpoint", f.storage_endpoint,
                     "gs:// images: Cloud Storage at this URL (default: $STORAGE_EMULATOR_HOST, else https://storage.googleapis.com); "
                     "credentials from $GOOGLE_APPLICATION_CREDENTIALS or the metadata server");
+    add_key_flags(app, f.passphrase_file, f.passphrase_env, f.key_file, "encrypted images (recognised by their header)");
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain
@@ -177,9 +197,15 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
         std::string sparse, backing, backing_format;
         std::string cache = "none";
         std::string source, destination;
+        bool encrypt = false;
+        std::string encrypt_method = "aes-256-gcm";
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
+    app->add_flag("--encrypt", a->encrypt,
+                  "Encrypt the output (it keeps the name given) with the key of --passphrase-file, --passphrase-env or --key-file");
+    app->add_option("--encrypt-method", a->encrypt_method, "aes-256-gcm (built in); age and gpg are not implemented yet")
+        ->check(CLI::IsMember({"aes-256-gcm", "age", "gpg"}));
     app->add_option("-t,--cache", a->cache,
                     "Output cache mode: none (O_DIRECT for aligned data, fsync; the default), writeback (page cache, "
                     "fsync) or unsafe (page cache, no fsync: qemu-img convert's default)")
@@ -234,6 +260,12 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                             }
                             if (!options.empty()) request["options"] = options;
                             a->src.add_to(request, "source_format");
+                            if (a->encrypt) {
+                                json e = a->src.key();
+                                if (e.empty()) return report_message("--encrypt needs --passphrase-file, --passphrase-env or --key-file", exit_usage);
+                                e["method"] = a->encrypt_method;
+                                request["encrypt"] = e;
+                            }
                             json result;
                             RunOptions how = a->src.hint(a->source, "-f");
                             if (a->progress) how.progress = progress_display();

@@ -13,6 +13,8 @@ void register_vsphere_commands(CLI::App &root, std::vector<Command> &commands);
 void register_kvm_commands(CLI::App &root, std::vector<Command> &commands);
 void register_ops_commands(CLI::App &root, std::vector<Command> &commands);
 void register_backup_commands(CLI::App &root, std::vector<Command> &commands);
+void register_cost_commands(CLI::App &root, std::vector<Command> &commands);
+void register_crypt_commands(CLI::App &root, std::vector<Command> &commands);
 
 inline std::vector<CommandRegistrar> all_commands() {
     return {
@@ -21,6 +23,8 @@ inline std::vector<CommandRegistrar> all_commands() {
         &register_hash_commands,
         &register_vsphere_commands,
         &register_backup_commands,
+        &register_cost_commands,
+        &register_crypt_commands,
         &register_ops_commands,
     };
 }

@@ -442,6 +442,75 @@ ChainVerifyResult = TypedDict("ChainVerifyResult", {
     "hashes_checked": Required[int],
 }, total=False)
 
+CostCompareRequest = TypedDict("CostCompareRequest", {
+    "region": NotRequired[str],
+    "regions": NotRequired[dict[str, str]],
+    "stored_bytes": NotRequired[int],
+    "size": NotRequired[str],
+    "repo": NotRequired[str],
+    "export_result": NotRequired[str],
+    "days": NotRequired[float],
+    "restores": NotRequired[int],
+    "objects": NotRequired[int],
+    "monthly_growth_bytes": NotRequired[int],
+    "monthly_growth": NotRequired[str],
+    "delete_at_end": NotRequired[bool],
+    "pricing": NotRequired[str],
+}, total=False)
+
+CostCompareResultEstimatesItemItemsItem = TypedDict("CostCompareResultEstimatesItemItemsItem", {
+    "item": Required[str],
+    "amount_usd": Required[float],
+    "detail": Required[str],
+}, total=False)
+
+CostCompareResultEstimatesItem = TypedDict("CostCompareResultEstimatesItem", {
+    "provider": Required[str],
+    "storage_class": Required[str],
+    "region": Required[str],
+    "items": Required[list[CostCompareResultEstimatesItemItemsItem]],
+    "total_usd": Required[float],
+    "report": NotRequired[str],
+}, total=False)
+
+CostCompareResult = TypedDict("CostCompareResult", {
+    "estimates": Required[list[CostCompareResultEstimatesItem]],
+    "report": NotRequired[str],
+}, total=False)
+
+CostEstimateRequest = TypedDict("CostEstimateRequest", {
+    "provider": Required[Literal["s3", "azure", "gcs"]],
+    "storage_class": Required[str],
+    "region": NotRequired[str],
+    "regions": NotRequired[dict[str, str]],
+    "stored_bytes": NotRequired[int],
+    "size": NotRequired[str],
+    "repo": NotRequired[str],
+    "export_result": NotRequired[str],
+    "days": NotRequired[float],
+    "restores": NotRequired[int],
+    "objects": NotRequired[int],
+    "monthly_growth_bytes": NotRequired[int],
+    "monthly_growth": NotRequired[str],
+    "delete_at_end": NotRequired[bool],
+    "pricing": NotRequired[str],
+}, total=False)
+
+CostEstimateResultItemsItem = TypedDict("CostEstimateResultItemsItem", {
+    "item": Required[str],
+    "amount_usd": Required[float],
+    "detail": Required[str],
+}, total=False)
+
+CostEstimateResult = TypedDict("CostEstimateResult", {
+    "provider": Required[str],
+    "storage_class": Required[str],
+    "region": Required[str],
+    "items": Required[list[CostEstimateResultItemsItem]],
+    "total_usd": Required[float],
+    "report": NotRequired[str],
+}, total=False)
+
 AwsSource = TypedDict("AwsSource", {
     "profile": NotRequired[str],
     "region": NotRequired[str],
@@ -513,6 +582,40 @@ ExportRunResult = TypedDict("ExportRunResult", {
     "seconds": Required[float],
 }, total=False)
 
+FileDecryptRequest = TypedDict("FileDecryptRequest", {
+    "input": Required[str],
+    "output": Required[str],
+    "method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "overwrite": NotRequired[bool],
+}, total=False)
+
+FileDecryptResult = TypedDict("FileDecryptResult", {
+    "output": Required[str],
+    "bytes": Required[int],
+    "method": Required[str],
+    "key": Required[str],
+}, total=False)
+
+FileEncryptRequest = TypedDict("FileEncryptRequest", {
+    "input": Required[str],
+    "output": Required[str],
+    "method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "overwrite": NotRequired[bool],
+}, total=False)
+
+FileEncryptResult = TypedDict("FileEncryptResult", {
+    "output": Required[str],
+    "bytes": Required[int],
+    "method": Required[str],
+    "key": Required[str],
+}, total=False)
+
 FileSha256Request = TypedDict("FileSha256Request", {
     "path": Required[str],
 }, total=False)
@@ -531,6 +634,12 @@ HttpCaFile = str
 
 HttpTimeout = int
 
+KeySource = TypedDict("KeySource", {
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+}, total=False)
+
 ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "path": Required[str],
     "format": NotRequired[FormatName],
@@ -542,6 +651,7 @@ ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageCheckResult = TypedDict("ImageCheckResult", {
@@ -571,6 +681,7 @@ ImageCompareRequest = TypedDict("ImageCompareRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageCompareResult = TypedDict("ImageCompareResult", {
@@ -582,6 +693,13 @@ ImageCompareResult = TypedDict("ImageCompareResult", {
 }, total=False)
 
 CacheMode = Literal["none", "writeback", "unsafe"]
+
+ImageConvertRequestEncrypt = TypedDict("ImageConvertRequestEncrypt", {
+    "method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+}, total=False)
 
 ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "source": Required[str],
@@ -605,6 +723,13 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
+    "encrypt": NotRequired[ImageConvertRequestEncrypt],
+}, total=False)
+
+ImageConvertResultEncryption = TypedDict("ImageConvertResultEncryption", {
+    "method": Required[str],
+    "key": Required[str],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -613,6 +738,7 @@ ImageConvertResult = TypedDict("ImageConvertResult", {
     "bytes_written": Required[int],
     "output_size": Required[int],
     "seconds": Required[float],
+    "encryption": NotRequired[ImageConvertResultEncryption],
 }, total=False)
 
 ImageFormatsResult = TypedDict("ImageFormatsResult", {
@@ -633,6 +759,7 @@ ImageInfoRequest = TypedDict("ImageInfoRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageInfo = TypedDict("ImageInfo", {
@@ -665,6 +792,7 @@ ImageMapRequest = TypedDict("ImageMapRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageMapResultExtentsItem = TypedDict("ImageMapResultExtentsItem", {
@@ -691,6 +819,7 @@ ImageProbeRequest = TypedDict("ImageProbeRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageProbeResult = TypedDict("ImageProbeResult", {
@@ -708,6 +837,7 @@ ImageValidateRequest = TypedDict("ImageValidateRequest", {
     "timeout": NotRequired[HttpTimeout],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ImageValidateResult = TypedDict("ImageValidateResult", {
@@ -1068,7 +1198,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "delta.create", "export.run", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
+Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "cost.compare", "cost.estimate", "delta.create", "export.run", "file.decrypt", "file.encrypt", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -1098,11 +1228,23 @@ def run(operation: Literal["chain.info"], request: ChainInfoRequest | None = Non
 def run(operation: Literal["chain.verify"], request: ChainVerifyRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> ChainVerifyResult: ...
 @overload
+def run(operation: Literal["cost.compare"], request: CostCompareRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> CostCompareResult: ...
+@overload
+def run(operation: Literal["cost.estimate"], request: CostEstimateRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> CostEstimateResult: ...
+@overload
 def run(operation: Literal["delta.create"], request: DeltaCreateRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> DeltaCreateResult: ...
 @overload
 def run(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> ExportRunResult: ...
+@overload
+def run(operation: Literal["file.decrypt"], request: FileDecryptRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> FileDecryptResult: ...
+@overload
+def run(operation: Literal["file.encrypt"], request: FileEncryptRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> FileEncryptResult: ...
 @overload
 def run(operation: Literal["file.sha256"], request: FileSha256Request | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> FileSha256Result: ...
@@ -1209,11 +1351,23 @@ def start(operation: Literal["chain.info"], request: ChainInfoRequest | None = N
 def start(operation: Literal["chain.verify"], request: ChainVerifyRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[ChainVerifyResult]: ...
 @overload
+def start(operation: Literal["cost.compare"], request: CostCompareRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[CostCompareResult]: ...
+@overload
+def start(operation: Literal["cost.estimate"], request: CostEstimateRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[CostEstimateResult]: ...
+@overload
 def start(operation: Literal["delta.create"], request: DeltaCreateRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[DeltaCreateResult]: ...
 @overload
 def start(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[ExportRunResult]: ...
+@overload
+def start(operation: Literal["file.decrypt"], request: FileDecryptRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[FileDecryptResult]: ...
+@overload
+def start(operation: Literal["file.encrypt"], request: FileEncryptRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[FileEncryptResult]: ...
 @overload
 def start(operation: Literal["file.sha256"], request: FileSha256Request | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[FileSha256Result]: ...
