@@ -573,8 +573,14 @@ def test_seed_workflow_routes(daemon, sim, tmp_path):
     assert status == 200 and "<domain" in dom["domain_xml"] and dom["defined"] is False
     status, cbt, _ = daemon.post("/cbt/status", {"vm_path": VM})
     assert status == 200 and "enabled" in cbt and "cbt_enabled" in cbt and "can_incremental" in cbt
-    status, err, _ = daemon.post("/cost/estimate", {})
-    assert status == 501 and "unsupported" in err["error"]
+    # The old SDK's cost request.
+    status, cost, _ = daemon.post("/cost/estimate", {"provider": "s3", "region": "us-east-1", "storage_class": "s3_standard",
+                                                     "storage_gb": 500, "transfer_gb": 0, "requests": 0, "duration_days": 30})
+    assert status == 200 and cost["total_usd"] == pytest.approx(11.54, abs=1e-6)
+    status, err, _ = daemon.post("/cost/estimate", {"provider": "s3", "storage_class": "standard", "storage_gb": 5, "transfer_gb": 3})
+    assert status == 400 and "transfer_gb" in err["error"]
+    status, cmp, _ = daemon.post("/cost/compare", {"storage_gb": 100, "duration_days": 90})
+    assert status == 200 and cmp["estimates"][0]["total_usd"] <= cmp["estimates"][-1]["total_usd"]
 
 
 # ---- scheduling limits, GOVC_* credentials, TLS, backup policies -----------------------------------
@@ -657,6 +663,10 @@ def test_backup_policy_backs_up_matching_vms_and_prunes(daemon, sim, tmp_path):
     assert 1 <= len(points) <= 2
     status, analysis, _ = daemon.post("/incremental/analyze", {"vm_path": f"/DC0/vm/{vm_name}", "repo": str(repo)})
     assert status == 200 and analysis["cbt_enabled"] is True and analysis["can_incremental"] is True
+    # What keeping this repository in GCS Nearline costs: sized from its files, grown at its measured rate.
+    status, cost, _ = daemon.post("/cost/estimate", {"provider": "gcs", "storage_class": "nearline", "repo": str(repo), "days": 90})
+    stored = sum((repo / v["folder"] / d["file"]).stat().st_size for v in listed["result"]["vms"] for p in v["points"] for d in p["disks"])
+    assert status == 200 and cost["input"]["stored_bytes"] == stored and cost["input"]["monthly_growth_bytes"] >= 0
 
 
 # ---- what the dashboard needs -------------------------------------------------------------------
