@@ -97,8 +97,9 @@ struct HttpSourceOptions {
     std::string gcp_storage_endpoint, gcp_credentials_file, gcp_token_uri;
 
     // Encrypted files (hypersdk's aes-256-gcm envelope, docs/encryption.md, recognised by its
-    // header) are read as their plaintext with the key from one of these; an encrypted file with
-    // none of them fails naming the flags. Plain files ignore them.
+    // header) are read as their plaintext with the key from one of these; an encrypted local file
+    // with none of them fails naming the flags (remote sources are looked at only when a key is
+    // given; ebs:// never). Plain files ignore them.
     std::string passphrase_file, passphrase_env, key_file;
 };
 

@@ -92,7 +92,12 @@ Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location
         return io::open_tar_stream_source(io::stream_reader_of(std::move(archive)), t);
     }
     HSDK_TRY(auto stored, open_stored(location, http));
-    return io::decrypt_if_encrypted(std::move(stored), io::KeySpec{http.passphrase_file, http.passphrase_env, http.key_file});
+    const io::KeySpec key{http.passphrase_file, http.passphrase_env, http.key_file};
+    // Looking for the envelope's header costs a read: free for a local file, a request elsewhere.
+    // Remote sources are looked at only when a key says to expect one, and an EBS snapshot (a raw
+    // volume, read block by block) never: a sparse read must fetch only the blocks it needs.
+    if (location.rfind("ebs://", 0) == 0 || (is_remote_location(location) && key.empty())) return stored;
+    return io::decrypt_if_encrypted(std::move(stored), key);
 }
 
 namespace {
