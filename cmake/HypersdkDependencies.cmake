@@ -17,6 +17,8 @@ pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 # SQLite keeps the service's jobs and schedules (Debian's libsqlite3-dev).
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+# GPGME drives the installed GnuPG for the "gpg" encryption method (Debian's libgpgme-dev).
+pkg_check_modules(GPGME REQUIRED IMPORTED_TARGET gpgme)
 
 # pkg-config names for hypersdk.pc's Requires.private (what a static link needs).
-set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal yaml-cpp sqlite3)
+set(HSDK_PKGCONFIG_REQUIRES libcurl expat openssl zlib fmt liblz4 libdeflate libzstd libisal yaml-cpp sqlite3 gpgme)

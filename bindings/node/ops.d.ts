@@ -47,11 +47,27 @@ export interface BackupListResult {
   "vms": Array<BackupListResultVmsItem>;
 }
 
+/** the keys of encrypted inputs (docs/encryption.md; the method recognised from each file's header): aes-256-gcm from one of passphrase_file, passphrase_env, key_file; age from identity files or a passphrase; OpenPGP through gpg's agent. Never the key or passphrase itself */
+export interface KeySource {
+  /** the passphrase is this file's first line (aes-256-gcm and age scrypt) */
+  "passphrase_file"?: string;
+  /** the passphrase is this environment variable of the process running the job (aes-256-gcm and age scrypt) */
+  "passphrase_env"?: string;
+  /** aes-256-gcm: a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** age identity files (age-keygen's AGE-SECRET-KEY-1... lines) */
+  "identity"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) whose gpg-agent decrypts OpenPGP files; empty: gpg's default */
+  "gpg_home"?: string;
+}
+
 export interface BackupPruneRequest {
   "repo": string;
   "vm": string;
   "keep_last"?: number;
   "keep_days"?: number;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface BackupPruneResult {
@@ -110,6 +126,8 @@ export interface BackupRestoreRequest {
   "output_dir": string;
   "overwrite"?: boolean;
   "threads"?: number;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface BackupRestoreResult {
@@ -139,6 +157,19 @@ export interface VsphereConnection {
   "max_attempts"?: number;
 }
 
+export interface EncryptObject {
+  "method"?: "aes-256-gcm" | "age" | "gpg";
+  "passphrase_file"?: string;
+  "passphrase_env"?: string;
+  "key_file"?: string;
+  "recipient"?: Array<string>;
+  "gpg_recipient"?: Array<string>;
+  "gpg_home"?: string;
+}
+
+/** encrypt the output (it keeps its name; docs/encryption.md): true with the keys beside it (encrypt_method, passphrase_file, passphrase_env, key_file, recipient, gpg_recipient, gpg_home), or an object of them (method for encrypt_method) */
+export type Encrypt = boolean | EncryptObject;
+
 export interface BackupRunRequest {
   /** provider name (providers.list); it must have changed_extents */
   "provider"?: string;
@@ -157,6 +188,22 @@ export interface BackupRunRequest {
   "threads"?: number;
   /** changed-range reads in flight per disk */
   "requests_in_flight"?: number;
+  /** encrypt each new link file (it keeps its name; state.json records how); restore, verify and prune then need the keys */
+  "encrypt"?: Encrypt;
+  /** with encrypt: true; age when recipient is given, gpg when gpg_recipient is */
+  "encrypt_method"?: "aes-256-gcm" | "age" | "gpg";
+  /** with encrypt: the passphrase is this file's first line (aes-256-gcm, age) */
+  "passphrase_file"?: string;
+  /** with encrypt: the passphrase is this environment variable (aes-256-gcm, age) */
+  "passphrase_env"?: string;
+  /** with encrypt: aes-256-gcm key, a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** with encrypt: age public keys (age1...) */
+  "recipient"?: Array<string>;
+  /** with encrypt: gpg key IDs, fingerprints or user IDs */
+  "gpg_recipient"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) of the gpg keys; empty: gpg's default */
+  "gpg_home"?: string;
 }
 
 export interface VmDisksItem {
@@ -233,6 +280,15 @@ export interface Vm {
   [key: string]: unknown;
 }
 
+/** how an output is encrypted and who can open it (never a secret) */
+export interface EncryptionRecord {
+  "method": "aes-256-gcm" | "age" | "gpg";
+  /** passphrase, key file or recipients */
+  "key": string;
+  /** age public keys; gpg fingerprints of the keys used */
+  "recipients": Array<string>;
+}
+
 export interface BackupRunResultDisksItem {
   "disk_id": string;
   "label": string;
@@ -253,6 +309,7 @@ export interface BackupRunResultDisksItem {
   "sha256": string;
   /** the platform refused reads at an offset: the whole disk came as its export stream and only the changed parts were kept */
   "whole_disk_transferred": boolean;
+  "encryption"?: EncryptionRecord;
 }
 
 export interface BackupRunResult {
@@ -326,6 +383,8 @@ export interface ChainFlattenRequest {
   "options"?: FormatOptions;
   "overwrite"?: boolean;
   "threads"?: number;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface ChainFlattenResult {
@@ -342,6 +401,8 @@ export interface ChainInfoRequest {
   "format"?: FormatName;
   /** follow backing files outside the image's folder (see OSSA-2024-001) */
   "allow_external_files"?: boolean;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface ChainInfoResultLinksItem {
@@ -360,6 +421,8 @@ export interface ChainInfoResult {
 export interface ChainVerifyRequest {
   /** the top link */
   "path": string;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface ChainVerifyResultLinksItem {
@@ -521,6 +584,8 @@ export interface DeltaCreateRequest {
   "threads"?: number;
   "aws"?: AwsSource;
   "gcs"?: GcsSource;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface DeltaCreateResult {
@@ -544,8 +609,8 @@ export interface ExportRunRequest {
   /** ova, ovf, or a disk format (converted as the stream arrives) */
   "format"?: "ova" | "ovf" | "qcow2" | "raw" | "vmdk" | "vhd" | "vhdx" | "vdi";
   "options"?: FormatOptions;
-  /** compress the disks where the format can */
-  "compress"?: boolean;
+  /** true: compress the disks where the format can (qcow2). gzip, zstd or lz4 (docs/compression.md): raw disks become NAME.raw.gz|.zst|.lz4; an OVF/OVA stores its disk files gzip-compressed (ovf:compression="gzip", as ovftool --compress); zstd or lz4 compress a whole OVA into NAME.ova.zst|.lz4 */
+  "compress"?: boolean | "gzip" | "zstd" | "lz4";
   /** conversion workers per disk; 0 = the executor's worker pool */
   "threads"?: number;
   /** continue an interrupted export from the state files next to the output */
@@ -568,6 +633,24 @@ export interface ExportRunRequest {
   "no_space_check"?: boolean;
   /** also write <output_dir>/<vm>.hyper2kvm.json, hyper2kvm's artifact manifest of the exported disks (disk formats only) */
   "hyper2kvm_manifest"?: boolean;
+  /** level of the stream compression (0: the method's default) */
+  "compress_level"?: number;
+  /** encrypt the disk files (they keep their names); an OVF/OVA keeps its descriptor and manifest readable, the manifest listing the digests of the encrypted files */
+  "encrypt"?: Encrypt;
+  /** with encrypt: true; age when recipient is given, gpg when gpg_recipient is */
+  "encrypt_method"?: "aes-256-gcm" | "age" | "gpg";
+  /** with encrypt: the passphrase is this file's first line (aes-256-gcm, age) */
+  "passphrase_file"?: string;
+  /** with encrypt: the passphrase is this environment variable (aes-256-gcm, age) */
+  "passphrase_env"?: string;
+  /** with encrypt: aes-256-gcm key, a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** with encrypt: age public keys (age1...) */
+  "recipient"?: Array<string>;
+  /** with encrypt: gpg key IDs, fingerprints or user IDs */
+  "gpg_recipient"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) of the gpg keys; empty: gpg's default */
+  "gpg_home"?: string;
 }
 
 export interface ExportRunResult {
@@ -582,6 +665,43 @@ export interface ExportRunResult {
   "method": string;
   "snapshot_used": boolean;
   "seconds": number;
+  "encryption"?: EncryptionRecord;
+  /** the stream compression of the outputs */
+  "compression"?: string;
+}
+
+export interface FileCompressRequest {
+  /** the file to read */
+  "input": string;
+  /** the file to write */
+  "output": string;
+  /** gzip, zstd or lz4 */
+  "method": "gzip" | "zstd" | "lz4";
+  /** gzip 1-9, zstd 1-19, lz4 1-12; 0: the method's default */
+  "level"?: number;
+  /** replace an existing output */
+  "overwrite"?: boolean;
+}
+
+export interface FileCompressResult {
+  "output": string;
+  "bytes": number;
+  "method": string;
+}
+
+export interface FileDecompressRequest {
+  /** the file to read */
+  "input": string;
+  /** the file to write */
+  "output": string;
+  /** replace an existing output */
+  "overwrite"?: boolean;
+}
+
+export interface FileDecompressResult {
+  "output": string;
+  "bytes": number;
+  "method": string;
 }
 
 export interface FileDecryptRequest {
@@ -589,7 +709,7 @@ export interface FileDecryptRequest {
   "input": string;
   /** the file to write */
   "output": string;
-  /** aes-256-gcm is built in; age and gpg are not implemented yet */
+  /** ignored: the method is recognised from the file's header */
   "method"?: "aes-256-gcm" | "age" | "gpg";
   /** the passphrase is this file's first line */
   "passphrase_file"?: string;
@@ -599,14 +719,19 @@ export interface FileDecryptRequest {
   "key_file"?: string;
   /** replace an existing output */
   "overwrite"?: boolean;
+  /** age identity files (age-keygen's AGE-SECRET-KEY-1... lines) */
+  "identity"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) of the gpg keys; empty: gpg's default */
+  "gpg_home"?: string;
 }
 
 export interface FileDecryptResult {
   "output": string;
   "bytes": number;
   "method": string;
-  /** passphrase or key file (never the key) */
+  /** passphrase, key file, identity or gpg agent (never the key) */
   "key": string;
+  "recipients": Array<string>;
 }
 
 export interface FileEncryptRequest {
@@ -614,7 +739,7 @@ export interface FileEncryptRequest {
   "input": string;
   /** the file to write */
   "output": string;
-  /** aes-256-gcm is built in; age and gpg are not implemented yet */
+  /** aes-256-gcm (built in), age or gpg */
   "method"?: "aes-256-gcm" | "age" | "gpg";
   /** the passphrase is this file's first line */
   "passphrase_file"?: string;
@@ -624,14 +749,22 @@ export interface FileEncryptRequest {
   "key_file"?: string;
   /** replace an existing output */
   "overwrite"?: boolean;
+  /** age: public keys (age1...) */
+  "recipient"?: Array<string>;
+  /** gpg: key IDs, fingerprints or user IDs */
+  "gpg_recipient"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) of the gpg keys; empty: gpg's default */
+  "gpg_home"?: string;
 }
 
 export interface FileEncryptResult {
   "output": string;
   "bytes": number;
   "method": string;
-  /** passphrase or key file (never the key) */
+  /** passphrase, key file or recipients (never the key) */
   "key": string;
+  /** age public keys; gpg fingerprints of the keys used */
+  "recipients": Array<string>;
 }
 
 export interface FileSha256Request {
@@ -657,16 +790,6 @@ export type HttpCaFile = string;
 
 /** http(s) images: seconds a request may move no byte (or take to connect) before it is retried */
 export type HttpTimeout = number;
-
-/** the key of hypersdk's aes-256-gcm envelope (docs/encryption.md): exactly one of these; never the key or passphrase itself */
-export interface KeySource {
-  /** the passphrase is this file's first line (scrypt) */
-  "passphrase_file"?: string;
-  /** the passphrase is this environment variable of the process running the job (scrypt) */
-  "passphrase_env"?: string;
-  /** a file of exactly 32 random bytes, mode 0600 */
-  "key_file"?: string;
-}
 
 export interface ImageCheckRequest {
   /** the image file (a local path, or an http:// or https:// URL read with Range requests) */
@@ -745,15 +868,6 @@ export interface ImageCompareResult {
 /** Output cache mode, as qemu-img's -t: none (O_DIRECT for aligned data, fsync), writeback (page cache, fsync) or unsafe (page cache, no fsync: qemu-img convert's default). */
 export type CacheMode = "none" | "writeback" | "unsafe";
 
-/** encrypt the output (it keeps the name given); the plaintext is written beside it first, under a hidden temporary name, and removed */
-export interface ImageConvertRequestEncrypt {
-  /** aes-256-gcm is built in; age and gpg are not implemented yet */
-  "method"?: "aes-256-gcm" | "age" | "gpg";
-  "passphrase_file"?: string;
-  "passphrase_env"?: string;
-  "key_file"?: string;
-}
-
 export interface ImageConvertRequest {
   /** the source image (a local path, or an http:// or https:// URL read with Range requests) */
   "source": string;
@@ -761,8 +875,8 @@ export interface ImageConvertRequest {
   "destination": string;
   "output_format": FormatName;
   "options"?: FormatOptions;
-  /** compress where the output format can (qcow2 clusters, streamOptimized VMDK) */
-  "compress"?: boolean;
+  /** true: the output format's own compression (qcow2, streamOptimized VMDK; qemu-img's -c). gzip, zstd or lz4: a raw output compressed as a stream (independent units, seekable, readable by the stock tools; docs/compression.md) */
+  "compress"?: boolean | "gzip" | "zstd" | "lz4";
   /** worker threads this conversion may keep busy; 0 = the executor's worker pool */
   "threads"?: number;
   /** replace an existing destination (atomically) */
@@ -789,15 +903,23 @@ export interface ImageConvertRequest {
   "gcs"?: GcsSource;
   /** encrypted images (recognised by their header) are read with this key */
   "decrypt"?: KeySource;
-  /** encrypt the output (it keeps the name given); the plaintext is written beside it first, under a hidden temporary name, and removed */
-  "encrypt"?: ImageConvertRequestEncrypt;
-}
-
-/** when the output was encrypted: the method and the kind of key (never the key) */
-export interface ImageConvertResultEncryption {
-  "method": string;
-  /** passphrase or key file */
-  "key": string;
+  /** level of the stream compression (gzip 1-9, zstd 1-19, lz4 1-12; 0: the method's default) */
+  "compress_level"?: number;
+  "encrypt"?: Encrypt;
+  /** with encrypt: true; age when recipient is given, gpg when gpg_recipient is */
+  "encrypt_method"?: "aes-256-gcm" | "age" | "gpg";
+  /** with encrypt: the passphrase is this file's first line (aes-256-gcm, age) */
+  "passphrase_file"?: string;
+  /** with encrypt: the passphrase is this environment variable (aes-256-gcm, age) */
+  "passphrase_env"?: string;
+  /** with encrypt: aes-256-gcm key, a file of exactly 32 random bytes, mode 0600 */
+  "key_file"?: string;
+  /** with encrypt: age public keys (age1...) */
+  "recipient"?: Array<string>;
+  /** with encrypt: gpg key IDs, fingerprints or user IDs */
+  "gpg_recipient"?: Array<string>;
+  /** GnuPG home (GNUPGHOME) of the gpg keys; empty: gpg's default */
+  "gpg_home"?: string;
 }
 
 export interface ImageConvertResult {
@@ -811,8 +933,9 @@ export interface ImageConvertResult {
   "output_size": number;
   /** wall time of the conversion */
   "seconds": number;
-  /** when the output was encrypted: the method and the kind of key (never the key) */
-  "encryption"?: ImageConvertResultEncryption;
+  "encryption"?: EncryptionRecord;
+  /** the stream compression of the output */
+  "compression"?: string;
 }
 
 export interface ImageFormatsResult {
@@ -1053,6 +1176,8 @@ export interface KvmImportRequest {
   "verify"?: boolean;
   /** replace existing output files */
   "overwrite"?: boolean;
+  /** keys of encrypted inputs */
+  "decrypt"?: KeySource;
 }
 
 export interface KvmImportResult {
@@ -1278,6 +1403,8 @@ export interface OvfWriteRequestDiskFilesItem {
   /** file name inside the package */
   "href": string;
   "size": number;
+  /** gzip: the file is stored gzip-compressed (ovf:compression, as ovftool --compress writes); size is then the stored size */
+  "compression"?: "" | "gzip";
 }
 
 export interface OvfWriteRequest {
@@ -1443,6 +1570,8 @@ export interface Operations {
   "cost.estimate": { request: CostEstimateRequest; result: CostEstimateResult };
   "delta.create": { request: DeltaCreateRequest; result: DeltaCreateResult };
   "export.run": { request: ExportRunRequest; result: ExportRunResult };
+  "file.compress": { request: FileCompressRequest; result: FileCompressResult };
+  "file.decompress": { request: FileDecompressRequest; result: FileDecompressResult };
   "file.decrypt": { request: FileDecryptRequest; result: FileDecryptResult };
   "file.encrypt": { request: FileEncryptRequest; result: FileEncryptResult };
   "file.sha256": { request: FileSha256Request; result: FileSha256Result };

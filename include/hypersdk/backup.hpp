@@ -7,6 +7,7 @@
 // qemu-img and libvirt open as it is; restore turns a point into any format.
 #pragma once
 
+#include <hypersdk/artifact.hpp>
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/cbt.hpp>
 #include <hypersdk/convert.hpp>
@@ -51,6 +52,8 @@ struct ChainReport {
 // a backup repository's, each link file's SHA-256 equals the one recorded. Problems are reported,
 // not failed on; errors are for a chain that cannot be looked at at all.
 Result<ChainReport> verify_chain(const std::string &link, const CancelToken &cancel = {});
+// The same for encrypted links (a repository backed up with encryption): each opened with `keys`.
+Result<ChainReport> verify_chain(const std::string &link, const CancelToken &cancel, const DecryptionKeys &keys);
 
 // ---- backups -------------------------------------------------------------------------------
 
@@ -66,6 +69,9 @@ struct BackupOptions {
     bool quiesce = false;
     unsigned threads = 0;               // conversion workers; 0: one per core
     unsigned requests_in_flight = 8;    // changed-range reads in flight per disk
+    // Each new link file encrypted (it keeps its name; state.json records how). The chain then
+    // needs the keys to be read: restore, verify and prune take them.
+    std::optional<EncryptionOptions> encryption;
     ExportProgressCallback progress;    // phases: connecting, snapshot, changes, disk N of M, cleanup
     CancelToken cancel;
 };
@@ -85,7 +91,8 @@ struct BackupDiskResult {
     bool whole_disk_transferred = false;
     std::uint64_t bytes_written = 0;   // data written into the link
     std::uint64_t file_bytes = 0;
-    std::string sha256;                // of the link file
+    std::string sha256;                // of the link file (as stored: encrypted, when it is)
+    std::optional<EncryptionRecord> encryption;  // how the link file is encrypted
 };
 
 struct BackupResult {
@@ -117,6 +124,7 @@ struct RestoreOptions {
     std::string output_dir;
     bool overwrite = false;
     unsigned threads = 0;
+    DecryptionKeys keys;  // for encrypted links
     ProgressCallback progress;
     CancelToken cancel;
 };
@@ -135,6 +143,10 @@ struct PruneOptions {
     std::string vm;
     std::optional<unsigned> keep_last;  // keep this many newest points (at least 1)
     std::optional<double> keep_days;    // keep points younger than this (the newest always)
+    // Encrypted links that are folded are decrypted with these and encrypted again as they were
+    // (the same method; age and gpg to the recipients recorded, aes-256-gcm and age passphrases
+    // with the key given here).
+    DecryptionKeys keys;
     CancelToken cancel;
 };
 

@@ -96,11 +96,19 @@ struct HttpSourceOptions {
     // needed by an emulator) and its token endpoint override.
     std::string gcp_storage_endpoint, gcp_credentials_file, gcp_token_uri;
 
-    // Encrypted files (hypersdk's aes-256-gcm envelope, docs/encryption.md, recognised by its
-    // header) are read as their plaintext with the key from one of these; an encrypted local file
-    // with none of them fails naming the flags (remote sources are looked at only when a key is
-    // given; ebs:// never). Plain files ignore them.
+    // Encrypted files (hypersdk's aes-256-gcm envelope, age, OpenPGP; docs/encryption.md; the
+    // method recognised from the header) are read as their plaintext: aes-256-gcm with the key from
+    // one of the first three, age with identity files (age-keygen's) or a passphrase, OpenPGP
+    // through gpg's agent (gpg_home: its GNUPGHOME). An encrypted local file without its key fails
+    // naming the flags. Remote sources are looked at only when a key is given; ebs:// never. Plain
+    // files ignore them.
     std::string passphrase_file, passphrase_env, key_file;
+    std::vector<std::string> identity_files;
+    std::string gpg_home;
+    // Compressed files (gzip, zstd, lz4 frames; recognised from their first bytes, after any
+    // decryption; remote ones by the name's .gz, .zst or .lz4) are read as what they hold. Off:
+    // read as they are.
+    bool decompress = true;
 };
 
 // True for http:// and https:// locations (not ebs:// or s3://: see is_remote_location).

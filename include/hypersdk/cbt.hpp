@@ -72,6 +72,9 @@ struct DeltaOptions {
     FormatOptions format_options;  // qcow2 options (cluster_size, ...)
     unsigned threads = 0;
     bool overwrite = false;
+    // Read the backing file so that changed extents whose data it already holds are left out.
+    // Off: the backing file is only named (an encrypted previous link), and every extent is written.
+    bool read_backing = true;
     ProgressCallback progress;
     CancelToken cancel;
 };

@@ -19,6 +19,10 @@ struct ConvertOptions {
     std::string output_format;  // raw, qcow2, vmdk, vhd (vpc), vhdx, vdi
     FormatOptions format_options;
     bool compress = false;     // -c: compress where the format can (qcow2, vmdk streamOptimized)
+    // With a backing file (-B): read it, so that data equal to the backing's is not written again.
+    // Off: the backing file is only named in the output, never opened (an encrypted previous link
+    // of a backup chain), and all the data is written.
+    bool read_backing = true;
     unsigned threads = 0;      // 0: one per core
     bool overwrite = true;     // replace an existing destination (atomically)
     // Write aligned data with O_DIRECT, bypassing the page cache (qemu-img's -t none); off = through

@@ -3,6 +3,7 @@
 // provider prepares the export (see PreparedExport in <hypersdk/provider.hpp>), this does the rest.
 #pragma once
 
+#include <hypersdk/artifact.hpp>
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/convert.hpp>
 #include <hypersdk/error.hpp>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,13 @@ struct ExportOptions {
     std::string format = "ova";
     FormatOptions format_options;  // -o options of that disk format (cluster_size, subformat, ...)
     bool compress = false;         // compress where the disk format can
+    // The outputs compressed as streams (docs/compression.md): raw disks become NAME.raw.gz|.zst|.lz4;
+    // an OVF or OVA stores its disk files gzip-compressed (ovf:compression="gzip", as ovftool
+    // --compress writes them); zstd or lz4 compress a whole .ova into NAME.ova.zst|.lz4.
+    CompressionOptions compression;
+    // The disk files encrypted (they keep their names; docs/encryption.md). An OVF or OVA keeps its
+    // descriptor and manifest readable, the manifest listing the digests of the encrypted files.
+    std::optional<EncryptionOptions> encryption;
     unsigned threads = 0;          // conversion workers per disk; 0 = one per core
     // Continue an interrupted export from the state files next to the output, at the byte it
     // reached. Disks kept as VMDK (vmdk, ovf, ova) always leave such state. A disk converted on the
@@ -89,6 +98,8 @@ struct ExportResult {
     std::string method;               // ExportVm, ExportSnapshot, datastore, or block reads (other providers)
     bool snapshot_used = false;
     double seconds = 0;
+    std::optional<EncryptionRecord> encryption;  // how the disk files are encrypted, who can open them
+    std::string compression;                     // the stream compression of the outputs, if any
 };
 
 // Output formats export() accepts, and those it can produce in this build.

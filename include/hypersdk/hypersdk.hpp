@@ -1,6 +1,7 @@
 // Umbrella header for the C++ API.
 #pragma once
 
+#include <hypersdk/artifact.hpp>
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/error.hpp>
 #include <hypersdk/executor.hpp>

@@ -1,6 +1,7 @@
 // The last step of a move to KVM: a libvirt domain and the hyper2kvm artifact manifest.
 #pragma once
 
+#include <hypersdk/artifact.hpp>
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/convert.hpp>
 #include <hypersdk/error.hpp>
@@ -84,6 +85,9 @@ struct KvmImportOptions {
     bool verify = true;          // check an OVA's manifest before importing
     bool overwrite = false;      // replace existing output files
     OvfParseOptions ovf;
+    // Disk files stored encrypted (an export with encryption: the method from each file's header).
+    // Files stored gzip-compressed (ovf:compression="gzip") are read as what they hold.
+    DecryptionKeys keys;
     ProgressCallback progress;
     CancelToken cancel;
 };

@@ -50,7 +50,8 @@ Result<OvfDescriptor> read_ovf_file(const std::string &path, const OvfParseOptio
 
 struct OvfWriteFile {
     std::string href;  // file name inside the package
-    std::uint64_t size = 0;
+    std::uint64_t size = 0;  // bytes of the file as stored (compressed, when it is)
+    std::string compression;  // "gzip" when the file is stored gzip-compressed (ovf:compression)
 };
 
 // Writes an OVF 1.0 envelope (the form vCenter, ESXi, VirtualBox and cloud importers all read) for

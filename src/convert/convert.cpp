@@ -93,7 +93,7 @@ Result<ConvertStats> detail::convert_device(BlockDevice &source, const std::stri
     HSDK_TRY(auto writer, driver->create(request));
 
     std::unique_ptr<Image> backing;
-    if (auto ref = writer->backing()) {
+    if (auto ref = writer->backing(); ref && options.read_backing) {
         // The caller named this backing file, so it may live anywhere they chose.
         HSDK_TRY(auto path, io::resolve_reference(destination, ref->path, /*allow_external=*/true, "backing file"));
         OpenOptions bo;
@@ -126,6 +126,7 @@ Result<ConvertStats> detail::convert_device(BlockDevice &source, const std::stri
     po.progress = &progress;
     po.cancel = options.cancel;
     po.backing = backing.get();
+    po.unread_backing = writer->backing().has_value() && !options.read_backing;
     po.io_fence = {[&outputs] { return outputs.io_ticket(); }, [&outputs](std::uint64_t t) { return outputs.wait_io(t); }};
     po.sparse_size = options.sparse_size;
     po.only = only;

@@ -24,6 +24,7 @@ Result<DeltaStats> write_delta(BlockDevice &source, const ChangedExtents &change
     co.format_options.emplace_back("backing_fmt", options.backing_format);
     co.threads = options.threads;
     co.overwrite = options.overwrite;
+    co.read_backing = options.read_backing;
     co.progress = options.progress;
     co.cancel = options.cancel;
     HSDK_TRY(auto stats, detail::convert_device(source, destination, co, &changed));

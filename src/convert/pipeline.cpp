@@ -245,7 +245,8 @@ private:
             if (binside < len) std::memset(backing_buf->data() + binside, 0, len - binside);
         }
         HSDK_TRYV(prepare_unit(writer_, out, detect_,
-                               backing_buf ? std::span<const std::byte>(backing_buf->span()) : std::span<const std::byte>()));
+                               backing_buf ? std::span<const std::byte>(backing_buf->span()) : std::span<const std::byte>(),
+                               options_.unread_backing));
         return out;
     }
 

@@ -21,6 +21,9 @@ struct PipelineOptions {
     // When the output sits on a backing image: only ranges that differ from it are written, and
     // zeros over its data become explicit zero writes.
     BlockDevice *backing = nullptr;
+    // The output has a backing image that is not read (ConvertOptions::read_backing off): zeros
+    // become explicit zero writes, so that no stale backing data shows through.
+    bool unread_backing = false;
     // The output's write-behind (AtomicOutputSet::io_ticket / wait_io); empty when nothing writes behind.
     IoFence io_fence;
     // qemu-img convert -S: only zero runs of at least this many bytes (rounded up to the writer's

@@ -74,7 +74,7 @@ AlignedBuffer::~AlignedBuffer() {
 }
 
 Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::uint64_t detect,
-                          std::span<const std::byte> backing) {
+                          std::span<const std::byte> backing, bool zeros_hide_backing) {
     const bool write_all = detect == 0;
     const std::uint64_t piece_size = write_all ? writer.granularity() : detect;
     auto buf = unit.buffer->span();
@@ -88,6 +88,8 @@ Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, 
             if (std::memcmp(g.data(), backing.data() + off, n) != 0) kind = is_all_zero(g) ? RunKind::zero : RunKind::write;
         } else if (!is_all_zero(g)) {
             kind = RunKind::write;
+        } else if (zeros_hide_backing) {
+            kind = RunKind::zero;
         }
         if (!kind) continue;
         const std::uint64_t at = unit.begin + off;

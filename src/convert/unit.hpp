@@ -52,8 +52,10 @@ struct PreparedUnit {
 // Thread-safe with respect to other units.
 // Splits a unit into runs to write and zeros to skip, checking zeros in pieces of `detect` bytes (a
 // multiple of the writer's granularity); detect 0 writes every piece, zeros included.
+// `zeros_hide_backing`: the output has a backing image that is not read (an encrypted one), so every
+// zero piece becomes RunKind::zero (a hole would show the backing's data through).
 Result<void> prepare_unit(const format::DiskWriter &writer, PreparedUnit &unit, std::uint64_t detect,
-                          std::span<const std::byte> backing = {});
+                          std::span<const std::byte> backing = {}, bool zeros_hide_backing = false);
 
 struct CommitStats {
     std::uint64_t bytes_read = 0;

@@ -11,6 +11,7 @@
 #include "export/connect.hpp"
 #include "export/package.hpp"
 #include "export/progress.hpp"
+#include "io/artifact.hpp"
 #include "io/atomic_output.hpp"
 #include "io/file.hpp"
 
@@ -62,6 +63,7 @@ private:
     Result<void> body() {
         if (o_.vm.empty()) return fail(Errc::invalid_argument, "no VM given");
         if (o_.repo.empty()) return fail(Errc::invalid_argument, "no repository folder given");
+        if (o_.encryption) HSDK_TRYV(io::check_artifact_options({}, &*o_.encryption));
         tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel, 0);
         tracker_->phase("connecting");
         HSDK_TRY(session_, connect());
@@ -216,6 +218,9 @@ private:
             dopt.backing_format = "qcow2";
             dopt.threads = o_.threads;
             dopt.overwrite = true;
+            // An encrypted previous link cannot be read without its identity (age and gpg keys
+            // encrypt to recipients): it is only named, and every changed extent is written.
+            dopt.read_backing = !o_.encryption;
             dopt.cancel = o_.cancel;
             dopt.progress = progress;
             HSDK_TRY(auto stats, write_delta(source, d.changed, staged, dopt));
@@ -226,6 +231,15 @@ private:
         log(LogLevel::debug, fmt::format("backup: disk {}: at most {} reads were in flight", index, source.peak_in_flight()));
         if (out.whole_disk_transferred) {
             out.bytes_read = stream_bytes_;  // what crossed the network: the whole stream
+        }
+        if (o_.encryption) {
+            // The link encrypted under its staged name; it keeps its name when published.
+            tracker_->phase("encrypting");
+            const std::string sealed = staged + ".sealed";
+            staged_extra_.push_back(sealed);
+            HSDK_TRY(auto done, io::seal_file(staged, sealed, {}, &*o_.encryption, true));
+            if (std::rename(sealed.c_str(), staged.c_str()) != 0) return fail(io::errno_error(errno, "cannot rename", staged));
+            out.encryption = done.encryption;
         }
         HSDK_TRY(out.sha256, file_digest_hex(staged, DigestAlgorithm::sha256, o_.cancel));
         struct stat st {};

@@ -1,6 +1,7 @@
 // What a backup repository offers besides new points: listing, restoring a point into any format,
 // and pruning old points by folding them into the oldest kept one.
 #include "export/backup_state.hpp"
+#include "io/artifact_crypto.hpp"
 #include "export/package.hpp"
 #include "io/file.hpp"
 
@@ -79,7 +80,7 @@ Result<RestoreResult> restore_backup(const RestoreOptions &o) {
 
     // Every link of every disk checked before any byte is written.
     for (const auto &d : point->disks) {
-        HSDK_TRY(auto report, verify_chain(folder + "/" + d.file, o.cancel));
+        HSDK_TRY(auto report, verify_chain(folder + "/" + d.file, o.cancel, o.keys));
         if (!report.ok())
             return fail(Errc::corrupt_image, fmt::format("point {} of disk {} cannot be restored: {}", point->id, d.disk_id, verify_summary(report)));
     }
@@ -106,6 +107,7 @@ Result<RestoreResult> restore_backup(const RestoreOptions &o) {
         co.cancel = o.cancel;
         OpenOptions src;
         src.format = "qcow2";
+        io::apply_decryption_keys(src.http, o.keys);
         auto converted = convert(folder + "/" + point->disks[i].file, src, outputs[i], co);
         if (!converted) {
             // A restore is all disks or nothing.
@@ -115,6 +117,29 @@ Result<RestoreResult> restore_backup(const RestoreOptions &o) {
         result.files.push_back(outputs[i]);
     }
     return result;
+}
+
+// Encrypts a folded link in place (under its temporary name) as its record says it was.
+static Result<void> backup_reseal_link(const std::string &tmp, const EncryptionRecord &record, const DecryptionKeys &keys) {
+    EncryptionOptions e;
+    e.method = record.method;
+    e.gpg_home = keys.gpg_home;
+    if (record.method == "gpg") e.gpg_recipients = record.recipients;
+    else if (record.method == "age" && record.key == "recipients") e.recipients = record.recipients;
+    else {
+        e.passphrase_file = keys.passphrase_file;
+        e.passphrase_env = keys.passphrase_env;
+        e.key_file = keys.key_file;
+    }
+    const std::string sealed = tmp + ".sealed";
+    auto r = io::encrypt_file_with(e, tmp, sealed, true);
+    if (!r) return fail(r.error());
+    if (std::rename(sealed.c_str(), tmp.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(sealed.c_str());
+        return fail(io::errno_error(err, "cannot rename", tmp));
+    }
+    return success();
 }
 
 Result<PruneResult> prune_backups(const PruneOptions &o) {
@@ -147,7 +172,7 @@ Result<PruneResult> prune_backups(const PruneOptions &o) {
         HSDK_TRYV(o.cancel.check());
         if (d.backing_file.empty()) continue;
         const std::string path = folder + "/" + d.file;
-        HSDK_TRY(auto report, verify_chain(path, o.cancel));
+        HSDK_TRY(auto report, verify_chain(path, o.cancel, o.keys));
         if (!report.ok()) return fail(Errc::corrupt_image, fmt::format("cannot fold '{}': {}", path, verify_summary(report)));
         const std::string tmp = fmt::format("{}/.{}.hsdk-fold", folder, d.file);
         ConvertOptions co;
@@ -156,10 +181,19 @@ Result<PruneResult> prune_backups(const PruneOptions &o) {
         co.cancel = o.cancel;
         OpenOptions src;
         src.format = "qcow2";
+        io::apply_decryption_keys(src.http, o.keys);
         auto folded = convert(path, src, tmp, co);
         if (!folded) {
             ::unlink(tmp.c_str());
             return fail(folded.error().with_context(fmt::format("folding '{}'", path)));
+        }
+        if (d.encryption) {
+            // Encrypted as it was: the same method, to the recipients recorded or with the key given.
+            auto sealed = backup_reseal_link(tmp, *d.encryption, o.keys);
+            if (!sealed) {
+                ::unlink(tmp.c_str());
+                return fail(sealed.error().with_context(fmt::format("encrypting the folded '{}'", path)));
+            }
         }
         auto digest = file_digest_hex(tmp, DigestAlgorithm::sha256, o.cancel);
         if (!digest) {

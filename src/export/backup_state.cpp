@@ -42,6 +42,15 @@ Result<BackupDiskResult> disk_from_json(const json &j, const std::string &where)
     d.bytes_read = j.value("bytes_read", std::uint64_t{0});
     d.bytes_written = j.value("bytes_written", std::uint64_t{0});
     d.whole_disk_transferred = j.value("whole_disk_transferred", false);
+    if (auto e = j.find("encryption"); e != j.end() && e->is_object()) {
+        EncryptionRecord r;
+        r.method = e->value("method", "");
+        r.key = e->value("key", "");
+        if (auto rc = e->find("recipients"); rc != e->end() && rc->is_array())
+            for (const auto &v : *rc)
+                if (v.is_string()) r.recipients.push_back(v.get<std::string>());
+        d.encryption = std::move(r);
+    }
     // A link is named relative to its folder, never a path elsewhere.
     for (const auto *name : {&d.file, &d.backing_file})
         if (name->find('/') != std::string::npos || *name == ".." || (!name->empty() && name->front() == '.'))
@@ -69,13 +78,16 @@ Result<void> check_same_vm(const State &state, const VirtualMachine &vm, const s
 }
 
 json to_json(const BackupDiskResult &d) {
-    return json{{"disk_id", d.disk_id},         {"label", d.label},
+    json out{{"disk_id", d.disk_id},         {"label", d.label},
                 {"file", d.file},               {"backing_file", d.backing_file},
                 {"change_id", d.change_id},     {"full", d.full},
                 {"notice", d.notice},           {"capacity", d.capacity},
                 {"changed_bytes", d.changed_bytes}, {"bytes_read", d.bytes_read},
                 {"bytes_written", d.bytes_written}, {"file_bytes", d.file_bytes},
                 {"sha256", d.sha256},           {"whole_disk_transferred", d.whole_disk_transferred}};
+    if (d.encryption)
+        out["encryption"] = json{{"method", d.encryption->method}, {"key", d.encryption->key}, {"recipients", d.encryption->recipients}};
+    return out;
 }
 
 json to_json(const Point &p) {

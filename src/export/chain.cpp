@@ -1,6 +1,7 @@
 // chain_info and verify_chain: a chain of images seen link by link.
 #include "export/backup_state.hpp"
 
+#include "io/artifact_crypto.hpp"
 #include "io/atomic_output.hpp"
 #include "io/reference.hpp"
 
@@ -48,7 +49,11 @@ Result<std::vector<ChainLink>> chain_info(const std::string &link, const OpenOpt
     return out;
 }
 
-Result<ChainReport> verify_chain(const std::string &link, const CancelToken &cancel) {
+Result<ChainReport> verify_chain(const std::string &link, const CancelToken &cancel) { return verify_chain(link, cancel, DecryptionKeys{}); }
+
+Result<ChainReport> verify_chain(const std::string &link, const CancelToken &cancel, const DecryptionKeys &keys) {
+    HttpSourceOptions keyed;
+    io::apply_decryption_keys(keyed, keys);
     ChainReport report;
     std::set<std::string> seen;
     std::map<std::string, std::map<std::string, std::string>> hashes_by_folder;
@@ -67,6 +72,7 @@ Result<ChainReport> verify_chain(const std::string &link, const CancelToken &can
             break;
         }
         OpenOptions one;
+        one.http = keyed;
         one.open_backing = false;
         one.format = expected_format == "raw" ? expected_format : std::string();  // probed, then compared
         auto image = open_image(file, one);
@@ -85,6 +91,7 @@ Result<ChainReport> verify_chain(const std::string &link, const CancelToken &can
         if (!expected_format.empty() && info.format != expected_format)
             report.problems.push_back(fmt::format("'{}' is {} but its overlay says {}", file, info.format, expected_format));
         OpenOptions check_as;
+        check_as.http = keyed;
         check_as.format = info.format;
         check_as.open_backing = false;
         if (auto checked = check_image(file, check_as); !checked) {

@@ -9,6 +9,7 @@
 #include "export/progress.hpp"
 #include "export/streamed_conversion.hpp"
 #include "format/vmdk/sparse_header.hpp"
+#include "io/artifact.hpp"
 #include "io/file.hpp"
 
 #include <hypersdk/export.hpp>
@@ -75,6 +76,9 @@ struct DiskJob {
     ExportDisk *source = nullptr;
     VmDisk *disk = nullptr;
     std::string final_path;
+    // Where the disk file appears for the user: final_path, unless the disk is sealed (compressed
+    // as a stream or encrypted), when final_path is a hidden plain staging file converted into it.
+    std::string published_path;
     std::unique_ptr<Image> image;  // block disks, opened in their format
     // Where the disk's bytes are once transferred (a stream's partial file, a block disk's
     // staged conversion), their size and SHA-256 (filled for what a package lists).
@@ -112,6 +116,7 @@ private:
             return fail(Errc::invalid_argument, fmt::format("the hyper2kvm manifest describes disk files: export to a disk format "
                                                             "(qcow2, raw, ...), or turn the {} into a KVM guest with kvm import",
                                                             o_.format));
+        HSDK_TRYV(check_artifacts());
         std::error_code ec;
         std::filesystem::create_directories(o_.output_dir, ec);
         if (ec) return fail(io::errno_error(ec.value(), "cannot create the output folder", o_.output_dir));
@@ -194,6 +199,67 @@ private:
         return success();
     }
 
+    // Outputs compressed as streams or encrypted once their bytes are right (io/artifact.hpp).
+    [[nodiscard]] bool sealing() const { return !o_.compression.empty() || o_.encryption.has_value(); }
+    [[nodiscard]] const EncryptionOptions *encryption() const { return o_.encryption ? &*o_.encryption : nullptr; }
+    // zstd and lz4 compress a whole OVA (OVF defines only gzip for its files).
+    [[nodiscard]] bool whole_ova_compressed() const { return o_.format == "ova" && !o_.compression.empty() && o_.compression.method != "gzip"; }
+    // The compression of each disk file: stream compression of raw disks, gzip members of packages.
+    [[nodiscard]] CompressionOptions disk_compression() const {
+        if (o_.format == "raw" || ((o_.format == "ova" || o_.format == "ovf") && o_.compression.method == "gzip")) return o_.compression;
+        return {};
+    }
+
+    Result<void> check_artifacts() const {
+        if (!sealing()) return success();
+        HSDK_TRYV(io::check_artifact_options(o_.compression, encryption()));
+        if (!o_.compression.empty() && o_.format != "raw" && o_.format != "ova" && !(o_.format == "ovf" && o_.compression.method == "gzip"))
+            return fail(Errc::invalid_argument,
+                        fmt::format("compression {} applies to raw disks and OVA packages (and gzip to OVF folders); {} compresses "
+                                    "in its own format: ask for compress = true instead",
+                                    o_.compression.method, o_.format));
+        if (o_.hyper2kvm_manifest)
+            return fail(Errc::invalid_argument, "the hyper2kvm manifest hands the disk files to KVM as they are: a compressed or "
+                                                "encrypted disk cannot run; leave out the manifest, or the compression and encryption");
+        return success();
+    }
+
+    std::string ova_path(const std::string &stem) const {
+        const std::string plain = fmt::format("{}/{}.ova", o_.output_dir, stem);
+        return whole_ova_compressed() ? io::compressed_name(plain, o_.compression) : plain;
+    }
+
+    // Seals one finished file into `out` and records how.
+    Result<io::SealedFile> seal(const std::string &plain, const std::string &out, const CompressionOptions &compression,
+                                const EncryptionOptions *enc) {
+        tracker_->phase(enc ? "encrypting" : "compressing");
+        HSDK_TRY(auto sealed, io::seal_file(plain, out, compression, enc, true));
+        if (sealed.encryption) result_.encryption = sealed.encryption;
+        if (!compression.empty()) result_.compression = compression.method;
+        return sealed;
+    }
+
+    // Package disks (ovf, ova, vmdk): each ready file sealed beside it under a hidden name, which
+    // then stands for the disk (the manifest lists the digests of these stored bytes).
+    Result<void> seal_package_disks(std::vector<DiskJob> &jobs) {
+        const CompressionOptions compression = disk_compression();
+        if (compression.empty() && !encryption()) return success();
+        for (auto &j : jobs) {
+            const std::string sealed_path = fmt::format("{}/.{}.hsdk-sealed", o_.output_dir, io::base_name(j.final_path));
+            {
+                std::lock_guard lock(totals_mutex_);
+                staged_.push_back(sealed_path);
+            }
+            HSDK_TRY(auto sealed, seal(j.ready_path, sealed_path, compression, encryption()));
+            if (j.image) ::unlink(j.ready_path.c_str());  // a staged conversion: the sealed file replaces it
+            else exporter::discard_partial(j.final_path);  // the received stream (its resume state goes too)
+            j.ready_path = sealed_path;
+            j.ready_bytes = sealed.bytes;
+            HSDK_TRY(j.ready_sha256, file_digest_hex(sealed_path, DigestAlgorithm::sha256, o_.cancel));
+        }
+        return success();
+    }
+
     Result<std::unique_ptr<ProviderSession>> connect() {
         return exporter::connect_provider(o_.provider, o_.provider_config, o_.connection, o_.cancel);
     }
@@ -203,10 +269,16 @@ private:
         return fmt::format("{}/{}-disk{}.{}", o_.output_dir, stem, n, ext);
     }
 
+    // The name a disk file is published under (a raw disk compressed as a stream gets the suffix).
+    std::string published_disk_path(const std::string &stem, std::size_t n) const {
+        const std::string plain = disk_path_for(stem, n);
+        return o_.format == "raw" && !o_.compression.empty() ? io::compressed_name(plain, o_.compression) : plain;
+    }
+
     std::vector<std::string> planned_outputs(const std::string &stem, std::size_t disks) const {
-        if (o_.format == "ova") return {fmt::format("{}/{}.ova", o_.output_dir, stem)};
+        if (o_.format == "ova") return {ova_path(stem)};
         std::vector<std::string> out;
-        for (std::size_t i = 0; i < disks; ++i) out.push_back(disk_path_for(stem, i + 1));
+        for (std::size_t i = 0; i < disks; ++i) out.push_back(published_disk_path(stem, i + 1));
         if (o_.format == "ovf") {
             out.push_back(fmt::format("{}/{}.mf", o_.output_dir, stem));
             out.push_back(fmt::format("{}/{}.ovf", o_.output_dir, stem));
@@ -221,6 +293,12 @@ private:
         j.source = &source;
         j.disk = &result_.vm.disks[i];
         j.final_path = disk_path_for(stem, i + 1);
+        j.published_path = published_disk_path(stem, i + 1);
+        if (converts(o_.format) && sealing()) {
+            // Converted into a hidden plain file first, sealed into the published name at the end.
+            j.final_path = fmt::format("{}/.{}.hsdk-plain", o_.output_dir, io::base_name(j.published_path));
+            plain_.push_back(j.final_path);
+        }
         if (source.blocks) {
             OpenOptions open;
             open.format = source.format.empty() ? "raw" : source.format;
@@ -400,18 +478,27 @@ private:
     Result<void> publish(std::vector<DiskJob> &jobs, const std::string &stem) {
         if (converts(o_.format)) return publish_conversions(jobs);
         tracker_->phase("manifest");
-        for (auto &j : jobs) {
-            reconcile_capacity(j, j.image ? j.image->virtual_size() : vmdk_capacity(j.ready_path));
-            record_disk(j, o_.format == "vmdk" ? j.final_path : io::base_name(j.final_path), "vmdk");
-        }
+        for (auto &j : jobs) reconcile_capacity(j, j.image ? j.image->virtual_size() : vmdk_capacity(j.ready_path));
+        HSDK_TRYV(seal_package_disks(jobs));
+        for (auto &j : jobs) record_disk(j, o_.format == "vmdk" ? j.final_path : io::base_name(j.final_path), "vmdk");
         if (o_.format == "vmdk") return publish_disks(jobs);
         // The descriptor comes from the VM's description, with the disks as they arrived.
+        const std::string member_compression = disk_compression().empty() ? "" : "gzip";
         std::vector<exporter::PackagedDisk> disks;
         for (const auto &j : jobs)
             disks.push_back(exporter::PackagedDisk{io::base_name(j.final_path), o_.format == "ovf" ? j.final_path : j.ready_path,
-                                                   j.ready_bytes, j.ready_sha256});
+                                                   j.ready_bytes, j.ready_sha256, member_compression});
         if (o_.format == "ovf") HSDK_TRYV(publish_disks(jobs));
-        auto written = exporter::write_package(result_.vm, disks, o_.format, o_.output_dir, stem, o_.cancel);
+        // A whole-OVA compression packs under a hidden name first and compresses that.
+        const std::string packed_ova =
+            whole_ova_compressed() ? fmt::format("{}/.{}.ova.hsdk-plain", o_.output_dir, stem) : std::string();
+        if (!packed_ova.empty()) plain_.push_back(packed_ova);
+        auto written = exporter::write_package(result_.vm, disks, o_.format, o_.output_dir, stem, o_.cancel, packed_ova);
+        if (written && !packed_ova.empty()) {
+            if (auto sealed = seal(packed_ova, ova_path(stem), o_.compression, nullptr); !sealed) written = fail(sealed.error());
+            else written = std::vector<std::string>{ova_path(stem)};
+            ::unlink(packed_ova.c_str());
+        }
         if (!written) {
             // Disks without their descriptor are no finished OVF folder.
             if (o_.format == "ovf")
@@ -452,6 +539,18 @@ private:
                 reconcile_capacity(j, j.image->virtual_size());
                 if (std::rename(j.ready_path.c_str(), j.final_path.c_str()) != 0)
                     return fail(io::errno_error(errno, "cannot rename into place", j.final_path));
+            }
+            if (j.published_path != j.final_path) {
+                // Sealed: the plain conversion goes into the published name, then away.
+                auto sealed = seal(j.final_path, j.published_path, disk_compression(), encryption());
+                ::unlink(j.final_path.c_str());
+                if (!sealed) return fail(sealed.error().with_context(fmt::format("disk {}", j.index)));
+                HSDK_TRY(j.disk->sha256, file_digest_hex(j.published_path, DigestAlgorithm::sha256, o_.cancel));
+                j.disk->file = j.published_path;
+                j.disk->file_format = o_.format;
+                j.disk->file_bytes = sealed.value().bytes;
+                result_.files.push_back(j.published_path);
+                continue;
             }
             j.disk->file = j.final_path;
             j.disk->file_format = o_.format;
@@ -515,6 +614,7 @@ private:
         export_.reset();
         session_.reset();  // logs out
         for (const auto &p : staged_) ::unlink(p.c_str());
+        for (const auto &p : plain_) ::unlink(p.c_str());
         // Bytes that arrived stay as resumable state unless they are known to be bad.
         const bool keep = !corrupt_ && (e.code == Errc::cancelled || e.code == Errc::network_error || e.code == Errc::timeout ||
                                         e.code == Errc::remote_error || e.code == Errc::no_space || e.code == Errc::io_error);
@@ -536,6 +636,7 @@ private:
     std::unique_ptr<PreparedExport> export_;
     std::vector<std::string> partials_;  // final paths of streamed disks whose partial data may exist
     std::vector<std::string> staged_;    // block disks converted under hidden names
+    std::vector<std::string> plain_;     // plain files of sealed outputs (removed whatever happens)
     std::mutex totals_mutex_;
     bool corrupt_ = false;
     std::unique_ptr<core::Executor::Periodic> keepalive_;

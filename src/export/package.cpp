@@ -24,9 +24,10 @@ std::string file_stem(const std::string &name) {
 
 Result<std::vector<std::string>> write_package(const VirtualMachine &vm, const std::vector<PackagedDisk> &disks_in_order,
                                                const std::string &format, const std::string &output_dir,
-                                               const std::string &stem, const CancelToken &cancel) {
+                                               const std::string &stem, const CancelToken &cancel,
+                                               const std::string &ova_destination) {
     std::vector<OvfWriteFile> files;
-    for (const auto &d : disks_in_order) files.push_back(OvfWriteFile{d.name, d.size});
+    for (const auto &d : disks_in_order) files.push_back(OvfWriteFile{d.name, d.size, d.compression});
     const std::string ovf_name = stem + ".ovf";
     const std::string mf_name = stem + ".mf";
     const std::string descriptor = write_ovf(vm, files);
@@ -45,6 +46,7 @@ Result<std::vector<std::string>> write_package(const VirtualMachine &vm, const s
     }
     if (format != "ova") return fail(Errc::invalid_argument, fmt::format("no package format '{}'", format));
 
+    const std::string ova_path = ova_destination.empty() ? fmt::format("{}/{}.ova", output_dir, stem) : ova_destination;
     const std::string tmp_ovf = fmt::format("{}/.{}.hsdk-tmp", output_dir, ovf_name);
     const std::string tmp_mf = fmt::format("{}/.{}.hsdk-tmp", output_dir, mf_name);
     auto write_tmp = [](const std::string &path, const std::string &text) -> Result<void> {
@@ -58,12 +60,12 @@ Result<std::vector<std::string>> write_package(const VirtualMachine &vm, const s
         HSDK_TRYV(write_tmp(tmp_mf, manifest));
         std::vector<OvaPackInput> members{{ovf_name, tmp_ovf}, {mf_name, tmp_mf}};
         for (const auto &d : disks_in_order) members.push_back(OvaPackInput{d.name, d.path});
-        return pack_ova(fmt::format("{}/{}.ova", output_dir, stem), members, cancel);
+        return pack_ova(ova_path, members, cancel);
     }();
     ::unlink(tmp_ovf.c_str());
     ::unlink(tmp_mf.c_str());
     HSDK_TRYV(packed);
-    return std::vector<std::string>{fmt::format("{}/{}.ova", output_dir, stem)};
+    return std::vector<std::string>{ova_path};
 }
 
 }  // namespace hypersdk::exporter

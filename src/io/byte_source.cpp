@@ -2,12 +2,12 @@
 // file and a URL.
 #include <hypersdk/byte_source.hpp>
 
-#include "io/encrypted_source.hpp"
+#include "io/artifact_crypto.hpp"
+#include "io/compression.hpp"
 #include "cloud/aws/locations.hpp"
 #include "cloud/azure/storage.hpp"
 #include "cloud/gcp/api.hpp"
 #include "cloud/openstack/keystone.hpp"
-#include "io/encrypted_source.hpp"
 #include "io/file_source.hpp"
 #include "io/http.hpp"
 #include "io/http_source.hpp"
@@ -78,6 +78,27 @@ Result<std::shared_ptr<ByteSource>> open_stored(const std::string &location, con
     return io::open_file_source(location);
 }
 
+// A remote object named as a compressed stream (query and fragment ignored).
+bool has_compressed_suffix(std::string_view location) {
+    location = location.substr(0, location.find_first_of("?#"));
+    for (std::string_view suffix : {".gz", ".zst", ".lz4"})
+        if (location.size() > suffix.size() && location.substr(location.size() - suffix.size()) == suffix) return true;
+    return false;
+}
+
+// NAME.raw.zst, NAME.img.gz, NAME.raw.lz4 (query and fragment ignored).
+bool names_raw_inside(std::string_view location) {
+    location = location.substr(0, location.find_first_of("?#"));
+    for (std::string_view suffix : {".gz", ".zst", ".lz4"})
+        if (location.size() > suffix.size() && location.substr(location.size() - suffix.size()) == suffix) {
+            location.remove_suffix(suffix.size());
+            break;
+        }
+    for (std::string_view inner : {".raw", ".img"})
+        if (location.size() > inner.size() && location.substr(location.size() - inner.size()) == inner) return true;
+    return false;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location, const HttpSourceOptions &http) {
@@ -92,12 +113,25 @@ Result<std::shared_ptr<ByteSource>> open_byte_source(const std::string &location
         return io::open_tar_stream_source(io::stream_reader_of(std::move(archive)), t);
     }
     HSDK_TRY(auto stored, open_stored(location, http));
-    const io::KeySpec key{http.passphrase_file, http.passphrase_env, http.key_file};
-    // Looking for the envelope's header costs a read: free for a local file, a request elsewhere.
-    // Remote sources are looked at only when a key says to expect one, and an EBS snapshot (a raw
-    // volume, read block by block) never: a sparse read must fetch only the blocks it needs.
-    if (location.rfind("ebs://", 0) == 0 || (is_remote_location(location) && key.empty())) return stored;
-    return io::decrypt_if_encrypted(std::move(stored), key);
+    // An EBS snapshot is a raw volume read block by block: a sparse read must fetch only the
+    // blocks it needs, so nothing is looked for in it.
+    if (location.rfind("ebs://", 0) == 0) return stored;
+    // Looking for an encryption header costs a read: free for a local file, a request elsewhere.
+    // Remote sources are looked at only when a key says to expect one.
+    const DecryptionKeys keys = io::decryption_keys_of(http);
+    const bool remote = is_remote_location(location);
+    std::shared_ptr<ByteSource> plain = std::move(stored);
+    if (!remote || !keys.empty()) {
+        HSDK_TRY(plain, io::decrypt_source_if_encrypted(std::move(plain), keys, http.cancel));
+    }
+    if (!http.decompress) return plain;
+    // Compressed streams (gzip, zstd, lz4) by their magic; remote ones only when the name says so.
+    if (remote && !has_compressed_suffix(location)) return plain;
+    io::DecompressOptions d;
+    d.cancel = http.cancel;
+    // NAME.raw.gz, NAME.img.zst, ...: the name says the data is raw (which is never guessed).
+    if (names_raw_inside(location)) d.native_format = "raw";
+    return io::decompress_if_compressed(std::move(plain), d);
 }
 
 namespace {

@@ -103,6 +103,7 @@ private:
     EncryptionKey(Kind kind, std::vector<unsigned char> secret) : kind_(kind), secret_(std::move(secret)) {}
     void wipe() noexcept;
     friend struct EnvelopeKeyAccess;
+    friend struct AgeKeyAccess;
     Kind kind_ = Kind::passphrase;
     std::vector<unsigned char> secret_;
 };

@@ -2,6 +2,8 @@
 // a hyper2kvm manifest in one folder.
 #include <hypersdk/kvm.hpp>
 
+#include "io/artifact_crypto.hpp"
+#include "io/compression.hpp"
 #include "io/reference.hpp"
 #include "io/atomic_output.hpp"
 
@@ -42,25 +44,41 @@ std::string lower_extension(const std::string &path) {
 }
 
 // Where disk i's bytes come from: a member of the OVA, a file next to the descriptor, or nothing.
+// A file stored encrypted is decrypted (the method from its header) and one stored gzip-compressed
+// (ovf:compression="gzip", ovftool --compress) decompressed, both as they are read.
 Result<std::unique_ptr<BlockDevice>> open_source_disk(const std::string &from, const std::string &kind, const VmDisk &disk,
-                                                      const std::vector<OvaMember> &members, const OvfDescriptor *ovf) {
+                                                      const std::vector<OvaMember> &members, const OvfDescriptor *ovf,
+                                                      const KvmImportOptions &options) {
     if (disk.file.empty()) return std::unique_ptr<BlockDevice>(new ZeroDevice(disk.capacity_bytes));
+    std::string compression;
     if (ovf != nullptr) {
         for (const auto &f : ovf->files)
-            if (f.href == disk.file && !f.compression.empty())
-                return fail_unsupported(fmt::format("disk file '{}' is {}-compressed inside the package", f.href, f.compression));
+            if (f.href == disk.file && !f.compression.empty() && f.compression != "identity") compression = f.compression;
     }
+    if (!compression.empty() && compression != "gzip")
+        return fail_unsupported(fmt::format("disk file '{}' is {}-compressed inside the package (gzip is read)", disk.file, compression));
     OpenOptions o;
     // The descriptor's format URI names the format; probe when it does not say.
     o.format = disk.file_format;
+    io::apply_decryption_keys(o.http, options.keys);
+    o.http.cancel = options.cancel;
+    std::shared_ptr<ByteSource> stored;
     if (kind == "ova") {
         auto m = std::find_if(members.begin(), members.end(), [&](const OvaMember &x) { return x.name == disk.file; });
         if (m == members.end()) return fail_corrupt(fmt::format("OVA '{}' has no member '{}' for disk '{}'", from, disk.file, disk.id));
-        HSDK_TRY(auto img, open_image_range(from, m->offset, m->size, m->name, o));
-        return std::unique_ptr<BlockDevice>(std::move(img));
+        HSDK_TRY(auto ova, open_byte_source(from, {}));
+        HSDK_TRY(stored, byte_source_window(std::move(ova), m->offset, m->size, fmt::format("{}[{}]", from, m->name)));
+    } else {
+        HSDK_TRY(auto path, io::resolve_reference(from, disk.file, false, "disk file"));
+        HttpSourceOptions keyed = o.http;
+        keyed.decompress = false;  // the descriptor says whether it is compressed
+        HSDK_TRY(stored, open_byte_source(path, keyed));
     }
-    HSDK_TRY(auto path, io::resolve_reference(from, disk.file, false, "disk file"));
-    HSDK_TRY(auto img, open_image(path, o));
+    HSDK_TRY(auto readable, io::decrypt_source_if_encrypted(std::move(stored), options.keys, options.cancel));
+    if (compression == "gzip") {
+        HSDK_TRY(readable, io::open_decompressed_source(std::move(readable)));
+    }
+    HSDK_TRY(auto img, open_image_source(std::move(readable), o));
     return std::unique_ptr<BlockDevice>(std::move(img));
 }
 
@@ -106,7 +124,7 @@ Result<KvmImportResult> import_to_kvm(const std::string &from, const KvmImportOp
     for (std::size_t i = 0; i < result.vm.disks.size(); ++i) {
         HSDK_TRYV(options.cancel.check());
         const auto &disk = result.vm.disks[i];
-        HSDK_TRY(auto source, open_source_disk(from, kind, disk, members, ovf ? &*ovf : nullptr));
+        HSDK_TRY(auto source, open_source_disk(from, kind, disk, members, ovf ? &*ovf : nullptr, options));
         if (disk.capacity_bytes != 0 && source->virtual_size() < disk.capacity_bytes)
             return fail_corrupt(fmt::format("disk '{}' is {} bytes, smaller than the {} its descriptor declares", disk.file,
                                             source->virtual_size(), disk.capacity_bytes));

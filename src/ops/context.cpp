@@ -64,6 +64,47 @@ Result<std::vector<std::string>> read_header_file(const std::string &path) {
 
 }  // namespace
 
+std::vector<std::string> string_list(const nlohmann::json &r, std::string_view key) {
+    std::vector<std::string> out;
+    auto it = r.find(key);
+    if (it == r.end()) return out;
+    if (it->is_string()) out.push_back(it->get<std::string>());
+    else if (it->is_array())
+        for (const auto &v : *it)
+            if (v.is_string()) out.push_back(v.get<std::string>());
+    return out;
+}
+
+bool native_compress(const nlohmann::json &r) { return flag(r, "compress"); }
+
+CompressionOptions stream_compression(const nlohmann::json &r) {
+    CompressionOptions c;
+    if (auto it = r.find("compress"); it != r.end() && it->is_string()) c.method = it->get<std::string>();
+    c.level = static_cast<int>(u64(r, "compress_level"));
+    return c;
+}
+
+std::optional<EncryptionOptions> encryption_options(const nlohmann::json &r) {
+    auto it = r.find("encrypt");
+    if (it == r.end()) return std::nullopt;
+    const bool object = it->is_object();
+    if (!object && !(it->is_boolean() && it->get<bool>())) return std::nullopt;
+    const nlohmann::json &keys = object ? *it : r;
+    EncryptionOptions e;
+    e.method = keys.value(object && keys.contains("method") ? "method" : "encrypt_method", std::string("aes-256-gcm"));
+    e.passphrase_file = keys.value("passphrase_file", "");
+    e.passphrase_env = keys.value("passphrase_env", "");
+    e.key_file = keys.value("key_file", "");
+    e.recipients = string_list(keys, "recipient");
+    e.gpg_recipients = string_list(keys, "gpg_recipient");
+    e.gpg_home = keys.value("gpg_home", "");
+    return e;
+}
+
+nlohmann::json to_json(const EncryptionRecord &record) {
+    return {{"method", record.method}, {"key", record.key}, {"recipients", record.recipients}};
+}
+
 Result<OpenOptions> open_options(const Context &c, std::string_view format_key) {
     const auto &r = c.request();
     OpenOptions o;
@@ -91,6 +132,8 @@ Result<OpenOptions> open_options(const Context &c, std::string_view format_key) 
         o.http.passphrase_file = d->value("passphrase_file", "");
         o.http.passphrase_env = d->value("passphrase_env", "");
         o.http.key_file = d->value("key_file", "");
+        o.http.identity_files = string_list(*d, "identity");
+        o.http.gpg_home = d->value("gpg_home", "");
     }
     if (auto g = r.find("gcs"); g != r.end() && g->is_object()) {
         o.http.gcp_storage_endpoint = g->value("storage_endpoint", "");

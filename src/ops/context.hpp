@@ -1,6 +1,7 @@
 // What an operation's handler sees: its request (validated, defaults filled in) and its job.
 #pragma once
 
+#include <hypersdk/artifact.hpp>
 #include <hypersdk/cancel.hpp>
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
@@ -64,11 +65,23 @@ ExportProgressCallback export_progress(Context &c);
 std::string str(const nlohmann::json &r, std::string_view key);
 std::optional<std::string> opt_str(const nlohmann::json &r, std::string_view key);
 bool flag(const nlohmann::json &r, std::string_view key, bool fallback = false);
+// A string or an array of strings at key, as a list (empty when absent).
+std::vector<std::string> string_list(const nlohmann::json &r, std::string_view key);
 std::uint64_t u64(const nlohmann::json &r, std::string_view key, std::uint64_t fallback = 0);
 // Format options given as "key=value,..." text or as an object (sizes as integers, switches as booleans).
 Result<FormatOptions> format_options(const nlohmann::json &r, std::string_view key);
 // Open options from format_key (default "format"), allow_external_files, open_backing and the http
 // source keys (headers, headers_file, insecure, ca_file); http requests stop when the job is cancelled.
 Result<OpenOptions> open_options(const Context &c, std::string_view format_key = "format");
+
+// "compress": true asks for the output format's own compression (qcow2, streamOptimized VMDK); a
+// method name ("gzip", "zstd", "lz4") for the output compressed as a stream, at "compress_level".
+bool native_compress(const nlohmann::json &r);
+CompressionOptions stream_compression(const nlohmann::json &r);
+// "encrypt": true with the flags' keys beside it (encrypt_method, passphrase_file, passphrase_env,
+// key_file, recipient[], gpg_recipient[], gpg_home), or an object of them ("method" for
+// encrypt_method). Empty when the request does not ask for encryption.
+std::optional<EncryptionOptions> encryption_options(const nlohmann::json &r);
+nlohmann::json to_json(const EncryptionRecord &record);
 
 }  // namespace hypersdk::ops

@@ -1,6 +1,7 @@
 // Backups and chains: backup.run, backup.list, backup.restore, backup.prune, chain.info,
 // chain.verify, chain.flatten and delta.create.
 #include "export/backup_state.hpp"
+#include "io/artifact_crypto.hpp"
 #include "ops/context.hpp"
 
 #include <hypersdk/backup.hpp>
@@ -38,6 +39,7 @@ Result<json> backup_run(Context &c) {
     o.quiesce = flag(r, "quiesce");
     o.threads = static_cast<unsigned>(u64(r, "threads"));
     o.requests_in_flight = static_cast<unsigned>(u64(r, "requests_in_flight", 8));
+    o.encryption = encryption_options(r);
     o.progress = export_progress(c);
     o.cancel = c.cancel();
     HSDK_TRY(auto res, run_backup(std::move(o)));
@@ -60,6 +62,8 @@ Result<json> backup_restore(Context &c) {
     o.output_dir = str(r, "output_dir");
     o.overwrite = flag(r, "overwrite");
     o.threads = static_cast<unsigned>(u64(r, "threads"));
+    HSDK_TRY(auto open, open_options(c));
+    o.keys = io::decryption_keys_of(open.http);
     o.progress = c.progress();
     o.cancel = c.cancel();
     HSDK_TRY(auto res, restore_backup(o));
@@ -73,6 +77,8 @@ Result<json> backup_prune(Context &c) {
     o.vm = str(r, "vm");
     if (r.contains("keep_last")) o.keep_last = static_cast<unsigned>(u64(r, "keep_last"));
     if (r.contains("keep_days")) o.keep_days = r["keep_days"].get<double>();
+    HSDK_TRY(auto open, open_options(c));
+    o.keys = io::decryption_keys_of(open.http);
     o.cancel = c.cancel();
     HSDK_TRY(auto res, prune_backups(o));
     return json{{"removed_points", res.removed_points},
@@ -88,7 +94,8 @@ Result<json> chain_info_op(Context &c) {
 }
 
 Result<json> chain_verify_op(Context &c) {
-    HSDK_TRY(auto report, verify_chain(str(c.request(), "path"), c.cancel()));
+    HSDK_TRY(auto open, open_options(c));
+    HSDK_TRY(auto report, verify_chain(str(c.request(), "path"), c.cancel(), io::decryption_keys_of(open.http)));
     return json{{"ok", report.ok()}, {"links", links_json(report.links)}, {"problems", report.problems}, {"hashes_checked", report.hashes_checked}};
 }
 

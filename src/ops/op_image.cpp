@@ -2,7 +2,9 @@
 // image.check, image.map, file.sha256.
 #include "ops/context.hpp"
 
-#include "io/encrypted_source.hpp"
+#include "io/artifact.hpp"
+#include "io/artifact_crypto.hpp"
+#include "io/compression.hpp"
 
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
@@ -10,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 
@@ -37,15 +40,18 @@ Result<json> image_probe(Context &c) {
 
 Result<json> image_formats(Context &) { return json{{"readable", readable_formats()}, {"writable", writable_formats()}}; }
 
-// An encrypted output: converted under a hidden name beside the destination (mode 0600), sealed into
-// the destination (published atomically), the plaintext removed whatever happens.
-Result<json> convert_encrypted(Context &c, const json &e, const OpenOptions &source_options, const std::string &destination,
-                               const ConvertOptions &o) {
-    const std::string method = e.value("method", "aes-256-gcm");
-    if (method != "aes-256-gcm")
-        return fail_unsupported(fmt::format("encryption method {} is not implemented yet (aes-256-gcm is)", method));
-    if (o.skip_create) return fail(Errc::invalid_argument, "invalid request: encrypt cannot write into an existing target (skip_create)");
-    HSDK_TRY(auto key, io::key_from_spec(io::KeySpec{e.value("passphrase_file", ""), e.value("passphrase_env", ""), e.value("key_file", "")}));
+// A sealed output (compressed as a stream and/or encrypted): converted under a hidden name beside
+// the destination (mode 0600), sealed into the destination (published atomically), the plaintext
+// removed whatever happens.
+Result<json> convert_sealed(Context &c, const CompressionOptions &compression, const std::optional<EncryptionOptions> &encryption,
+                            const OpenOptions &source_options, const std::string &destination, const ConvertOptions &o) {
+    const EncryptionOptions *enc = encryption ? &*encryption : nullptr;
+    HSDK_TRYV(io::check_artifact_options(compression, enc));
+    if (!compression.empty() && o.output_format != "raw" && !o.output_format.empty())
+        return fail(Errc::invalid_argument, fmt::format("compression {} applies to raw outputs; {} compresses in its own format "
+                                                        "(compress = true, qemu-img's -c)",
+                                                        compression.method, o.output_format));
+    if (o.skip_create) return fail(Errc::invalid_argument, "invalid request: a compressed or encrypted output cannot be written into an existing target (skip_create)");
     if (!o.overwrite && std::filesystem::exists(destination))
         return fail(Errc::conflict, fmt::format("output '{}' already exists (overwrite not allowed)", destination));
     const auto dest = std::filesystem::path(destination);
@@ -66,15 +72,15 @@ Result<json> convert_encrypted(Context &c, const json &e, const OpenOptions &sou
     ConvertOptions plain_options = o;
     plain_options.overwrite = true;
     HSDK_TRY(auto s, convert(str(c.request(), "source"), source_options, plain.string(), plain_options));
-    HSDK_TRYV(io::encrypt_file(key, plain.string(), destination, {}, o.overwrite));
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(destination, ec);
-    return json{{"virtual_size", s.virtual_size},
-                {"bytes_read", s.bytes_read},
-                {"bytes_written", s.bytes_written},
-                {"output_size", ec ? s.output_size : size},
-                {"seconds", s.seconds},
-                {"encryption", {{"method", method}, {"key", std::string(key.describe())}}}};
+    HSDK_TRY(auto sealed, io::seal_file(plain.string(), destination, compression, enc, o.overwrite));
+    json out{{"virtual_size", s.virtual_size},
+             {"bytes_read", s.bytes_read},
+             {"bytes_written", s.bytes_written},
+             {"output_size", sealed.bytes},
+             {"seconds", s.seconds}};
+    if (sealed.encryption) out["encryption"] = to_json(*sealed.encryption);
+    if (!compression.empty()) out["compression"] = compression.method;
+    return out;
 }
 
 Result<json> image_convert(Context &c) {
@@ -82,7 +88,7 @@ Result<json> image_convert(Context &c) {
     ConvertOptions o;
     o.output_format = str(r, "output_format");
     HSDK_TRY(o.format_options, format_options(r, "options"));
-    o.compress = flag(r, "compress");
+    o.compress = native_compress(r);
     o.threads = static_cast<unsigned>(u64(r, "threads"));
     o.overwrite = flag(r, "overwrite", true);
     o.skip_create = flag(r, "skip_create");
@@ -93,10 +99,9 @@ Result<json> image_convert(Context &c) {
     o.cancel = c.cancel();
     HSDK_TRY(auto source_options, open_options(c, "source_format"));
     const std::string destination = str(r, "destination");
-    if (auto e = r.find("encrypt"); e != r.end() && e->is_object()) {
-        HSDK_TRY(auto s, convert_encrypted(c, *e, source_options, destination, o));
-        return s;
-    }
+    const CompressionOptions compression = stream_compression(r);
+    const auto encryption = encryption_options(r);
+    if (!compression.empty() || encryption) return convert_sealed(c, compression, encryption, source_options, destination, o);
     HSDK_TRY(auto s, convert(str(r, "source"), source_options, destination, o));
     return json{{"virtual_size", s.virtual_size},
                 {"bytes_read", s.bytes_read},
@@ -233,16 +238,64 @@ Result<json> image_validate(Context &c) {
 // file.encrypt / file.decrypt: a whole file into or out of the aes-256-gcm envelope.
 Result<json> file_crypt(Context &c, bool encrypting) {
     const auto &r = c.request();
-    const std::string method = r.value("method", "aes-256-gcm");
-    if (method != "aes-256-gcm")
-        return fail_unsupported(fmt::format("encryption method {} is not implemented yet (aes-256-gcm is)", method));
-    HSDK_TRY(auto key, io::key_from_spec(io::KeySpec{str(r, "passphrase_file"), str(r, "passphrase_env"), str(r, "key_file")}));
     const std::string in = str(r, "input"), out = str(r, "output");
-    if (encrypting) HSDK_TRYV(io::encrypt_file(key, in, out, {}, flag(r, "overwrite")));
-    else HSDK_TRYV(io::decrypt_file(key, in, out, flag(r, "overwrite")));
+    if (encrypting) {
+        EncryptionOptions e;
+        e.method = r.value("method", std::string("aes-256-gcm"));
+        e.passphrase_file = str(r, "passphrase_file");
+        e.passphrase_env = str(r, "passphrase_env");
+        e.key_file = str(r, "key_file");
+        e.recipients = string_list(r, "recipient");
+        e.gpg_recipients = string_list(r, "gpg_recipient");
+        e.gpg_home = str(r, "gpg_home");
+        HSDK_TRYV(io::check_encryption(e));
+        HSDK_TRY(auto record, io::encrypt_file_with(e, in, out, flag(r, "overwrite")));
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(out, ec);
+        return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", record.method}, {"key", record.key}, {"recipients", record.recipients}};
+    }
+    DecryptionKeys keys;
+    keys.passphrase_file = str(r, "passphrase_file");
+    keys.passphrase_env = str(r, "passphrase_env");
+    keys.key_file = str(r, "key_file");
+    keys.identities = string_list(r, "identity");
+    keys.gpg_home = str(r, "gpg_home");
+    HSDK_TRY(auto method, io::decrypt_file_with(keys, in, out, flag(r, "overwrite")));
     std::error_code ec;
     const auto size = std::filesystem::file_size(out, ec);
-    return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", method}, {"key", std::string(key.describe())}};
+    const std::string key = method == io::CryptMethod::gpg ? "gpg agent"
+                            : !keys.identities.empty()     ? "identity"
+                            : !keys.key_file.empty()       ? "key file"
+                                                           : "passphrase";
+    return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", std::string(io::crypt_method_name(method))}, {"key", key},
+                {"recipients", json::array()}};
+}
+
+// file.compress / file.decompress: a whole file into or out of a gzip, zstd or lz4 stream.
+Result<json> file_compress(Context &c) {
+    const auto &r = c.request();
+    HSDK_TRY(auto method, io::parse_compression(str(r, "method")));
+    const std::string in = str(r, "input"), out = str(r, "output");
+    HSDK_TRYV(io::compress_file(method, static_cast<int>(u64(r, "level")), in, out, flag(r, "overwrite")));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(out, ec);
+    return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", std::string(io::compression_name(method))}};
+}
+
+Result<json> file_decompress(Context &c) {
+    const auto &r = c.request();
+    const std::string in = str(r, "input"), out = str(r, "output");
+    io::Compression method = io::Compression::none;
+    {
+        std::array<char, 4> magic{};
+        std::ifstream f(in, std::ios::binary);
+        f.read(magic.data(), magic.size());
+        method = io::detect_compression(std::as_bytes(std::span(magic).first(static_cast<std::size_t>(std::max<std::streamsize>(0, f.gcount())))));
+    }
+    HSDK_TRYV(io::decompress_file(in, out, flag(r, "overwrite")));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(out, ec);
+    return json{{"output", out}, {"bytes", ec ? 0 : size}, {"method", std::string(io::compression_name(method))}};
 }
 
 Result<json> file_encrypt(Context &c) { return file_crypt(c, true); }
@@ -253,7 +306,7 @@ const HandlerEntry image_table[] = {
     {"image.info", image_info},       {"image.probe", image_probe},     {"image.formats", image_formats},
     {"image.convert", image_convert}, {"image.compare", image_compare}, {"image.check", image_check},
     {"image.map", image_map},         {"file.sha256", file_sha256},     {"file.encrypt", file_encrypt},
-    {"file.decrypt", file_decrypt},
+    {"file.decrypt", file_decrypt},   {"file.compress", file_compress}, {"file.decompress", file_decompress},
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Operations on VM descriptions, OVF/OVA and KVM: vm.load, ovf.parse, ovf.write, ova.list,
 // ova.verify, ova.pack, kvm.domain, kvm.manifest, kvm.import.
+#include "io/artifact_crypto.hpp"
 #include "ops/context.hpp"
 
 #include <hypersdk/kvm.hpp>
@@ -97,7 +98,8 @@ Result<json> ovf_write(Context &c) {
     const auto &r = c.request();
     HSDK_TRY(auto vm, vm_from_json(r.at("vm")));
     std::vector<OvfWriteFile> files;
-    for (const auto &f : r.value("disk_files", json::array())) files.push_back({f.at("href").get<std::string>(), f.at("size").get<std::uint64_t>()});
+    for (const auto &f : r.value("disk_files", json::array()))
+        files.push_back({f.at("href").get<std::string>(), f.at("size").get<std::uint64_t>(), f.value("compression", "")});
     return json{{"xml", write_ovf(vm, files)}};
 }
 
@@ -151,6 +153,8 @@ Result<json> kvm_import(Context &c) {
     o.verify = flag(r, "verify", true);
     o.overwrite = flag(r, "overwrite");
     o.ovf = parse_options(r);
+    HSDK_TRY(auto open, open_options(c));
+    o.keys = io::decryption_keys_of(open.http);
     o.progress = c.progress();
     o.cancel = c.cancel();
     HSDK_TRY(auto res, import_to_kvm(str(r, "from"), o));

@@ -39,7 +39,9 @@ Result<json> export_run(Context &c) {
     o.output_dir = str(r, "output_dir");
     o.format = str(r, "format");
     HSDK_TRY(o.format_options, format_options(r, "options"));
-    o.compress = flag(r, "compress");
+    o.compress = native_compress(r);
+    o.compression = stream_compression(r);
+    o.encryption = encryption_options(r);
     o.threads = static_cast<unsigned>(u64(r, "threads"));
     o.resume = flag(r, "resume");
     o.quiesce = flag(r, "quiesce");
@@ -54,13 +56,16 @@ Result<json> export_run(Context &c) {
     o.cancel = c.cancel();
     o.progress = export_progress(c);
     HSDK_TRY(auto res, ExportSession(std::move(o)).run());
-    return json{{"vm", to_json(res.vm)},
-                {"files", res.files},
-                {"bytes_received", res.bytes_received},
-                {"bytes_resumed", res.bytes_resumed},
-                {"method", res.method},
-                {"snapshot_used", res.snapshot_used},
-                {"seconds", res.seconds}};
+    json out{{"vm", to_json(res.vm)},
+             {"files", res.files},
+             {"bytes_received", res.bytes_received},
+             {"bytes_resumed", res.bytes_resumed},
+             {"method", res.method},
+             {"snapshot_used", res.snapshot_used},
+             {"seconds", res.seconds}};
+    if (res.encryption) out["encryption"] = to_json(*res.encryption);
+    if (!res.compression.empty()) out["compression"] = res.compression;
+    return out;
 }
 
 const HandlerEntry vsphere_table[] = {

@@ -54,8 +54,14 @@ std::string write_ovf(const VirtualMachine &vm, const std::vector<OvfWriteFile> 
          "xmlns:vssd=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData\" "
          "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n";
     o += "  <References>\n";
-    for (std::size_t i = 0; i < disk_files.size(); ++i)
-        o += fmt::format("    <File ovf:href=\"{}\" ovf:id=\"file{}\" ovf:size=\"{}\"/>\n", x(disk_files[i].href), i + 1, disk_files[i].size);
+    for (std::size_t i = 0; i < disk_files.size(); ++i) {
+        // ovf:compression as ovftool --compress writes it: the href names the stored (compressed)
+        // file and ovf:size counts its stored bytes (DSP0243, "Compression").
+        const std::string compression =
+            disk_files[i].compression.empty() ? std::string() : fmt::format(" ovf:compression=\"{}\"", x(disk_files[i].compression));
+        o += fmt::format("    <File{} ovf:href=\"{}\" ovf:id=\"file{}\" ovf:size=\"{}\"/>\n", compression, x(disk_files[i].href), i + 1,
+                         disk_files[i].size);
+    }
     o += "  </References>\n";
     o += "  <DiskSection>\n    <Info>Virtual disk information</Info>\n";
     for (std::size_t i = 0; i < vm.disks.size(); ++i) {

@@ -82,8 +82,15 @@ def test_failures_leave_no_output(tmp_path, secret, image):
     out.write_text("keep me")
     p = hsdk("decrypt", "--passphrase-file", secret, enc, out, check=False)
     assert p.returncode != 0 and out.read_text() == "keep me"
-    p = hsdk("encrypt", "--encrypt-method", "age", "--passphrase-file", secret, raw, tmp_path / "x.age", check=False)
-    assert p.returncode != 0 and "not implemented" in p.stderr
+    # Keys that do not fit the method are refused before anything is written.
+    p = hsdk("encrypt", "--encrypt-method", "gpg", "--passphrase-file", secret, raw, tmp_path / "x.gpg", check=False)
+    assert p.returncode != 0 and "gpg-recipient" in p.stderr and not (tmp_path / "x.gpg").exists()
+    key = tmp_path / "k32"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    p = hsdk("encrypt", "--encrypt-method", "age", "--key-file", key, raw, tmp_path / "x.age", check=False)
+    assert p.returncode != 0 and "age" in p.stderr and not (tmp_path / "x.age").exists()
+    assert leftovers(tmp_path) == []
 
 
 def test_convert_encrypts_and_encrypted_images_are_read_directly(tmp_path, secret, image):

@@ -30,7 +30,7 @@ FOLDERS = {
 PUBLIC = {
     "error.hpp": "core", "cancel.hpp": "core", "progress.hpp": "core", "log.hpp": "core", "executor.hpp": "core",
     "thread_pool.hpp": "core", "version.hpp": "core", "hash.hpp": "core", "vm.hpp": "core",
-    "byte_source.hpp": "io",
+    "byte_source.hpp": "io", "artifact.hpp": "io",
     "disk.hpp": "format", "check.hpp": "format",
     "convert.hpp": "convert", "writer.hpp": "convert", "cbt.hpp": "convert",
     "ovf.hpp": "ovf",

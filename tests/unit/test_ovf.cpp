@@ -131,7 +131,7 @@ TEST_CASE("OVF writer output parses back to the same VM") {
     n.network = "VM Network";
     n.adapter_type = "vmxnet3";
     vm.nics = {n};
-    const auto text = write_ovf(vm, {{"a-disk1.vmdk", 123}, {"a-disk2.vmdk", 456}});
+    const auto text = write_ovf(vm, {{"a-disk1.vmdk", 123, ""}, {"a-disk2.vmdk", 456, ""}});
     auto parsed = parse_ovf(text, "written");
     REQUIRE(parsed);
     const auto &p = parsed.value().vm;

@@ -1,6 +1,7 @@
 // Changed-block tracking, backups and chains: `hsdk cbt status|enable`, `hsdk backup` (and
 // `backup list|prune`), `hsdk restore`, `hsdk chain info|verify|flatten`, `hsdk delta create`.
 // Each runs its operation; nothing here knows more than the flags.
+#include "artifact_flags.hpp"
 #include "commands.hpp"
 #include "progress_display.hpp"
 #include "provider_flags.hpp"
@@ -99,8 +100,10 @@ void register_backup(CLI::App &root, std::vector<Command> &commands) {
         std::optional<unsigned> keep_last;
         std::optional<double> keep_days;
         bool json = false;
+        KeyFlags keys;
     };
     auto pr = std::make_shared<PruneArgs>();
+    add_key_flags(prune, pr->keys, "encrypted links (folded links are encrypted again as they were)");
     prune->add_option("--repo", pr->repo, "The repository folder")->required();
     prune->add_option("--vm", pr->vm, "The VM: its folder in the repository, or its name, id or UUID")->required();
     auto *keep_last = prune->add_option("--keep-last", pr->keep_last, "Keep this many newest points")->check(CLI::Range(1u, 1000000u));
@@ -112,6 +115,7 @@ void register_backup(CLI::App &root, std::vector<Command> &commands) {
                             json request{{"repo", pr->repo}, {"vm", pr->vm}}, result;
                             if (pr->keep_last) request["keep_last"] = *pr->keep_last;
                             if (pr->keep_days) request["keep_days"] = *pr->keep_days;
+                            if (auto k = pr->keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
                             RunOptions how;
                             how.json_errors = pr->json;
                             if (int st = run_op("backup.prune", request, result, how); st != exit_ok) return st;
@@ -129,9 +133,14 @@ void register_backup(CLI::App &root, std::vector<Command> &commands) {
         std::string vm, repo;
         bool full = false, quiesce = false, progress = false, json = false;
         unsigned threads = 0, requests = 8;
+        EncryptFlags encrypt;
+        KeyFlags keys;
     };
     auto a = std::make_shared<Args>();
     add_provider_flags(app, a->provider);
+    add_encrypt_flags(app, a->encrypt);
+    add_key_flags(app, a->keys, "the encrypted links", false);
+    app->add_option("--gpg-home", a->keys.gpg_home, "GnuPG home (GNUPGHOME) holding the --gpg-recipient keys");
     app->add_option("--vm", a->vm, "The VM: inventory path, name or id");
     app->add_option("--repo", a->repo, "The repository folder (one folder per VM inside)");
     app->add_flag("--full", a->full, "Copy every disk in full, starting new chains");
@@ -152,6 +161,7 @@ void register_backup(CLI::App &root, std::vector<Command> &commands) {
                             request["quiesce"] = a->quiesce;
                             request["threads"] = a->threads;
                             request["requests_in_flight"] = a->requests;
+                            if (!add_encrypt_request(a->encrypt, a->keys, request, error)) return report_message(error, exit_usage);
                             RunOptions how = progress_if(a->progress);
                             how.json_errors = a->json;
                             if (int st = run_op("backup.run", request, result, how); st != exit_ok) return st;
@@ -179,8 +189,10 @@ void register_restore(CLI::App &root, std::vector<Command> &commands) {
         std::vector<std::string> options;
         bool overwrite = false, progress = false, json = false;
         unsigned threads = 0;
+        KeyFlags keys;
     };
     auto a = std::make_shared<Args>();
+    add_key_flags(app, a->keys, "encrypted links");
     app->add_option("--repo", a->repo, "The repository folder")->required();
     app->add_option("--vm", a->vm, "The VM: its folder in the repository, or its name, id or UUID")->required();
     app->add_option("--point", a->point, "A point id (hsdk backup list) or latest (default)");
@@ -196,6 +208,7 @@ void register_restore(CLI::App &root, std::vector<Command> &commands) {
                                          {"output_dir", a->out}, {"overwrite", a->overwrite}, {"threads", a->threads}},
                                 result;
                             if (int st = joined_options(a->options, request); st != exit_ok) return st;
+                            if (auto k = a->keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
                             RunOptions how = progress_if(a->progress);
                             how.json_errors = a->json;
                             if (int st = run_op("backup.restore", request, result, how); st != exit_ok) return st;
@@ -215,17 +228,21 @@ void register_chain(CLI::App &root, std::vector<Command> &commands) {
     struct InfoArgs {
         std::string link;
         bool json = false;
+        KeyFlags keys;
     };
     auto add_view = [&](const char *name, const char *help, bool verify) {
         auto *app = chain->add_subcommand(name, help);
         auto a = std::make_shared<InfoArgs>();
         app->add_option("link", a->link, "The top link")->required();
+        add_key_flags(app, a->keys, "encrypted links");
         add_output_flags(app, a->json, verify ? "the report" : "the links");
         commands.push_back({app, [a, verify]() {
                                 json result;
                                 RunOptions how;
                                 how.json_errors = a->json;
-                                if (int st = run_op(verify ? "chain.verify" : "chain.info", {{"path", a->link}}, result, how); st != exit_ok) return st;
+                                json request{{"path", a->link}};
+                                if (auto k = a->keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
+                                if (int st = run_op(verify ? "chain.verify" : "chain.info", request, result, how); st != exit_ok) return st;
                                 if (a->json) print_json(result);
                                 else {
                                     for (const auto &l : result["links"])
@@ -253,8 +270,10 @@ void register_chain(CLI::App &root, std::vector<Command> &commands) {
         std::string link, format, out;
         std::vector<std::string> options;
         bool progress = false;
+        KeyFlags keys;
     };
     auto f = std::make_shared<FlattenArgs>();
+    add_key_flags(flatten, f->keys, "encrypted links");
     flatten->add_option("link", f->link, "The link (the point)")->required();
     flatten->add_option("-O,--output-format", f->format, "Output format: raw, qcow2, vmdk, vhd, vhdx, vdi")->required();
     flatten->add_option("-o,--options", f->options, "Output options key=value[,key=value...] (repeatable)");
@@ -263,6 +282,7 @@ void register_chain(CLI::App &root, std::vector<Command> &commands) {
     commands.push_back({flatten, [f]() {
                             json request{{"path", f->link}, {"output", f->out}, {"output_format", f->format}}, result;
                             if (int st = joined_options(f->options, request); st != exit_ok) return st;
+                            if (auto k = f->keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
                             return run_op("chain.flatten", request, result, progress_if(f->progress));
                         }});
 }

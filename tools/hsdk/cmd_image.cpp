@@ -1,5 +1,6 @@
 // Image commands, mirroring qemu-img: info, convert, compare, map, check. Each is a request to one
 // operation of the library (image.info, image.convert, ...), rendered as qemu-img renders it.
+#include "artifact_flags.hpp"
 #include "commands.hpp"
 
 #include "progress_display.hpp"
@@ -36,15 +37,6 @@ void print_info_human(const json &info) {
     }
 }
 
-// The key of hypersdk's aes-256-gcm envelope: never on the command line itself.
-void add_key_flags(CLI::App *app, std::string &passphrase_file, std::string &passphrase_env, std::string &key_file, const std::string &what) {
-    auto *pf = app->add_option("--passphrase-file", passphrase_file, "Passphrase of " + what + ": the first line of FILE");
-    auto *pe = app->add_option("--passphrase-env", passphrase_env, "Passphrase of " + what + ": the environment variable VAR");
-    auto *kf = app->add_option("--key-file", key_file, "Key of " + what + ": a file of 32 random bytes (mode 0600)");
-    pf->excludes(pe)->excludes(kf);
-    pe->excludes(kf);
-}
-
 struct SourceFlags {
     std::string format;
     bool allow_external = false;
@@ -57,14 +49,7 @@ struct SourceFlags {
     AwsFlags aws;  // ebs:// and s3:// sources
     std::string storage_endpoint;  // gs:// sources
     // Encrypted sources (and, with convert --encrypt, the output's key).
-    std::string passphrase_file, passphrase_env, key_file;
-    [[nodiscard]] json key() const {
-        json k = json::object();
-        if (!passphrase_file.empty()) k["passphrase_file"] = passphrase_file;
-        if (!passphrase_env.empty()) k["passphrase_env"] = passphrase_env;
-        if (!key_file.empty()) k["key_file"] = key_file;
-        return k;
-    }
+    KeyFlags keys;
     // Adds the flags to a request, the format under `format_key`.
     void add_to(json &request, const char *format_key = "format") const {
         if (!format.empty()) request[format_key] = format;
@@ -76,7 +61,7 @@ struct SourceFlags {
         if (timeout != 0) request["timeout"] = timeout;
         if (!aws.empty()) request["aws"] = aws.request();
         if (!storage_endpoint.empty()) request["gcs"] = json{{"storage_endpoint", storage_endpoint}};
-        if (auto k = key(); !k.empty()) request["decrypt"] = k;
+        if (auto k = keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
     }
     // RunOptions whose format hint names `flag` for `path` when no format was given.
     [[nodiscard]] RunOptions hint(const std::string &path, const std::string &flag) const {
@@ -105,7 +90,7 @@ void add_source_flags(CLI::App *app, SourceFlags &f, const char *flag = "-f,--fo
     app->add_option("--storage-endpoint", f.storage_endpoint,
                     "gs:// images: Cloud Storage at this URL (default: $STORAGE_EMULATOR_HOST, else https://storage.googleapis.com); "
                     "credentials from $GOOGLE_APPLICATION_CREDENTIALS or the metadata server");
-    add_key_flags(app, f.passphrase_file, f.passphrase_env, f.key_file, "encrypted images (recognised by their header)");
+    add_key_flags(app, f.keys, "encrypted images (the method recognised from the header)");
 }
 
 // The nested backing-image chain of image.info as the flat array qemu-img info --backing-chain
@@ -187,7 +172,6 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
         SourceFlags src;
         std::string out_format;
         std::vector<std::string> options;
-        bool compress = false;
         bool progress = false;
         unsigned threads = 0;
         unsigned requests = 0;
@@ -197,15 +181,12 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
         std::string sparse, backing, backing_format;
         std::string cache = "none";
         std::string source, destination;
-        bool encrypt = false;
-        std::string encrypt_method = "aes-256-gcm";
+        EncryptFlags encrypt;
+        CompressFlags compression;
     };
     auto a = std::make_shared<Args>();
     add_source_flags(app, a->src);
-    app->add_flag("--encrypt", a->encrypt,
-                  "Encrypt the output (it keeps the name given) with the key of --passphrase-file, --passphrase-env or --key-file");
-    app->add_option("--encrypt-method", a->encrypt_method, "aes-256-gcm (built in); age and gpg are not implemented yet")
-        ->check(CLI::IsMember({"aes-256-gcm", "age", "gpg"}));
+    add_encrypt_flags(app, a->encrypt);
     app->add_option("-t,--cache", a->cache,
                     "Output cache mode: none (O_DIRECT for aligned data, fsync; the default), writeback (page cache, "
                     "fsync) or unsafe (page cache, no fsync: qemu-img convert's default)")
@@ -220,7 +201,7 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
             },
             "FORMAT", "output format"));
     app->add_option("-o,--options", a->options, "Output options key=value[,key=value...] (repeatable)");
-    app->add_flag("-c,--compress", a->compress, "Compress where the output format can (qcow2, vmdk streamOptimized)");
+    add_compress_flags(app, a->compression, "Compress where the output format can (qcow2, vmdk streamOptimized)");
     app->add_flag("-p,--progress", a->progress, "Show progress: a bar on a terminal, a line every few seconds elsewhere");
     app->add_option("--threads", a->threads, "Worker threads (default: one per core)")->check(CLI::Range(0u, 256u));
     app->add_option("-m", a->requests, "Parallel requests, as qemu-img -m: taken as --threads")->check(CLI::Range(1u, 256u));
@@ -249,7 +230,7 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                             std::string options, error;
                             if (!join_format_options(texts, options, error)) return report_message(error, exit_usage);
                             json request{{"source", a->source},     {"destination", a->destination}, {"output_format", a->out_format},
-                                         {"compress", a->compress}, {"threads", a->requests ? a->requests : a->threads},
+                                         {"threads", a->requests ? a->requests : a->threads},
                                          {"cache", a->cache},       {"skip_create", a->skip_create},
                                          {"target_is_zero", a->target_is_zero}};
                             if (!a->sparse.empty()) {
@@ -260,12 +241,8 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                             }
                             if (!options.empty()) request["options"] = options;
                             a->src.add_to(request, "source_format");
-                            if (a->encrypt) {
-                                json e = a->src.key();
-                                if (e.empty()) return report_message("--encrypt needs --passphrase-file, --passphrase-env or --key-file", exit_usage);
-                                e["method"] = a->encrypt_method;
-                                request["encrypt"] = e;
-                            }
+                            if (!add_compress_request(a->compression, request, error)) return report_message(error, exit_usage);
+                            if (!add_encrypt_request(a->encrypt, a->src.keys, request, error)) return report_message(error, exit_usage);
                             json result;
                             RunOptions how = a->src.hint(a->source, "-f");
                             if (a->progress) how.progress = progress_display();

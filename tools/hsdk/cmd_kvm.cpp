@@ -1,5 +1,6 @@
 // hsdk kvm domain|manifest|import, hsdk ova verify|list, hsdk ovf show: requests to kvm.domain,
 // kvm.manifest, kvm.import, ova.verify, ova.list and vm.load.
+#include "artifact_flags.hpp"
 #include "commands.hpp"
 #include "progress_display.hpp"
 
@@ -125,14 +126,17 @@ void register_import(CLI::App &kvm, std::vector<Command> &commands) {
         KvmFlags f;
         std::string out;
         std::vector<std::string> options;
-        bool compress = false, progress = false, no_verify = false, overwrite = false;
+        bool progress = false, no_verify = false, overwrite = false;
+        CompressFlags compression;
+        KeyFlags keys;
         unsigned threads = 0;
     };
     auto a = std::make_shared<Args>();
     add_kvm_flags(app, a->f);
     app->add_option("--out", a->out, "Output folder for disks, domain XML and manifest (same as --disk-dir)");
     app->add_option("-o,--options", a->options, "Options of the disk format, key=value[,...]");
-    app->add_flag("-c,--compress", a->compress, "Compress the converted disks where the format can");
+    add_compress_flags(app, a->compression, "Compress the converted disks where the format can", false);
+    add_key_flags(app, a->keys, "encrypted disk files (an export with --encrypt)");
     app->add_flag("-p,--progress", a->progress, "Show a progress bar on a terminal");
     app->add_flag("--no-verify", a->no_verify, "Do not check the OVA's manifest first");
     app->add_flag("--overwrite", a->overwrite, "Replace existing output files");
@@ -144,7 +148,8 @@ void register_import(CLI::App &kvm, std::vector<Command> &commands) {
                             if (!join_format_options(a->options, options, err)) return report_message(err, exit_usage);
                             request["out"] = a->out.empty() ? a->f.disk_dir : a->out;
                             if (!options.empty()) request["options"] = options;
-                            request["compress"] = a->compress;
+                            request["compress"] = a->compression.native || a->compression.method == "native";
+                            if (auto k = a->keys.decrypt_request(); !k.empty()) request["decrypt"] = k;
                             request["threads"] = a->threads;
                             request["verify"] = !a->no_verify;
                             request["overwrite"] = a->overwrite;

@@ -1,5 +1,6 @@
 // Provider commands: `hsdk providers`, `hsdk vms list|describe` (any provider) and `hsdk export` (vSphere). The password comes from an environment
 // variable or a file (never from the command line, where every user of the machine can read it).
+#include "artifact_flags.hpp"
 #include "commands.hpp"
 #include "provider_flags.hpp"
 #include "progress_display.hpp"
@@ -181,7 +182,10 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
         ProviderFlags provider;
         bool no_space_check = false;
         std::string vm, out, format = "ova", transport = "auto", method;
-        bool resume = false, progress = false, quiesce = false, overwrite = false, compress = false, hyper2kvm = false;
+        bool resume = false, progress = false, quiesce = false, overwrite = false, hyper2kvm = false;
+        CompressFlags compression;
+        EncryptFlags encrypt;
+        KeyFlags keys;
         unsigned parallel = 1, threads = 0;
         std::vector<std::string> options;
     };
@@ -201,7 +205,10 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                   "Also write <vm>.hyper2kvm.json, hyper2kvm's artifact manifest of the disks (disk formats only)");
     app->add_option("--parallel", a->parallel, "Disks to download at once (default 1)")->check(CLI::Range(1u, 16u));
     app->add_option("-o,--options", a->options, "Options of the disk format, key=value[,...] (as for hsdk convert)");
-    app->add_flag("-c,--compress", a->compress, "Compress the disks where the format can (qcow2)");
+    add_compress_flags(app, a->compression, "Compress the disks where the format can (qcow2)");
+    add_encrypt_flags(app, a->encrypt);
+    add_key_flags(app, a->keys, "the encrypted output", false);
+    app->add_option("--gpg-home", a->keys.gpg_home, "GnuPG home (GNUPGHOME) holding the --gpg-recipient keys");
     app->add_option("--threads", a->threads, "Conversion workers per disk (default: one per core)");
     app->add_option("--transport", a->transport, "auto (NFC lease, datastore if the server cannot export), nfc or datastore")
         ->check(CLI::IsMember({"auto", "nfc", "datastore"}));
@@ -220,10 +227,12 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                             request.update(nlohmann::json{{"vm", a->vm},                   {"output_dir", a->out},
                                                    {"format", a->format},             {"resume", a->resume}, {"quiesce", a->quiesce},
                                                    {"overwrite", a->overwrite},       {"parallel", a->parallel}, {"hyper2kvm_manifest", a->hyper2kvm},
-                                                   {"compress", a->compress},         {"threads", a->threads},
+                                                   {"threads", a->threads},
                                                    {"transport", a->transport},       {"no_space_check", a->no_space_check}});
                             if (!options.empty()) request["options"] = options;
                             if (!a->method.empty()) request["method"] = a->method;
+                            if (!add_compress_request(a->compression, request, error)) return report_message(error, exit_usage);
+                            if (!add_encrypt_request(a->encrypt, a->keys, request, error)) return report_message(error, exit_usage);
                             nlohmann::json res;
                             if (int st = run_op("export.run", request, res, progress_if(a->progress)); st != exit_ok) return st;
                             const auto resumed = res["bytes_resumed"].get<std::uint64_t>();
@@ -231,6 +240,9 @@ void register_export(CLI::App &root, std::vector<Command> &commands) {
                                        res["method"].get<std::string>(), res["snapshot_used"].get<bool>() ? ", from a temporary snapshot" : "",
                                        res["seconds"].get<double>(), human_bytes(res["bytes_received"].get<std::uint64_t>()),
                                        resumed ? fmt::format(", {} resumed", human_bytes(resumed)) : "");
+                            if (res.contains("encryption"))
+                                fmt::print("encrypted: {} ({})\n", res["encryption"]["method"].get<std::string>(),
+                                           res["encryption"]["key"].get<std::string>());
                             for (const auto &f : res["files"]) fmt::print("{}\n", f.get<std::string>());
                             return exit_ok;
                         }});

@@ -1,5 +1,6 @@
 // hsdk: the command-line face of libhypersdk. A client of the public C++ API like any other.
 #include "cli_support.hpp"
+#include "artifact_flags.hpp"
 #include "commands.hpp"
 
 #include <hypersdk/version.hpp>
@@ -23,7 +24,10 @@ int main(int argc, char **argv) {
     for (auto registrar : hsdk::all_commands()) registrar(app, commands);
 
     try {
-        app.parse(argc, argv);
+        std::vector<std::string> storage;
+        std::vector<char *> args;
+        hsdk::normalise_compress_argument(argc, argv, storage, args);
+        app.parse(argc, args.data());
     } catch (const CLI::CallForHelp &e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp &e) {

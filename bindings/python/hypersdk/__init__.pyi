@@ -194,11 +194,20 @@ BackupListResult = TypedDict("BackupListResult", {
     "vms": Required[list[BackupListResultVmsItem]],
 }, total=False)
 
+KeySource = TypedDict("KeySource", {
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "identity": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
+}, total=False)
+
 BackupPruneRequest = TypedDict("BackupPruneRequest", {
     "repo": Required[str],
     "vm": Required[str],
     "keep_last": NotRequired[int],
     "keep_days": NotRequired[float],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 BackupPruneResult = TypedDict("BackupPruneResult", {
@@ -237,6 +246,7 @@ BackupRestoreRequest = TypedDict("BackupRestoreRequest", {
     "output_dir": Required[str],
     "overwrite": NotRequired[bool],
     "threads": NotRequired[int],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 BackupRestoreResult = TypedDict("BackupRestoreResult", {
@@ -256,6 +266,18 @@ VsphereConnection = TypedDict("VsphereConnection", {
     "max_attempts": NotRequired[int],
 }, total=False)
 
+EncryptObject = TypedDict("EncryptObject", {
+    "method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "recipient": NotRequired[list[str]],
+    "gpg_recipient": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
+}, total=False)
+
+Encrypt = bool | EncryptObject
+
 BackupRunRequest = TypedDict("BackupRunRequest", {
     "provider": NotRequired[str],
     "connection": NotRequired[VsphereConnection],
@@ -266,6 +288,14 @@ BackupRunRequest = TypedDict("BackupRunRequest", {
     "quiesce": NotRequired[bool],
     "threads": NotRequired[int],
     "requests_in_flight": NotRequired[int],
+    "encrypt": NotRequired[Encrypt],
+    "encrypt_method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "recipient": NotRequired[list[str]],
+    "gpg_recipient": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
 }, total=False)
 
 VmDisksItem = TypedDict("VmDisksItem", {
@@ -316,6 +346,12 @@ Vm = TypedDict("Vm", {
     "nics": NotRequired[list[VmNicsItem]],
 }, total=False)
 
+EncryptionRecord = TypedDict("EncryptionRecord", {
+    "method": Required[Literal["aes-256-gcm", "age", "gpg"]],
+    "key": Required[str],
+    "recipients": Required[list[str]],
+}, total=False)
+
 BackupRunResultDisksItem = TypedDict("BackupRunResultDisksItem", {
     "disk_id": Required[str],
     "label": Required[str],
@@ -331,6 +367,7 @@ BackupRunResultDisksItem = TypedDict("BackupRunResultDisksItem", {
     "file_bytes": Required[int],
     "sha256": Required[str],
     "whole_disk_transferred": Required[bool],
+    "encryption": NotRequired[EncryptionRecord],
 }, total=False)
 
 BackupRunResult = TypedDict("BackupRunResult", {
@@ -394,6 +431,7 @@ ChainFlattenRequest = TypedDict("ChainFlattenRequest", {
     "options": NotRequired[FormatOptions],
     "overwrite": NotRequired[bool],
     "threads": NotRequired[int],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ChainFlattenResult = TypedDict("ChainFlattenResult", {
@@ -407,6 +445,7 @@ ChainInfoRequest = TypedDict("ChainInfoRequest", {
     "path": Required[str],
     "format": NotRequired[FormatName],
     "allow_external_files": NotRequired[bool],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ChainInfoResultLinksItem = TypedDict("ChainInfoResultLinksItem", {
@@ -424,6 +463,7 @@ ChainInfoResult = TypedDict("ChainInfoResult", {
 
 ChainVerifyRequest = TypedDict("ChainVerifyRequest", {
     "path": Required[str],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 ChainVerifyResultLinksItem = TypedDict("ChainVerifyResultLinksItem", {
@@ -539,6 +579,7 @@ DeltaCreateRequest = TypedDict("DeltaCreateRequest", {
     "threads": NotRequired[int],
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 DeltaCreateResult = TypedDict("DeltaCreateResult", {
@@ -558,7 +599,7 @@ ExportRunRequest = TypedDict("ExportRunRequest", {
     "output_dir": Required[str],
     "format": NotRequired[Literal["ova", "ovf", "qcow2", "raw", "vmdk", "vhd", "vhdx", "vdi"]],
     "options": NotRequired[FormatOptions],
-    "compress": NotRequired[bool],
+    "compress": NotRequired[bool | Literal["gzip", "zstd", "lz4"]],
     "threads": NotRequired[int],
     "resume": NotRequired[bool],
     "quiesce": NotRequired[bool],
@@ -570,6 +611,15 @@ ExportRunRequest = TypedDict("ExportRunRequest", {
     "config": NotRequired[dict[str, Any]],
     "no_space_check": NotRequired[bool],
     "hyper2kvm_manifest": NotRequired[bool],
+    "compress_level": NotRequired[int],
+    "encrypt": NotRequired[Encrypt],
+    "encrypt_method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "recipient": NotRequired[list[str]],
+    "gpg_recipient": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
 }, total=False)
 
 ExportRunResult = TypedDict("ExportRunResult", {
@@ -580,6 +630,34 @@ ExportRunResult = TypedDict("ExportRunResult", {
     "method": Required[str],
     "snapshot_used": Required[bool],
     "seconds": Required[float],
+    "encryption": NotRequired[EncryptionRecord],
+    "compression": NotRequired[str],
+}, total=False)
+
+FileCompressRequest = TypedDict("FileCompressRequest", {
+    "input": Required[str],
+    "output": Required[str],
+    "method": Required[Literal["gzip", "zstd", "lz4"]],
+    "level": NotRequired[int],
+    "overwrite": NotRequired[bool],
+}, total=False)
+
+FileCompressResult = TypedDict("FileCompressResult", {
+    "output": Required[str],
+    "bytes": Required[int],
+    "method": Required[str],
+}, total=False)
+
+FileDecompressRequest = TypedDict("FileDecompressRequest", {
+    "input": Required[str],
+    "output": Required[str],
+    "overwrite": NotRequired[bool],
+}, total=False)
+
+FileDecompressResult = TypedDict("FileDecompressResult", {
+    "output": Required[str],
+    "bytes": Required[int],
+    "method": Required[str],
 }, total=False)
 
 FileDecryptRequest = TypedDict("FileDecryptRequest", {
@@ -590,6 +668,8 @@ FileDecryptRequest = TypedDict("FileDecryptRequest", {
     "passphrase_env": NotRequired[str],
     "key_file": NotRequired[str],
     "overwrite": NotRequired[bool],
+    "identity": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
 }, total=False)
 
 FileDecryptResult = TypedDict("FileDecryptResult", {
@@ -597,6 +677,7 @@ FileDecryptResult = TypedDict("FileDecryptResult", {
     "bytes": Required[int],
     "method": Required[str],
     "key": Required[str],
+    "recipients": Required[list[str]],
 }, total=False)
 
 FileEncryptRequest = TypedDict("FileEncryptRequest", {
@@ -607,6 +688,9 @@ FileEncryptRequest = TypedDict("FileEncryptRequest", {
     "passphrase_env": NotRequired[str],
     "key_file": NotRequired[str],
     "overwrite": NotRequired[bool],
+    "recipient": NotRequired[list[str]],
+    "gpg_recipient": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
 }, total=False)
 
 FileEncryptResult = TypedDict("FileEncryptResult", {
@@ -614,6 +698,7 @@ FileEncryptResult = TypedDict("FileEncryptResult", {
     "bytes": Required[int],
     "method": Required[str],
     "key": Required[str],
+    "recipients": Required[list[str]],
 }, total=False)
 
 FileSha256Request = TypedDict("FileSha256Request", {
@@ -633,12 +718,6 @@ HttpInsecure = bool
 HttpCaFile = str
 
 HttpTimeout = int
-
-KeySource = TypedDict("KeySource", {
-    "passphrase_file": NotRequired[str],
-    "passphrase_env": NotRequired[str],
-    "key_file": NotRequired[str],
-}, total=False)
 
 ImageCheckRequest = TypedDict("ImageCheckRequest", {
     "path": Required[str],
@@ -694,19 +773,12 @@ ImageCompareResult = TypedDict("ImageCompareResult", {
 
 CacheMode = Literal["none", "writeback", "unsafe"]
 
-ImageConvertRequestEncrypt = TypedDict("ImageConvertRequestEncrypt", {
-    "method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
-    "passphrase_file": NotRequired[str],
-    "passphrase_env": NotRequired[str],
-    "key_file": NotRequired[str],
-}, total=False)
-
 ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "source": Required[str],
     "destination": Required[str],
     "output_format": Required[FormatName],
     "options": NotRequired[FormatOptions],
-    "compress": NotRequired[bool],
+    "compress": NotRequired[bool | Literal["gzip", "zstd", "lz4"]],
     "threads": NotRequired[int],
     "overwrite": NotRequired[bool],
     "skip_create": NotRequired[bool],
@@ -724,12 +796,15 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "aws": NotRequired[AwsSource],
     "gcs": NotRequired[GcsSource],
     "decrypt": NotRequired[KeySource],
-    "encrypt": NotRequired[ImageConvertRequestEncrypt],
-}, total=False)
-
-ImageConvertResultEncryption = TypedDict("ImageConvertResultEncryption", {
-    "method": Required[str],
-    "key": Required[str],
+    "compress_level": NotRequired[int],
+    "encrypt": NotRequired[Encrypt],
+    "encrypt_method": NotRequired[Literal["aes-256-gcm", "age", "gpg"]],
+    "passphrase_file": NotRequired[str],
+    "passphrase_env": NotRequired[str],
+    "key_file": NotRequired[str],
+    "recipient": NotRequired[list[str]],
+    "gpg_recipient": NotRequired[list[str]],
+    "gpg_home": NotRequired[str],
 }, total=False)
 
 ImageConvertResult = TypedDict("ImageConvertResult", {
@@ -738,7 +813,8 @@ ImageConvertResult = TypedDict("ImageConvertResult", {
     "bytes_written": Required[int],
     "output_size": Required[int],
     "seconds": Required[float],
-    "encryption": NotRequired[ImageConvertResultEncryption],
+    "encryption": NotRequired[EncryptionRecord],
+    "compression": NotRequired[str],
 }, total=False)
 
 ImageFormatsResult = TypedDict("ImageFormatsResult", {
@@ -898,6 +974,7 @@ KvmImportRequest = TypedDict("KvmImportRequest", {
     "threads": NotRequired[int],
     "verify": NotRequired[bool],
     "overwrite": NotRequired[bool],
+    "decrypt": NotRequired[KeySource],
 }, total=False)
 
 KvmImportResult = TypedDict("KvmImportResult", {
@@ -1078,6 +1155,7 @@ OvfParseResult = TypedDict("OvfParseResult", {
 OvfWriteRequestDiskFilesItem = TypedDict("OvfWriteRequestDiskFilesItem", {
     "href": Required[str],
     "size": Required[int],
+    "compression": NotRequired[Literal["", "gzip"]],
 }, total=False)
 
 OvfWriteRequest = TypedDict("OvfWriteRequest", {
@@ -1198,7 +1276,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "cost.compare", "cost.estimate", "delta.create", "export.run", "file.decrypt", "file.encrypt", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
+Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "cost.compare", "cost.estimate", "delta.create", "export.run", "file.compress", "file.decompress", "file.decrypt", "file.encrypt", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -1239,6 +1317,12 @@ def run(operation: Literal["delta.create"], request: DeltaCreateRequest | None =
 @overload
 def run(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> ExportRunResult: ...
+@overload
+def run(operation: Literal["file.compress"], request: FileCompressRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> FileCompressResult: ...
+@overload
+def run(operation: Literal["file.decompress"], request: FileDecompressRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> FileDecompressResult: ...
 @overload
 def run(operation: Literal["file.decrypt"], request: FileDecryptRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> FileDecryptResult: ...
@@ -1362,6 +1446,12 @@ def start(operation: Literal["delta.create"], request: DeltaCreateRequest | None
 @overload
 def start(operation: Literal["export.run"], request: ExportRunRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[ExportRunResult]: ...
+@overload
+def start(operation: Literal["file.compress"], request: FileCompressRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[FileCompressResult]: ...
+@overload
+def start(operation: Literal["file.decompress"], request: FileDecompressRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[FileDecompressResult]: ...
 @overload
 def start(operation: Literal["file.decrypt"], request: FileDecryptRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[FileDecryptResult]: ...
