@@ -166,6 +166,28 @@ bool parse_size(const std::string &text, std::uint64_t &out) {
     return true;
 }
 
+// The output format a destination's name gives: out.qcow2, disk.vhdx, disk.raw.zst (a compressed
+// stream of raw data), disk.img; empty when it says none.
+std::string format_from_extension(std::string name) {
+    for (const char *stream : {".gz", ".zst", ".lz4"}) {
+        const std::string s(stream);
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+            name.resize(name.size() - s.size());
+            break;
+        }
+    }
+    const auto dot = name.rfind('.');
+    const auto slash = name.rfind('/');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
+    std::string ext = name.substr(dot + 1);
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (ext == "img") return "raw";
+    if (ext == "vhd") return "vpc";
+    for (const char *f : {"raw", "qcow2", "vmdk", "vhdx", "vdi", "vpc"})
+        if (ext == f) return ext;
+    return {};
+}
+
 void register_convert(CLI::App &root, std::vector<Command> &commands) {
     auto *app = root.add_subcommand("convert", "Convert a disk image to another format (into a file, or a block device in place)");
     struct Args {
@@ -191,8 +213,9 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                     "Output cache mode: none (O_DIRECT for aligned data, fsync; the default), writeback (page cache, "
                     "fsync) or unsafe (page cache, no fsync: qemu-img convert's default)")
         ->check(CLI::IsMember({"none", "writeback", "unsafe"}));
-    app->add_option("-O,--output-format", a->out_format, "Output format: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi")
-        ->required()
+    app->add_option("-O,--output-format", a->out_format,
+                    "Output format: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi (default: from the destination's extension, e.g. "
+                    "out.qcow2, disk.raw.zst)")
         ->check(CLI::Validator(
             [](std::string &v) -> std::string {
                 const auto &f = output_formats();
@@ -221,6 +244,20 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
     app->add_option("source", a->source, "Source image")->required();
     app->add_option("destination", a->destination, "Destination file or block device")->required();
     commands.push_back({app, [a]() {
+                            // out.raw.zst: a zstd stream, unless the flags say otherwise.
+                            if (a->compression.method.empty() && !a->compression.native)
+                                for (const auto &[suffix, method] : {std::pair<std::string, std::string>{".gz", "gzip"}, {".zst", "zstd"}, {".lz4", "lz4"}})
+                                    if (a->destination.size() > suffix.size() &&
+                                        a->destination.compare(a->destination.size() - suffix.size(), suffix.size(), suffix) == 0)
+                                        a->compression.method = method;
+                            if (a->out_format.empty()) {
+                                a->out_format = format_from_extension(a->destination);
+                                if (a->out_format.empty())
+                                    return report_message(fmt::format("give the output format with -O: '{}' has no extension that names one "
+                                                                      "(.raw, .img, .qcow2, .vmdk, .vhd, .vhdx, .vdi)",
+                                                                      a->destination),
+                                                          exit_usage);
+                            }
                             std::vector<std::string> texts = a->options;
                             if (!a->backing.empty()) texts.push_back("backing_file=" + escape_option_value(a->backing));
                             if (!a->backing_format.empty()) {

@@ -35,6 +35,23 @@ test('run() gives the operation result, with the schema\'s keys', async (t) => {
   assert.ok(Object.keys(ops).includes('export.run'));
 });
 
+test('compressed and encrypted outputs through the operations, read back directly', async (t) => {
+  const dir = scratch(t);
+  const raw = makeRaw(path.join(dir, 'a.raw'));
+  process.env.HSDK_NODE_PASS = 'a node passphrase';
+  const out = path.join(dir, 'a.raw.lz4');
+  const res = await hypersdk.run('image.convert', { source: raw, source_format: 'raw', destination: out, output_format: 'raw',
+    compress: 'lz4', encrypt: true, passphrase_env: 'HSDK_NODE_PASS' });
+  assert.equal(res.compression, 'lz4');
+  assert.deepEqual(res.encryption, { method: 'aes-256-gcm', key: 'passphrase', recipients: [] });
+  assert.equal(fs.readFileSync(out).subarray(0, 8).toString('latin1'), 'HSDKENC\0');
+  const cmp = await hypersdk.run('image.compare', { a: raw, a_format: 'raw', b: out, b_format: 'raw',
+    decrypt: { passphrase_env: 'HSDK_NODE_PASS' } });
+  assert.equal(cmp.identical, true);
+  await assert.rejects(hypersdk.run('image.compare', { a: raw, a_format: 'raw', b: out, b_format: 'raw' }),
+    { code: 'invalid_argument' });
+});
+
 test('bad requests reject with invalid_argument naming the field by JSON pointer', async () => {
   await assert.rejects(hypersdk.run('image.convert', { source: 'a', destination: 'b', output_format: 'raw', threads: '4' }),
     { code: 'invalid_argument', message: /\/threads: expected integer, got string/ });

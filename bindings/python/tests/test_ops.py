@@ -42,6 +42,28 @@ def test_run_gives_the_operation_result(tmp_path):
     assert ops["image.convert"]["long_running"] and "request" in ops["image.convert"]
 
 
+def test_compressed_and_encrypted_outputs_through_the_operations(tmp_path, monkeypatch):
+    raw = make_raw(tmp_path / "a.raw")
+    monkeypatch.setenv("HSDK_PY_PASS", "a python passphrase")
+    out = tmp_path / "a.raw.zst"
+    res = hypersdk.run("image.convert", source=raw, source_format="raw", destination=str(out), output_format="raw",
+                       compress="zstd", encrypt=True, encrypt_method="age", passphrase_env="HSDK_PY_PASS")
+    assert res["compression"] == "zstd" and res["encryption"] == {"method": "age", "key": "passphrase", "recipients": []}
+    assert out.read_bytes().startswith(b"age-encryption.org/v1\n")
+    # Read back directly: decrypted, then decompressed, as the image it holds.
+    assert hypersdk.run("image.compare", a=raw, a_format="raw", b=str(out), b_format="raw",
+                        decrypt={"passphrase_env": "HSDK_PY_PASS"})["identical"]
+    plain = tmp_path / "a.zst"
+    assert hypersdk.run("file.decrypt", input=str(out), output=str(plain), passphrase_env="HSDK_PY_PASS")["method"] == "age"
+    back = tmp_path / "back.raw"
+    assert hypersdk.run("file.decompress", input=str(plain), output=str(back))["method"] == "zstd"
+    assert back.read_bytes() == pathlib.Path(raw).read_bytes()
+    with pytest.raises(hypersdk.InvalidArgumentError, match="/compress"):
+        hypersdk.run("image.convert", source=raw, source_format="raw", destination=str(tmp_path / "x"), output_format="raw",
+                     compress="brotli")
+    assert not (tmp_path / "x").exists()
+
+
 def test_bad_requests_name_the_field(tmp_path):
     with pytest.raises(hypersdk.InvalidArgumentError, match=r"/threads: expected integer, got string"):
         hypersdk.run("image.convert", source="a", destination="b", output_format="raw", threads="4")
