@@ -1,17 +1,12 @@
 #include "io/age.hpp"
 
-#include "core/endian.hpp"
-#include "io/atomic_output.hpp"
 #include "io/file.hpp"
+#include "io/stream_aead.hpp"
 
 #include <fmt/format.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,9 +14,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <limits>
-#include <mutex>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace hypersdk::io {
@@ -40,65 +32,16 @@ struct AgeKeyAccess {
     static AgeRecipient &recipient_slot(AgeIdentity &identity) noexcept { return identity.recipient_; }
 };
 
-// Types that the State structs below hold: outside the anonymous namespace, so that a unity build
-// (where this file is not the main file) does not warn about members of internal linkage.
-namespace age_detail {
-
-// N secret bytes that are wiped when they go out of scope.
-template <std::size_t N>
-struct AgeSecret {
-    std::array<unsigned char, N> bytes{};
-    AgeSecret() = default;
-    AgeSecret(const AgeSecret &) = delete;
-    AgeSecret &operator=(const AgeSecret &) = delete;
-    ~AgeSecret() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
-};
-
-struct AgeCipherFree {
-    void operator()(EVP_CIPHER *c) const noexcept { EVP_CIPHER_free(c); }
-};
-struct AgeCipherCtxFree {
-    void operator()(EVP_CIPHER_CTX *c) const noexcept { EVP_CIPHER_CTX_free(c); }
-};
-struct AgeKdfFree {
-    void operator()(EVP_KDF *k) const noexcept { EVP_KDF_free(k); }
-};
-struct AgeKdfCtxFree {
-    void operator()(EVP_KDF_CTX *k) const noexcept { EVP_KDF_CTX_free(k); }
-};
-struct AgePkeyFree {
-    void operator()(EVP_PKEY *k) const noexcept { EVP_PKEY_free(k); }
-};
-struct AgePkeyCtxFree {
-    void operator()(EVP_PKEY_CTX *k) const noexcept { EVP_PKEY_CTX_free(k); }
-};
-using AgeCipherPtr = std::unique_ptr<EVP_CIPHER, AgeCipherFree>;
-using AgeCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, AgeCipherCtxFree>;
-
-struct AgeCacheEntry {
-    std::uint64_t index = std::numeric_limits<std::uint64_t>::max();
-    std::size_t length = 0;
-    std::uint64_t last_used = 0;
-    std::vector<std::byte> data;
-};
-constexpr std::size_t age_cache_entries = 4;
-
-}  // namespace age_detail
-
-using age_detail::age_cache_entries;
-using age_detail::AgeCacheEntry;
-using age_detail::AgeCipherCtxPtr;
-using age_detail::AgeCipherPtr;
-using age_detail::AgeSecret;
-
 namespace {
+
+using stream_aead_detail::SecretBytes;
+static_assert(age_chunk_size == stream_aead_chunk_size && age_tag_size == stream_aead_tag_size);
 
 constexpr std::string_view age_intro = "age-encryption.org/";
 constexpr std::string_view age_x25519_label = "age-encryption.org/v1/X25519";
 constexpr std::string_view age_scrypt_label = "age-encryption.org/v1/scrypt";
 constexpr std::string_view age_recipient_hrp = "age";
 constexpr std::string_view age_identity_hrp = "age-secret-key-";  // written uppercase
-constexpr std::size_t age_nonce_size = 12;
 constexpr std::size_t age_mac_size = 32;
 constexpr std::size_t age_scrypt_salt_size = 16;
 constexpr std::size_t age_wrapped_key_size = age_file_key_size + age_tag_size;  // a stanza body
@@ -108,7 +51,6 @@ constexpr std::size_t age_max_key_file = std::size_t{1} << 20;
 constexpr std::uint64_t age_armor_in_memory = std::uint64_t{88} << 20;  // armored bytes (about 64 MiB decoded)
 
 const unsigned char *age_uc(const std::byte *p) noexcept { return reinterpret_cast<const unsigned char *>(p); }
-unsigned char *age_uc(std::byte *p) noexcept { return reinterpret_cast<unsigned char *>(p); }
 std::span<const unsigned char> age_bytes(std::string_view s) noexcept {
     return {reinterpret_cast<const unsigned char *>(s.data()), s.size()};
 }
@@ -341,38 +283,47 @@ std::string age_bech32_decode(std::string_view s, AgeBech32 &out) {
 
 // ---- OpenSSL primitives ------------------------------------------------------------------------
 
-Result<void> age_random(std::span<unsigned char> out) {
-    if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1)
-        return fail(Errc::internal, "age: the random number generator failed");
-    return success();
+// age's words for what the chunk layer finds.
+Error age_stream_error(StreamAeadFault fault, std::uint64_t n) {
+    switch (fault) {
+    case StreamAeadFault::writer_failed: return {Errc::invalid_argument, "age: the writer failed earlier"};
+    case StreamAeadFault::writer_finished: return {Errc::invalid_argument, "age: the file is already finished"};
+    case StreamAeadFault::ends_early:
+        return fail_corrupt(fmt::format("age file is truncated (it ends before byte {} that its size promised)", n)).error();
+    case StreamAeadFault::no_chunk:
+        if (n == 0) return fail_corrupt("age file is truncated (its payload has no chunk)").error();
+        [[fallthrough]];  // a few bytes: too short for a tag
+    case StreamAeadFault::partial_tag:
+        return fail_corrupt(fmt::format("age file is truncated or has bytes after its final chunk (its last {} bytes are shorter "
+                                        "than a chunk tag)",
+                                        n))
+            .error();
+    case StreamAeadFault::empty_last_chunk:
+        return fail_corrupt("age payload ends with an empty chunk after full ones (only an empty file has an empty final "
+                            "chunk): truncated or malformed")
+            .error();
+    case StreamAeadFault::last_missing: return fail_corrupt("age file is truncated (its final chunk is missing)").error();
+    case StreamAeadFault::data_after_last:
+        return fail_corrupt(fmt::format("age file has data after its final chunk (chunk {} is marked final)", n)).error();
+    case StreamAeadFault::bad_chunk:
+        return fail_corrupt(fmt::format("age payload chunk {} failed authentication (damaged, truncated or reordered)", n))
+            .error();
+    case StreamAeadFault::too_large:
+    case StreamAeadFault::too_many_chunks: break;  // 2^88 chunks: never
+    }
+    return {Errc::internal, fmt::format("age: unexpected chunk fault {}", static_cast<int>(fault))};
 }
 
-Result<AgeCipherPtr> age_fetch_cipher() {
-    AgeCipherPtr cipher(EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr));
-    if (!cipher) return fail(Errc::internal, "age: OpenSSL offers no ChaCha20-Poly1305");
-    return cipher;
-}
+// ChaCha20-Poly1305; nonce = counter (11 bytes) || last; no associated data. Only an empty file
+// has an empty final chunk (the spec).
+constexpr StreamAeadFormat age_stream_format{"age", "ChaCha20-Poly1305", 0, false, age_stream_error};
+
+Result<void> age_random(std::span<unsigned char> out) { return stream_aead_detail::random_bytes("age", out); }
 
 // HKDF-SHA256 (extract with `salt`, expand with `info`) into `out`.
 Result<void> age_hkdf(std::span<const unsigned char> ikm, std::span<const unsigned char> salt, std::string_view info,
                       std::span<unsigned char> out) {
-    std::unique_ptr<EVP_KDF, age_detail::AgeKdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-    if (!kdf) return fail(Errc::internal, "age: OpenSSL offers no HKDF");
-    std::unique_ptr<EVP_KDF_CTX, age_detail::AgeKdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
-    if (!ctx) return fail(Errc::no_memory, "age: out of memory");
-    char digest[] = "SHA256";
-    OSSL_PARAM params[5];
-    std::size_t n = 0;
-    params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<unsigned char *>(ikm.data()), ikm.size());
-    // An empty salt is HKDF's default (HashLen zero bytes): leave the parameter out.
-    if (!salt.empty())
-        params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<unsigned char *>(salt.data()),
-                                                        salt.size());
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char *>(info.data()), info.size());
-    params[n] = OSSL_PARAM_construct_end();
-    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) return fail(Errc::internal, "age: HKDF-SHA256 failed");
-    return success();
+    return stream_aead_detail::hkdf_sha256("age", ikm, salt, info, out);
 }
 
 Result<void> age_hmac(std::span<const unsigned char> key, std::span<const unsigned char> data,
@@ -387,36 +338,19 @@ Result<void> age_hmac(std::span<const unsigned char> key, std::span<const unsign
 
 // scrypt(P = passphrase, S = "age-encryption.org/v1/scrypt" || salt, N = 2^work, r = 8, p = 1).
 Result<void> age_scrypt(std::span<const unsigned char> passphrase, std::span<const unsigned char> salt, int work,
-                        AgeSecret<32> &out) {
-    std::unique_ptr<EVP_KDF, age_detail::AgeKdfFree> kdf(EVP_KDF_fetch(nullptr, "SCRYPT", nullptr));
-    if (!kdf) return fail(Errc::internal, "age: OpenSSL offers no scrypt");
-    std::unique_ptr<EVP_KDF_CTX, age_detail::AgeKdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
-    if (!ctx) return fail(Errc::no_memory, "age: out of memory");
+                        SecretBytes<32> &out) {
     std::vector<unsigned char> full_salt(age_scrypt_label.begin(), age_scrypt_label.end());
     full_salt.insert(full_salt.end(), salt.begin(), salt.end());
-    std::uint64_t n = std::uint64_t{1} << work;
-    std::uint32_t r = 8;
-    std::uint32_t p = 1;
-    // OpenSSL refuses more than 32 MiB unless told: allow what these costs need (B and V) plus slack.
-    std::uint64_t maxmem = 128 * std::uint64_t{r} * (n + 2) + 128 * std::uint64_t{r} * p + (std::uint64_t{1} << 20);
-    const OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, const_cast<unsigned char *>(passphrase.data()),
-                                          passphrase.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, full_salt.data(), full_salt.size()),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
-        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
-        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
-        OSSL_PARAM_construct_end(),
-    };
-    if (EVP_KDF_derive(ctx.get(), out.bytes.data(), out.bytes.size(), params) != 1)
-        return fail(Errc::no_memory, fmt::format("age: scrypt key derivation failed (work factor 2^{}, r = 8: {} MiB; out of "
-                                                 "memory?)",
-                                                 work, (128 * 8 * n) >> 20));
-    return success();
+    return stream_aead_detail::scrypt("age", passphrase, full_salt, static_cast<unsigned>(work), 8, 1, out.bytes);
 }
 
-using AgePkeyPtr = std::unique_ptr<EVP_PKEY, age_detail::AgePkeyFree>;
+struct AgePkeyFree {
+    void operator()(EVP_PKEY *k) const noexcept { EVP_PKEY_free(k); }
+};
+struct AgePkeyCtxFree {
+    void operator()(EVP_PKEY_CTX *k) const noexcept { EVP_PKEY_CTX_free(k); }
+};
+using AgePkeyPtr = std::unique_ptr<EVP_PKEY, AgePkeyFree>;
 
 // X25519(secret, basepoint).
 Result<void> age_x25519_public(std::span<const unsigned char, age_x25519_key_size> secret,
@@ -431,11 +365,11 @@ Result<void> age_x25519_public(std::span<const unsigned char, age_x25519_key_siz
 // X25519(secret, peer) into `out`. False when the result would be all zeros (the peer is a
 // low-order point; OpenSSL refuses to derive it) - the spec's mandatory abort.
 Result<bool> age_x25519_shared(std::span<const unsigned char, age_x25519_key_size> secret,
-                               std::span<const unsigned char, age_x25519_key_size> peer, AgeSecret<32> &out) {
+                               std::span<const unsigned char, age_x25519_key_size> peer, SecretBytes<32> &out) {
     AgePkeyPtr own(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, secret.data(), secret.size()));
     AgePkeyPtr other(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer.data(), peer.size()));
     if (!own || !other) return fail(Errc::internal, "age: OpenSSL X25519 keys could not be made");
-    std::unique_ptr<EVP_PKEY_CTX, age_detail::AgePkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own.get(), nullptr));
+    std::unique_ptr<EVP_PKEY_CTX, AgePkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own.get(), nullptr));
     if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1) return fail(Errc::internal, "age: OpenSSL X25519 failed");
     if (EVP_PKEY_derive_set_peer(ctx.get(), other.get()) != 1) return false;
     std::size_t len = out.bytes.size();
@@ -445,85 +379,37 @@ Result<bool> age_x25519_shared(std::span<const unsigned char, age_x25519_key_siz
     return any != 0;
 }
 
-// ChaCha20-Poly1305 with no associated data: `out` (plain.size() + 16 bytes) gets ciphertext || tag.
-bool age_seal(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, std::span<const unsigned char, 32> key,
-              const std::array<unsigned char, age_nonce_size> &nonce, std::span<const unsigned char> plain, unsigned char *out) {
-    int len = 0;
-    int fin = 0;
-    bool ok = EVP_EncryptInit_ex2(ctx, cipher, key.data(), nonce.data(), nullptr) == 1;
-    if (ok && !plain.empty()) ok = EVP_EncryptUpdate(ctx, out, &len, plain.data(), static_cast<int>(plain.size())) == 1;
-    if (ok) ok = EVP_EncryptFinal_ex(ctx, out + len, &fin) == 1;
-    if (ok) {
-        OSSL_PARAM get[] = {
-            OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + plain.size(), age_tag_size),
-            OSSL_PARAM_construct_end(),
-        };
-        ok = EVP_CIPHER_CTX_get_params(ctx, get) == 1;
-    }
-    return ok && static_cast<std::size_t>(len + fin) == plain.size();
-}
-
-// Opens `sealed` (ciphertext || tag, at least 16 bytes) into `out` (sealed.size() - 16 bytes).
-// False when authentication fails; `out` then holds garbage the caller must wipe and never release.
-bool age_open(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, std::span<const unsigned char, 32> key,
-              const std::array<unsigned char, age_nonce_size> &nonce, std::span<const unsigned char> sealed, unsigned char *out) {
-    const std::size_t plain_len = sealed.size() - age_tag_size;
-    std::array<unsigned char, age_tag_size> tag{};
-    std::memcpy(tag.data(), sealed.data() + plain_len, age_tag_size);
-    int len = 0;
-    int fin = 0;
-    bool ok = EVP_DecryptInit_ex2(ctx, cipher, key.data(), nonce.data(), nullptr) == 1;
-    if (ok && plain_len > 0) ok = EVP_DecryptUpdate(ctx, out, &len, sealed.data(), static_cast<int>(plain_len)) == 1;
-    if (ok) {
-        OSSL_PARAM set[] = {
-            OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag.data(), tag.size()),
-            OSSL_PARAM_construct_end(),
-        };
-        ok = EVP_CIPHER_CTX_set_params(ctx, set) == 1;
-    }
-    if (ok) ok = EVP_DecryptFinal_ex(ctx, out + len, &fin) == 1;
-    return ok && static_cast<std::size_t>(len + fin) == plain_len;
-}
-
 // Wraps (or unwraps) a 16-byte file key under a 32-byte key with the zero nonce, as stanzas do.
-Result<void> age_wrap_file_key(const AgeSecret<32> &wrap_key, std::span<const unsigned char, age_file_key_size> file_key,
+Result<void> age_wrap_file_key(const SecretBytes<32> &wrap_key, std::span<const unsigned char, age_file_key_size> file_key,
                                std::array<unsigned char, age_wrapped_key_size> &body) {
-    HSDK_TRY(auto cipher, age_fetch_cipher());
-    AgeCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    if (!ctx) return fail(Errc::no_memory, "age: out of memory");
-    const std::array<unsigned char, age_nonce_size> zero{};
-    if (!age_seal(ctx.get(), cipher.get(), wrap_key.bytes, zero, file_key, body.data()))
+    HSDK_TRY(const auto cipher, stream_aead_detail::fetch_cipher("age", age_stream_format.cipher));
+    HSDK_TRY(const auto ctx, stream_aead_detail::new_cipher_ctx("age"));
+    const std::array<unsigned char, stream_aead_nonce_size> zero{};
+    if (!stream_aead_detail::aead_seal(ctx.get(), cipher.get(), wrap_key.bytes, zero, {}, std::as_bytes(file_key),
+                                       std::as_writable_bytes(std::span(body))))
         return fail(Errc::internal, "age: ChaCha20-Poly1305 failed");
     return success();
 }
 
-Result<bool> age_unwrap_file_key(const AgeSecret<32> &wrap_key, std::span<const unsigned char> body,
-                                 AgeSecret<age_file_key_size> &file_key) {
-    HSDK_TRY(auto cipher, age_fetch_cipher());
-    AgeCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    if (!ctx) return fail(Errc::no_memory, "age: out of memory");
-    const std::array<unsigned char, age_nonce_size> zero{};
-    const bool ok = age_open(ctx.get(), cipher.get(), wrap_key.bytes, zero, body, file_key.bytes.data());
+Result<bool> age_unwrap_file_key(const SecretBytes<32> &wrap_key, std::span<const unsigned char> body,
+                                 SecretBytes<age_file_key_size> &file_key) {
+    HSDK_TRY(const auto cipher, stream_aead_detail::fetch_cipher("age", age_stream_format.cipher));
+    HSDK_TRY(const auto ctx, stream_aead_detail::new_cipher_ctx("age"));
+    const std::array<unsigned char, stream_aead_nonce_size> zero{};
+    const bool ok = stream_aead_detail::aead_open(ctx.get(), cipher.get(), wrap_key.bytes, zero, {}, std::as_bytes(body),
+                                                  std::as_writable_bytes(std::span(file_key.bytes)));
     if (!ok) OPENSSL_cleanse(file_key.bytes.data(), file_key.bytes.size());
     return ok;
 }
 
-// The STREAM nonce of chunk `counter`: 11-byte big-endian counter || last flag.
-std::array<unsigned char, age_nonce_size> age_chunk_nonce(std::uint64_t counter, bool last) noexcept {
-    std::array<unsigned char, age_nonce_size> nonce{};
-    store_be<std::uint64_t>(nonce.data() + 3, counter);
-    nonce[age_nonce_size - 1] = last ? 1 : 0;
-    return nonce;
-}
-
 Result<void> age_payload_key(std::span<const unsigned char, age_file_key_size> file_key,
-                             std::span<const unsigned char, age_payload_nonce_size> nonce, AgeSecret<32> &out) {
+                             std::span<const unsigned char, age_payload_nonce_size> nonce, SecretBytes<32> &out) {
     return age_hkdf(file_key, nonce, "payload", out.bytes);
 }
 
 Result<void> age_header_mac(std::span<const unsigned char, age_file_key_size> file_key, std::span<const unsigned char> header,
                             std::array<unsigned char, age_mac_size> &out) {
-    AgeSecret<32> mac_key;
+    SecretBytes<32> mac_key;
     HSDK_TRYV(age_hkdf(file_key, {}, "header", mac_key.bytes));
     return age_hmac(mac_key.bytes, header, out);
 }
@@ -531,44 +417,6 @@ Result<void> age_header_mac(std::span<const unsigned char, age_file_key_size> fi
 // ---- files -------------------------------------------------------------------------------------
 
 Error age_errno(int err, std::string_view what, std::string_view path) { return errno_error(err, what, path); }
-
-// The whole (small) file at `path`; more than `limit` bytes is invalid_argument.
-Result<std::vector<unsigned char>> age_read_small_file(const std::string &path, std::size_t limit, std::string_view what) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(age_errno(errno, fmt::format("cannot open {}", what), path));
-    std::vector<unsigned char> data;
-    Result<std::vector<unsigned char>> result = fail(Errc::internal, "unreachable");
-    std::array<unsigned char, 4096> buf{};
-    for (;;) {
-        const ssize_t n = ::read(fd, buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            result = fail(age_errno(errno, fmt::format("cannot read {}", what), path));
-            break;
-        }
-        if (n == 0) {
-            result = std::move(data);
-            break;
-        }
-        if (data.size() + static_cast<std::size_t>(n) > limit) {
-            result = fail(Errc::invalid_argument, fmt::format("{} '{}' is larger than {} bytes", what, path, limit));
-            break;
-        }
-        if (data.capacity() < data.size() + static_cast<std::size_t>(n)) {
-            // Grow by hand so that no copy of secret bytes is left behind unwiped.
-            std::vector<unsigned char> bigger;
-            bigger.reserve(std::max<std::size_t>(2 * data.capacity(), data.size() + static_cast<std::size_t>(n) + 4096));
-            bigger.assign(data.begin(), data.end());
-            OPENSSL_cleanse(data.data(), data.size());
-            data.swap(bigger);
-        }
-        data.insert(data.end(), buf.begin(), buf.begin() + n);
-    }
-    OPENSSL_cleanse(buf.data(), buf.size());
-    ::close(fd);
-    if (!result) OPENSSL_cleanse(data.data(), data.size());
-    return result;
-}
 
 // Splits `text` into lines (LF, with a CR before it dropped) and calls f(line_number, trimmed line)
 // for each that is neither blank nor a "#" comment; stops at the first failure.
@@ -918,24 +766,11 @@ Result<AgeSource> age_dearmor(const EnvelopeReadAt &read_at, std::uint64_t size)
     return src;
 }
 
-Result<void> age_read_exact(const EnvelopeReadAt &read_at, std::uint64_t offset, std::span<std::byte> out) {
-    while (!out.empty()) {
-        HSDK_TRY(const std::size_t n, read_at(offset, out));
-        if (n == 0)
-            return fail_corrupt(fmt::format("age file is truncated (it ends before byte {} that its size promised)",
-                                            offset + out.size()));
-        if (n > out.size()) return fail(Errc::internal, "age: the read callback returned more than asked");
-        offset += n;
-        out = out.subspan(n);
-    }
-    return success();
-}
-
 // The binary age file behind the input: the input itself, or its decoded armor.
 Result<AgeSource> age_source(EnvelopeReadAt read_at, std::uint64_t size) {
     if (!read_at) return fail(Errc::invalid_argument, "age: no read callback for the file");
     std::vector<std::byte> head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 4096)));
-    HSDK_TRYV(age_read_exact(read_at, 0, head));
+    HSDK_TRYV(stream_aead_read_exact(age_stream_format, read_at, 0, head));
     const std::string_view text(reinterpret_cast<const char *>(head.data()), head.size());
     if (!text.starts_with(age_intro)) {
         // Armor, or something trying to be (a PEM line naming AGE in another case or spacing):
@@ -959,7 +794,8 @@ Result<AgeHeader> age_read_header(const AgeSource &src, std::vector<unsigned cha
     for (;;) {
         const std::size_t have = raw.size();
         raw.resize(static_cast<std::size_t>(want));
-        HSDK_TRYV(age_read_exact(src.read_at, have, std::as_writable_bytes(std::span(raw)).subspan(have)));
+        const auto rest = std::as_writable_bytes(std::span(raw)).subspan(have);
+        HSDK_TRYV(stream_aead_read_exact(age_stream_format, src.read_at, have, rest));
         HSDK_TRY(auto parsed, age_parse_header(raw, want == src.size));
         if (parsed) {
             raw.resize(parsed->size);
@@ -996,7 +832,7 @@ std::string age_describe_stanzas(const AgeHeader &header) {
 // Finds the file key in `header` with the given keys (identities, a passphrase or both), and checks
 // the header's MAC with it.
 Result<void> age_unwrap(const AgeHeader &header, std::span<const unsigned char> raw, std::span<const AgeIdentity> identities,
-                        const EncryptionKey *passphrase, AgeSecret<age_file_key_size> &file_key) {
+                        const EncryptionKey *passphrase, SecretBytes<age_file_key_size> &file_key) {
     const auto is_scrypt = [](const AgeStanza &s) { return s.args.front() == "scrypt"; };
     const bool has_scrypt = std::any_of(header.stanzas.begin(), header.stanzas.end(), is_scrypt);
     if (has_scrypt && header.stanzas.size() != 1)
@@ -1026,7 +862,7 @@ Result<void> age_unwrap(const AgeHeader &header, std::span<const unsigned char> 
         if (s.body.size() != age_wrapped_key_size)
             return fail_corrupt(fmt::format("age header: the scrypt stanza body holds {} bytes ({} expected)", s.body.size(),
                                             age_wrapped_key_size));
-        AgeSecret<32> wrap_key;
+        SecretBytes<32> wrap_key;
         HSDK_TRYV(age_scrypt(AgeKeyAccess::passphrase(*passphrase), salt, std::stoi(w), wrap_key));
         HSDK_TRY(found, age_unwrap_file_key(wrap_key, s.body, file_key));
         if (!found) return fail(Errc::auth_failed, "wrong passphrase for the age file");
@@ -1051,13 +887,13 @@ Result<void> age_unwrap(const AgeHeader &header, std::span<const unsigned char> 
             std::array<unsigned char, age_x25519_key_size> share{};
             std::memcpy(share.data(), share_bytes.data(), share.size());
             for (const auto &id : identities) {
-                AgeSecret<32> shared;
+                SecretBytes<32> shared;
                 HSDK_TRY(const bool ok, age_x25519_shared(AgeKeyAccess::secret(id), share, shared));
                 if (!ok) return fail_corrupt("age header: an X25519 share is a low-order point (the shared secret would be zero)");
                 std::array<unsigned char, 2 * age_x25519_key_size> salt{};
                 std::memcpy(salt.data(), share.data(), share.size());
                 std::memcpy(salt.data() + share.size(), id.recipient().public_key.data(), age_x25519_key_size);
-                AgeSecret<32> wrap_key;
+                SecretBytes<32> wrap_key;
                 HSDK_TRYV(age_hkdf(shared.bytes, salt, age_x25519_label, wrap_key.bytes));
                 HSDK_TRY(found, age_unwrap_file_key(wrap_key, s.body, file_key));
                 if (found) break;
@@ -1145,7 +981,7 @@ Result<AgeRecipient> parse_age_recipient(std::string_view text) {
 }
 
 Result<std::vector<AgeRecipient>> read_age_recipients_file(const std::string &path) {
-    HSDK_TRY(auto data, age_read_small_file(path, age_max_key_file, "age recipients file"));
+    HSDK_TRY(auto data, stream_aead_detail::read_small_file(path, age_max_key_file, "age recipients file"));
     std::vector<AgeRecipient> out;
     HSDK_TRYV(age_for_each_key_line(age_text(data), [&](std::size_t line_no, std::string_view line) -> Result<void> {
         auto r = parse_age_recipient(line);
@@ -1187,7 +1023,7 @@ Result<AgeIdentity> AgeIdentity::generate() {
 }
 
 Result<std::vector<AgeIdentity>> read_age_identity_file(const std::string &path) {
-    HSDK_TRY(auto data, age_read_small_file(path, age_max_key_file, "age identity file"));
+    HSDK_TRY(auto data, stream_aead_detail::read_small_file(path, age_max_key_file, "age identity file"));
     std::vector<AgeIdentity> out;
     Result<void> result = success();
     if (looks_like_age(std::as_bytes(std::span(data)))) {
@@ -1214,47 +1050,7 @@ Result<std::vector<AgeIdentity>> read_age_identity_file(const std::string &path)
 // ---- writer ------------------------------------------------------------------------------------
 
 struct AgeWriter::State {
-    EnvelopeSink sink;
-    AgeCipherPtr cipher;
-    AgeCipherCtxPtr ctx;
-    AgeSecret<32> payload_key;
-    std::vector<std::byte> pending;  // plaintext not sealed yet (at most one chunk)
-    std::vector<std::byte> sealed;   // one sealed chunk
-    std::uint64_t counter = 0;       // index of the next chunk
-    std::uint64_t plaintext = 0;
-    std::uint64_t emitted = 0;
-    bool finished = false;
-    bool failed = false;
-
-    ~State() {
-        if (!pending.empty()) OPENSSL_cleanse(pending.data(), pending.size());
-    }
-
-    Result<void> emit(std::span<const std::byte> bytes) {
-        if (auto r = sink(bytes); !r) {
-            failed = true;
-            return r;
-        }
-        emitted += bytes.size();
-        return success();
-    }
-
-    Result<void> seal_chunk(std::span<const std::byte> plain, bool last) {
-        const auto nonce = age_chunk_nonce(counter, last);
-        if (!age_seal(ctx.get(), cipher.get(), payload_key.bytes, nonce, std::span(age_uc(plain.data()), plain.size()),
-                      age_uc(sealed.data()))) {
-            failed = true;
-            return fail(Errc::internal, fmt::format("age: ChaCha20-Poly1305 failed on chunk {}", counter));
-        }
-        ++counter;
-        return emit(std::span(sealed).first(plain.size() + age_tag_size));
-    }
-
-    Result<void> usable() const {
-        if (failed) return fail(Errc::invalid_argument, "age: the writer failed earlier");
-        if (finished) return fail(Errc::invalid_argument, "age: the file is already finished");
-        return success();
-    }
+    StreamAeadWriter stream;
 };
 
 AgeWriter::AgeWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -1295,7 +1091,7 @@ Result<AgeWriter> AgeWriter::create_with_extra_stanzas_for_tests(const AgeEncryp
                                                             age_max_scrypt_work));
     }
 
-    AgeSecret<age_file_key_size> file_key;
+    SecretBytes<age_file_key_size> file_key;
     HSDK_TRYV(age_random(file_key.bytes));
     std::string header(age_version_line);
     for (const auto &e : extra) {
@@ -1309,17 +1105,17 @@ Result<AgeWriter> AgeWriter::create_with_extra_stanzas_for_tests(const AgeEncryp
     if (keys.passphrase) {
         std::array<unsigned char, age_scrypt_salt_size> salt{};
         HSDK_TRYV(age_random(salt));
-        AgeSecret<32> wrap_key;
+        SecretBytes<32> wrap_key;
         HSDK_TRYV(age_scrypt(AgeKeyAccess::passphrase(*keys.passphrase), salt, keys.scrypt_log2_work, wrap_key));
         HSDK_TRYV(age_wrap_file_key(wrap_key, file_key.bytes, body));
         age_append_stanza(header, {"scrypt", age_b64_encode(salt), std::to_string(keys.scrypt_log2_work)}, body);
     } else {
         for (const auto &r : keys.recipients) {
-            AgeSecret<32> ephemeral;
+            SecretBytes<32> ephemeral;
             HSDK_TRYV(age_random(ephemeral.bytes));
             std::array<unsigned char, age_x25519_key_size> share{};
             HSDK_TRYV(age_x25519_public(ephemeral.bytes, share));
-            AgeSecret<32> shared;
+            SecretBytes<32> shared;
             HSDK_TRY(const bool ok, age_x25519_shared(ephemeral.bytes, r.public_key, shared));
             if (!ok)
                 return fail(Errc::invalid_argument,
@@ -1327,7 +1123,7 @@ Result<AgeWriter> AgeWriter::create_with_extra_stanzas_for_tests(const AgeEncryp
             std::array<unsigned char, 2 * age_x25519_key_size> salt{};
             std::memcpy(salt.data(), share.data(), share.size());
             std::memcpy(salt.data() + share.size(), r.public_key.data(), r.public_key.size());
-            AgeSecret<32> wrap_key;
+            SecretBytes<32> wrap_key;
             HSDK_TRYV(age_hkdf(shared.bytes, salt, age_x25519_label, wrap_key.bytes));
             HSDK_TRYV(age_wrap_file_key(wrap_key, file_key.bytes, body));
             age_append_stanza(header, {"X25519", age_b64_encode(share)}, body);
@@ -1340,137 +1136,36 @@ Result<AgeWriter> AgeWriter::create_with_extra_stanzas_for_tests(const AgeEncryp
     header += age_b64_encode(mac);
     header += '\n';
 
-    auto state = std::make_unique<State>();
     std::array<unsigned char, age_payload_nonce_size> nonce{};
     HSDK_TRYV(age_random(nonce));
-    HSDK_TRYV(age_payload_key(file_key.bytes, nonce, state->payload_key));
-    HSDK_TRY(state->cipher, age_fetch_cipher());
-    state->ctx.reset(EVP_CIPHER_CTX_new());
-    if (!state->ctx) return fail(Errc::no_memory, "age: out of memory");
-    state->sink = std::move(sink);
-    state->pending.reserve(age_chunk_size);
-    state->sealed.resize(age_sealed_chunk_size);
-    HSDK_TRYV(state->emit(std::as_bytes(std::span(header))));
-    HSDK_TRYV(state->emit(std::as_bytes(std::span(nonce))));
+    SecretBytes<32> payload_key;
+    HSDK_TRYV(age_payload_key(file_key.bytes, nonce, payload_key));
+    auto state = std::make_unique<State>();
+    HSDK_TRYV(state->stream.start(age_stream_format, {payload_key.bytes, {}, {}}, std::move(sink)));
+    HSDK_TRYV(state->stream.emit(std::as_bytes(std::span(header))));
+    HSDK_TRYV(state->stream.emit(std::as_bytes(std::span(nonce))));
     return AgeWriter(std::move(state));
 }
 
 Result<void> AgeWriter::write(std::span<const std::byte> data) {
     if (!state_) return fail(Errc::invalid_argument, "age: the writer was moved from");
-    auto &s = *state_;
-    HSDK_TRYV(s.usable());
-    while (!data.empty()) {
-        // A full chunk is sealed only once more data follows it: the last chunk is never empty
-        // unless the whole plaintext is (the spec's rule).
-        if (s.pending.size() == age_chunk_size) {
-            HSDK_TRYV(s.seal_chunk(s.pending, false));
-            OPENSSL_cleanse(s.pending.data(), s.pending.size());
-            s.pending.clear();
-        }
-        if (s.pending.empty() && data.size() > age_chunk_size) {
-            HSDK_TRYV(s.seal_chunk(data.first(age_chunk_size), false));  // straight from the caller's buffer
-            s.plaintext += age_chunk_size;
-            data = data.subspan(age_chunk_size);
-            continue;
-        }
-        const std::size_t n = std::min(data.size(), age_chunk_size - s.pending.size());
-        s.pending.insert(s.pending.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
-        s.plaintext += n;
-        data = data.subspan(n);
-    }
-    return success();
+    return state_->stream.write(data);
 }
 
 Result<void> AgeWriter::finish() {
     if (!state_) return fail(Errc::invalid_argument, "age: the writer was moved from");
-    auto &s = *state_;
-    HSDK_TRYV(s.usable());
-    HSDK_TRYV(s.seal_chunk(s.pending, true));
-    if (!s.pending.empty()) OPENSSL_cleanse(s.pending.data(), s.pending.size());
-    s.pending.clear();
-    s.finished = true;
-    return success();
+    return state_->stream.finish();
 }
 
-bool AgeWriter::finished() const noexcept { return state_ && state_->finished; }
-std::uint64_t AgeWriter::plaintext_bytes() const noexcept { return state_ ? state_->plaintext : 0; }
-std::uint64_t AgeWriter::encrypted_bytes() const noexcept { return state_ ? state_->emitted : 0; }
+bool AgeWriter::finished() const noexcept { return state_ && state_->stream.finished(); }
+std::uint64_t AgeWriter::plaintext_bytes() const noexcept { return state_ ? state_->stream.plaintext_bytes() : 0; }
+std::uint64_t AgeWriter::encrypted_bytes() const noexcept { return state_ ? state_->stream.emitted_bytes() : 0; }
 
 // ---- reader ------------------------------------------------------------------------------------
 
 struct AgeReader::State {
-    EnvelopeReadAt read_at;  // the binary file (the decoded armor for an armored one)
-    AgeCipherPtr cipher;
-    AgeSecret<32> payload_key;
     AgeHeaderInfo info;
-    std::uint64_t payload_offset = 0;  // first byte of chunk 0
-    std::uint64_t chunks = 0;
-    std::size_t last_length = 0;  // plaintext bytes of the last chunk
-    std::uint64_t plaintext = 0;
-
-    mutable std::mutex cache_mutex;
-    mutable std::array<AgeCacheEntry, age_cache_entries> cache;
-    mutable std::uint64_t cache_clock = 0;
-
-    ~State() {
-        for (auto &e : cache)
-            if (!e.data.empty()) OPENSSL_cleanse(e.data.data(), e.data.size());
-    }
-
-    [[nodiscard]] std::size_t chunk_length(std::uint64_t index) const noexcept {
-        return index + 1 == chunks ? last_length : age_chunk_size;
-    }
-
-    // Authenticates chunk `index` and decrypts it into `out` (>= its length). On failure `out` is
-    // wiped and the error says what the failure most likely means.
-    Result<std::size_t> decrypt(std::uint64_t index, std::span<std::byte> out) const {
-        if (index >= chunks) return fail(Errc::invalid_argument, fmt::format("age: chunk {} is past the end", index));
-        const std::size_t plain_len = chunk_length(index);
-        if (out.size() < plain_len) return fail(Errc::invalid_argument, "age: chunk buffer too small");
-        std::vector<std::byte> sealed(plain_len + age_tag_size);
-        HSDK_TRYV(age_read_exact(read_at, payload_offset + index * age_sealed_chunk_size, sealed));
-        AgeCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-        if (!ctx) return fail(Errc::no_memory, "age: out of memory");
-        const bool last = index + 1 == chunks;
-        const auto sealed_uc = std::span(age_uc(sealed.data()), sealed.size());
-        if (age_open(ctx.get(), cipher.get(), payload_key.bytes, age_chunk_nonce(index, last), sealed_uc, age_uc(out.data())))
-            return plain_len;
-        // Failed: find out whether it is a whole chunk in the wrong role (the file was cut at a
-        // chunk boundary, or chunks were appended) before calling it damaged. Nothing is released.
-        const bool other_role =
-            age_open(ctx.get(), cipher.get(), payload_key.bytes, age_chunk_nonce(index, !last), sealed_uc, age_uc(out.data()));
-        OPENSSL_cleanse(out.data(), plain_len);
-        if (other_role && last) return fail_corrupt("age file is truncated (its final chunk is missing)");
-        if (other_role)
-            return fail_corrupt(fmt::format("age file has data after its final chunk (chunk {} is marked final)", index));
-        return fail_corrupt(fmt::format("age payload chunk {} failed authentication (damaged, truncated or reordered)", index));
-    }
-
-    // Copies [from, from + out.size()) of chunk `index` from the cache; false on a miss.
-    bool from_cache(std::uint64_t index, std::size_t from, std::span<std::byte> out) const {
-        std::lock_guard lock(cache_mutex);
-        for (auto &e : cache) {
-            if (e.index != index) continue;
-            std::memcpy(out.data(), e.data.data() + from, out.size());
-            e.last_used = ++cache_clock;
-            return true;
-        }
-        return false;
-    }
-
-    void to_cache(std::uint64_t index, std::span<const std::byte> plain) const {
-        std::lock_guard lock(cache_mutex);
-        AgeCacheEntry *victim = &cache[0];
-        for (auto &e : cache) {
-            if (e.index == index) return;
-            if (e.last_used < victim->last_used) victim = &e;
-        }
-        victim->data.resize(age_chunk_size);
-        std::memcpy(victim->data.data(), plain.data(), plain.size());
-        victim->index = index;
-        victim->length = plain.size();
-        victim->last_used = ++cache_clock;
-    }
+    StreamAeadReader stream;  // over the binary file (the decoded armor for an armored one)
 };
 
 AgeReader::AgeReader(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -1483,48 +1178,20 @@ Result<AgeReader> AgeReader::open_keys(std::span<const AgeIdentity> identities, 
     HSDK_TRY(auto src, age_source(std::move(read_at), size));
     std::vector<unsigned char> raw;
     HSDK_TRY(auto header, age_read_header(src, raw));
-    AgeSecret<age_file_key_size> file_key;
+    SecretBytes<age_file_key_size> file_key;
     HSDK_TRYV(age_unwrap(header, raw, identities, passphrase, file_key));
 
     auto state = std::make_unique<State>();
     state->info = age_info(header, src.armored);
     if (src.size < header.size + age_payload_nonce_size)
         return fail_corrupt("age file is truncated (it ends inside its payload nonce)");
-    std::array<std::byte, age_payload_nonce_size> nonce{};
-    HSDK_TRYV(age_read_exact(src.read_at, header.size, nonce));
-    HSDK_TRYV(age_payload_key(file_key.bytes, std::span<const unsigned char, age_payload_nonce_size>(age_uc(nonce.data()), nonce.size()),
-                              state->payload_key));
-    state->payload_offset = header.size + age_payload_nonce_size;
-
-    // The chunk layout from the size: full sealed chunks, then a last one of 16..65552 bytes.
-    const std::uint64_t body = src.size - state->payload_offset;
-    if (body == 0) return fail_corrupt("age file is truncated (its payload has no chunk)");
-    const std::uint64_t full = body / age_sealed_chunk_size;
-    const std::uint64_t rest = body % age_sealed_chunk_size;
-    if (rest == 0) {
-        state->chunks = full;
-        state->last_length = age_chunk_size;
-    } else if (rest < age_tag_size) {
-        return fail_corrupt(fmt::format("age file is truncated or has bytes after its final chunk (its last {} bytes are shorter "
-                                        "than a chunk tag)",
-                                        rest));
-    } else if (rest == age_tag_size && full > 0) {
-        return fail_corrupt("age payload ends with an empty chunk after full ones (only an empty file has an empty final "
-                            "chunk): truncated or malformed");
-    } else {
-        state->chunks = full + 1;
-        state->last_length = static_cast<std::size_t>(rest - age_tag_size);
-    }
-    state->plaintext = (state->chunks - 1) * age_chunk_size + state->last_length;
-    HSDK_TRY(state->cipher, age_fetch_cipher());
-    state->read_at = std::move(src.read_at);
-
+    std::array<unsigned char, age_payload_nonce_size> nonce{};
+    HSDK_TRYV(stream_aead_read_exact(age_stream_format, src.read_at, header.size, std::as_writable_bytes(std::span(nonce))));
+    SecretBytes<32> payload_key;
+    HSDK_TRYV(age_payload_key(file_key.bytes, nonce, payload_key));
+    HSDK_TRYV(state->stream.open(age_stream_format, std::move(src.read_at), header.size + age_payload_nonce_size, src.size));
     // The final chunk now: the size is only trustworthy once it is authenticated as final.
-    std::vector<std::byte> last(age_chunk_size);
-    auto got = state->decrypt(state->chunks - 1, last);
-    if (got) state->to_cache(state->chunks - 1, std::span(last).first(got.value()));
-    OPENSSL_cleanse(last.data(), last.size());
-    if (!got) return fail(std::move(got).error());
+    HSDK_TRYV(state->stream.unlock({payload_key.bytes, {}, {}}, state->stream.chunk_count() - 1));
     return AgeReader(std::move(state));
 }
 
@@ -1548,164 +1215,38 @@ Result<AgeHeaderInfo> inspect_age_header(const EnvelopeReadAt &read_at, std::uin
     return age_info(header, src.armored);
 }
 
-std::uint64_t AgeReader::plaintext_size() const noexcept { return state_ ? state_->plaintext : 0; }
-std::uint64_t AgeReader::chunk_count() const noexcept { return state_ ? state_->chunks : 0; }
+std::uint64_t AgeReader::plaintext_size() const noexcept { return state_ ? state_->stream.plaintext_size() : 0; }
+std::uint64_t AgeReader::chunk_count() const noexcept { return state_ ? state_->stream.chunk_count() : 0; }
 const AgeHeaderInfo &AgeReader::header() const noexcept { return state_->info; }
 
 Result<std::size_t> AgeReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
     if (!state_) return fail(Errc::invalid_argument, "age: the reader was moved from");
-    const auto &s = *state_;
-    if (offset >= s.plaintext || out.empty()) return std::size_t{0};
-    const auto total = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), s.plaintext - offset));
-    std::vector<std::byte> scratch;
-    std::size_t done = 0;
-    Result<std::size_t> result = total;
-    while (done < total) {
-        const std::uint64_t pos = offset + done;
-        const std::uint64_t index = pos / age_chunk_size;
-        const auto from = static_cast<std::size_t>(pos % age_chunk_size);
-        const std::size_t piece = std::min(total - done, s.chunk_length(index) - from);
-        const auto dest = out.subspan(done, piece);
-        if (!s.from_cache(index, from, dest)) {
-            if (scratch.empty()) scratch.resize(age_chunk_size);
-            auto got = s.decrypt(index, scratch);
-            if (!got) {
-                result = fail(std::move(got).error());
-                break;
-            }
-            std::memcpy(dest.data(), scratch.data() + from, piece);
-            // Keep the chunk when this read stopped inside it: the next read likely continues there.
-            if (from + piece < got.value()) s.to_cache(index, std::span(scratch).first(got.value()));
-        }
-        done += piece;
-    }
-    if (!scratch.empty()) OPENSSL_cleanse(scratch.data(), scratch.size());
-    return result;
+    return state_->stream.read_at(offset, out);
 }
 
 Result<std::size_t> AgeReader::read_chunk(std::uint64_t index, std::span<std::byte> out) const {
     if (!state_) return fail(Errc::invalid_argument, "age: the reader was moved from");
-    if (index >= state_->chunks) return fail(Errc::invalid_argument, fmt::format("age: chunk {} is past the end", index));
-    const std::size_t length = state_->chunk_length(index);
-    if (out.size() < length) return fail(Errc::invalid_argument, "age: chunk buffer too small");
-    if (state_->from_cache(index, 0, out.first(length))) return length;
-    std::vector<std::byte> scratch(age_chunk_size);
-    auto got = state_->decrypt(index, scratch);
-    if (got) std::memcpy(out.data(), scratch.data(), got.value());
-    OPENSSL_cleanse(scratch.data(), scratch.size());
-    return got;
+    return state_->stream.read_chunk(index, out);
 }
 
 Result<void> AgeReader::verify_all() const {
     if (!state_) return fail(Errc::invalid_argument, "age: the reader was moved from");
-    std::vector<std::byte> scratch(age_chunk_size);
-    Result<void> result = success();
-    for (std::uint64_t i = 0; i < state_->chunks && result; ++i)
-        if (auto r = state_->decrypt(i, scratch); !r) result = fail(std::move(r).error());
-    OPENSSL_cleanse(scratch.data(), scratch.size());
-    return result;
+    return state_->stream.verify_all();
 }
 
 // ---- whole files -------------------------------------------------------------------------------
 
-namespace {
-
-class AgeInputFile {
-public:
-    AgeInputFile() = default;
-    AgeInputFile(const AgeInputFile &) = delete;
-    AgeInputFile &operator=(const AgeInputFile &) = delete;
-    ~AgeInputFile() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Result<void> open(const std::string &path, bool need_regular) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) return fail(age_errno(errno, "cannot open", path));
-        struct stat st {};
-        if (::fstat(fd_, &st) != 0) return fail(age_errno(errno, "cannot stat", path));
-        if (need_regular && !S_ISREG(st.st_mode))
-            return fail(Errc::invalid_argument, fmt::format("'{}' is not a regular file", path));
-        size_ = static_cast<std::uint64_t>(st.st_size);
-        return success();
-    }
-    [[nodiscard]] int fd() const noexcept { return fd_; }
-    [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
-
-private:
-    int fd_ = -1;
-    std::uint64_t size_ = 0;
-};
-
-}  // namespace
-
 Result<void> age_encrypt_file(const AgeEncryptKeys &keys, const std::string &in_path, const std::string &out_path,
                               bool overwrite) {
-    AgeInputFile in;
-    HSDK_TRYV(in.open(in_path, false));
-    AtomicOutputSet outputs;
-    HSDK_TRY(File * out, outputs.add(out_path, overwrite));
-    std::uint64_t written = 0;
-    HSDK_TRY(auto writer, AgeWriter::create(keys, [out, &written](std::span<const std::byte> bytes) -> Result<void> {
-                 HSDK_TRYV(out->write_all(written, bytes));
-                 written += bytes.size();
-                 return success();
-             }));
-    std::vector<std::byte> buf(16 * age_chunk_size);
-    Result<void> result = success();
-    for (;;) {
-        const ssize_t n = ::read(in.fd(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            result = fail(age_errno(errno, "cannot read", in_path));
-            break;
-        }
-        if (n == 0) break;
-        if (result = writer.write(std::span(buf).first(static_cast<std::size_t>(n))); !result) break;
-    }
-    OPENSSL_cleanse(buf.data(), buf.size());
-    HSDK_TRYV(result);
-    HSDK_TRYV(writer.finish());
-    if (out->in_place()) HSDK_TRYV(out->truncate(written));  // the image's length, for a device written in place
-    return outputs.commit();
+    return stream_aead_encrypt_file(in_path, out_path, overwrite,
+                                    [&keys](EnvelopeSink sink) { return AgeWriter::create(keys, std::move(sink)); });
 }
 
 Result<void> age_decrypt_file(const AgeDecryptKeys &keys, const std::string &in_path, const std::string &out_path,
                               bool overwrite) {
-    AgeInputFile in;
-    HSDK_TRYV(in.open(in_path, true));
-    const int in_fd = in.fd();
-    auto reader = AgeReader::open(
-        keys,
-        [in_fd, &in_path](std::uint64_t offset, std::span<std::byte> buf) -> Result<std::size_t> {
-            for (;;) {
-                const ssize_t n = ::pread(in_fd, buf.data(), buf.size(), static_cast<off_t>(offset));
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) return fail(age_errno(errno, "cannot read", in_path));
-                return static_cast<std::size_t>(n);
-            }
-        },
-        in.size());
-    if (!reader) return fail(reader.error().with_context(fmt::format("decrypting '{}'", in_path)));
-    AtomicOutputSet outputs;
-    HSDK_TRY(File * out, outputs.add(out_path, overwrite));
-    // Plaintext: readable by its owner only (before a byte of it is written).
-    if (!outputs.in_place() && ::fchmod(out->fd(), 0600) != 0) return fail(age_errno(errno, "cannot set the mode of", out_path));
-    std::vector<std::byte> plain(age_chunk_size);
-    Result<void> result = success();
-    std::uint64_t offset = 0;
-    for (std::uint64_t i = 0; i < reader.value().chunk_count() && result; ++i) {
-        auto got = reader.value().read_chunk(i, plain);  // authenticated before a byte of it is written
-        if (!got) {
-            result = fail(got.error().with_context(fmt::format("decrypting '{}'", in_path)));
-            break;
-        }
-        result = out->write_all(offset, std::span(plain).first(got.value()));
-        offset += got.value();
-    }
-    OPENSSL_cleanse(plain.data(), plain.size());
-    HSDK_TRYV(result);  // `outputs` removes the temporary on the way out
-    if (out->in_place()) HSDK_TRYV(out->truncate(offset));
-    return outputs.commit();
+    return stream_aead_decrypt_file(in_path, out_path, overwrite, [&keys](EnvelopeReadAt read_at, std::uint64_t size) {
+        return AgeReader::open(keys, std::move(read_at), size);
+    });
 }
 
 }  // namespace hypersdk::io

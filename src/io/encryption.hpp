@@ -197,11 +197,12 @@ private:
 
 // ---- whole files -----------------------------------------------------------------------------
 
-// Both write `out_path` under a temporary name beside it (".NAME.hsdk-PID-RANDOM.part", flock'ed
-// like io/atomic_output's), flush it and rename it only on success; on failure the temporary is
-// removed and nothing is left. With overwrite false an existing `out_path` fails with conflict.
-// decrypt_file authenticates every chunk before any of its bytes are written; its output is
-// created with mode 0600 (it is plaintext).
+// Both write `out_path` through io/atomic_output, as age_encrypt_file and age_decrypt_file do: under
+// a temporary name beside it (".NAME.hsdk-PID-RANDOM.part"), flushed and renamed only on success;
+// on failure the temporary is removed and nothing is left (a block or character device is written
+// in place). With overwrite false an existing `out_path` fails with conflict. decrypt_file
+// authenticates every chunk before any of its bytes are written; its output is readable by its
+// owner only (mode 0600: it is plaintext).
 Result<void> encrypt_file(const EncryptionKey &key, const std::string &in_path, const std::string &out_path,
                           const ScryptParams &scrypt = {}, bool overwrite = true);
 Result<void> decrypt_file(const EncryptionKey &key, const std::string &in_path, const std::string &out_path,
