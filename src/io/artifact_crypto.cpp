@@ -75,8 +75,9 @@ Result<AgeEncryptKeys> crypt_age_encrypt_keys(const EncryptionOptions &o) {
 
 KeySpec crypt_key_spec(const DecryptionKeys &keys) { return KeySpec{keys.passphrase_file, keys.passphrase_env, keys.key_file}; }
 
-// An encrypted source read as its plaintext, chunk by chunk (aes-256-gcm and age both have
-// random access). References (a qcow2's backing file) are decrypted with the same keys.
+// An encrypted source read as its plaintext: chunk by chunk for aes-256-gcm and age (both have
+// random access), from a decrypted temporary copy for OpenPGP. References (a qcow2's backing file)
+// are decrypted with the same keys.
 class CryptDecryptedSource final : public ByteSource {
 public:
     using ReadAt = std::function<Result<std::size_t>(std::uint64_t, std::span<std::byte>)>;
@@ -105,42 +106,6 @@ private:
     std::shared_ptr<const ByteSource> base_;
     std::shared_ptr<void> reader_;  // keeps the reader that read_ calls alive
     ReadAt read_;
-    std::uint64_t size_;
-    DecryptionKeys keys_;
-    CancelToken cancel_;
-    std::string name_;
-};
-
-// An OpenPGP source, decrypted once into an unnamed temporary file and read from there.
-class CryptSpilledSource final : public ByteSource {
-public:
-    CryptSpilledSource(std::shared_ptr<const ByteSource> base, int fd, std::uint64_t size, DecryptionKeys keys, CancelToken cancel)
-        : base_(std::move(base)), fd_(fd), size_(size), keys_(std::move(keys)), cancel_(std::move(cancel)), name_(base_->name()) {}
-    ~CryptSpilledSource() override { ::close(fd_); }
-    CryptSpilledSource(const CryptSpilledSource &) = delete;
-    CryptSpilledSource &operator=(const CryptSpilledSource &) = delete;
-
-    const std::string &name() const noexcept override { return name_; }
-    std::uint64_t size() const noexcept override { return size_; }
-    Result<std::size_t> read_some(std::uint64_t offset, std::span<std::byte> buf) const override {
-        if (offset >= size_) return std::size_t{0};
-        for (;;) {
-            const ssize_t n = ::pread(fd_, buf.data(), std::min<std::uint64_t>(buf.size(), size_ - offset), static_cast<off_t>(offset));
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return fail(Errc::io_error, fmt::format("{}: cannot read its decrypted copy: {}", name_, std::strerror(errno)));
-            return static_cast<std::size_t>(n);
-        }
-    }
-    std::string identity() const override { return base_->identity() + "#decrypted"; }
-    Result<std::shared_ptr<ByteSource>> open_reference(const std::string &reference, bool allow_external,
-                                                       std::string_view what) const override {
-        HSDK_TRY(auto stored, base_->open_reference(reference, allow_external, what));
-        return decrypt_source_if_encrypted(std::move(stored), keys_, cancel_);
-    }
-
-private:
-    std::shared_ptr<const ByteSource> base_;
-    int fd_;
     std::uint64_t size_;
     DecryptionKeys keys_;
     CancelToken cancel_;
@@ -198,8 +163,21 @@ Result<std::shared_ptr<ByteSource>> crypt_spill_gpg(std::shared_ptr<ByteSource> 
     if (fd < 0) return fail(Errc::io_error, fmt::format("cannot open the decrypted copy of '{}': {}", source->name(), std::strerror(err)));
     struct stat st {};
     ::fstat(fd, &st);
-    return std::shared_ptr<ByteSource>(
-        std::make_shared<CryptSpilledSource>(std::move(source), fd, static_cast<std::uint64_t>(st.st_size), keys, cancel));
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    auto holder = std::shared_ptr<int>(new int(fd), [](int *p) {
+        ::close(*p);
+        delete p;
+    });
+    auto read = [fd, size, name = source->name()](std::uint64_t offset, std::span<std::byte> out) -> Result<std::size_t> {
+        if (offset >= size) return std::size_t{0};
+        for (;;) {
+            const ssize_t n = ::pread(fd, out.data(), std::min<std::uint64_t>(out.size(), size - offset), static_cast<off_t>(offset));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return fail(Errc::io_error, fmt::format("{}: cannot read its decrypted copy: {}", name, std::strerror(errno)));
+            return static_cast<std::size_t>(n);
+        }
+    };
+    return std::shared_ptr<ByteSource>(std::make_shared<CryptDecryptedSource>(std::move(source), holder, read, size, keys, cancel));
 }
 
 }  // namespace
