@@ -90,8 +90,12 @@ std::optional<EncryptionOptions> encryption_options(const nlohmann::json &r) {
     const bool object = it->is_object();
     if (!object && !(it->is_boolean() && it->get<bool>())) return std::nullopt;
     const nlohmann::json &keys = object ? *it : r;
+    return encryption_keys(keys, object && keys.contains("method") ? "method" : "encrypt_method");
+}
+
+EncryptionOptions encryption_keys(const nlohmann::json &keys, std::string_view method_key) {
     EncryptionOptions e;
-    e.method = keys.value(object && keys.contains("method") ? "method" : "encrypt_method", std::string("aes-256-gcm"));
+    e.method = keys.value(method_key, std::string("aes-256-gcm"));
     e.passphrase_file = keys.value("passphrase_file", "");
     e.passphrase_env = keys.value("passphrase_env", "");
     e.key_file = keys.value("key_file", "");

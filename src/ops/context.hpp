@@ -82,6 +82,8 @@ CompressionOptions stream_compression(const nlohmann::json &r);
 // key_file, recipient[], gpg_recipient[], gpg_home), or an object of them ("method" for
 // encrypt_method). Empty when the request does not ask for encryption.
 std::optional<EncryptionOptions> encryption_options(const nlohmann::json &r);
+// Those keys read from `keys`, the method under `method_key` (file.encrypt says "method").
+EncryptionOptions encryption_keys(const nlohmann::json &keys, std::string_view method_key);
 nlohmann::json to_json(const EncryptionRecord &record);
 
 }  // namespace hypersdk::ops

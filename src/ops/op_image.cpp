@@ -240,14 +240,7 @@ Result<json> file_crypt(Context &c, bool encrypting) {
     const auto &r = c.request();
     const std::string in = str(r, "input"), out = str(r, "output");
     if (encrypting) {
-        EncryptionOptions e;
-        e.method = r.value("method", std::string("aes-256-gcm"));
-        e.passphrase_file = str(r, "passphrase_file");
-        e.passphrase_env = str(r, "passphrase_env");
-        e.key_file = str(r, "key_file");
-        e.recipients = string_list(r, "recipient");
-        e.gpg_recipients = string_list(r, "gpg_recipient");
-        e.gpg_home = str(r, "gpg_home");
+        const EncryptionOptions e = encryption_keys(r, "method");
         HSDK_TRYV(io::check_encryption(e));
         HSDK_TRY(auto record, io::encrypt_file_with(e, in, out, flag(r, "overwrite")));
         std::error_code ec;
