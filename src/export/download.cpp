@@ -1,5 +1,6 @@
 #include "export/download.hpp"
 
+#include "export/receive_pipeline.hpp"
 #include "io/file.hpp"
 
 #include <hypersdk/hash.hpp>
@@ -16,7 +17,9 @@
 namespace hypersdk::exporter {
 namespace {
 
-constexpr std::uint64_t sync_every = 32u << 20;  // state advances after each fsync of this much
+// The state advances after each fsync of this much (what a killed download may fetch again). Each
+// one waits for the writes in flight, so not too often.
+constexpr std::uint64_t sync_every = 128u << 20;
 
 Result<void> write_state(const std::string &path, const nlohmann::json &identity, std::uint64_t bytes) {
     nlohmann::json j = {{"format", "hypersdk-export-resume"}, {"version", 1}, {"identity", identity}, {"bytes", bytes}};
@@ -45,22 +48,6 @@ std::optional<std::uint64_t> read_state(const std::string &path, const nlohmann:
     return j["bytes"].get<std::uint64_t>();
 }
 
-struct Writer {
-    io::File file;
-    std::uint64_t offset = 0;
-    std::uint64_t synced = 0;
-    Digest sha1{DigestAlgorithm::sha1};
-    Digest sha256{DigestAlgorithm::sha256};
-
-    Result<void> restart() {
-        HSDK_TRYV(file.truncate(0));
-        offset = synced = 0;
-        sha1.reset();
-        sha256.reset();
-        return success();
-    }
-};
-
 }  // namespace
 
 std::string partial_path_for(const std::string &final_path) { return final_path + ".hsdk-partial"; }
@@ -77,56 +64,73 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
     result.partial_path = partial_path_for(rq.final_path);
     const std::string state_path = state_path_for(rq.final_path);
 
-    Writer w;
+    io::File file;
     const bool consuming = static_cast<bool>(rq.consume);
     const bool keep_file = !consuming || rq.keep_partial;
+    std::uint64_t have = 0;
     if (!keep_file) {
         result.partial_path.clear();
     } else {
-        std::optional<std::uint64_t> have;
-        if (rq.resume) have = read_state(state_path, rq.identity);
-        if (have) {
+        std::optional<std::uint64_t> vouched;
+        if (rq.resume) vouched = read_state(state_path, rq.identity);
+        if (vouched) {
             auto f = io::File::open_read_write(result.partial_path);
             if (f) {
-                w.file = std::move(f).value();
-                HSDK_TRY(auto size, w.file.size());
-                if (size < *have) have = 0;  // the state claims more than is there: trust neither
+                file = std::move(f).value();
+                HSDK_TRY(auto size, file.size());
+                if (size < *vouched) vouched = 0;  // the state claims more than is there: trust neither
             } else {
-                have.reset();
+                vouched.reset();
             }
         }
-        if (!have) {
+        if (!vouched) {
             ::unlink(result.partial_path.c_str());
-            HSDK_TRY(w.file, io::File::create_new(result.partial_path));
-            have = 0;
+            HSDK_TRY(file, io::File::create_new(result.partial_path));
+            vouched = 0;
         }
+        have = *vouched;
         // Only what the state vouches for (synced before it was written) is kept.
-        HSDK_TRYV(w.file.truncate(*have));
-        if (*have > 0) {
-            std::vector<std::byte> buf(1u << 20);
-            for (std::uint64_t pos = 0; pos < *have;) {
-                HSDK_TRYV(rq.cancel.check());
-                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *have - pos));
-                HSDK_TRYV(w.file.read_exact(pos, std::span(buf).first(n)));
-                w.sha1.update(std::span<const std::byte>(buf).first(n));
-                w.sha256.update(std::span<const std::byte>(buf).first(n));
-                // A consumer (a streamed conversion) starts from byte 0: it gets the kept bytes first.
-                if (consuming) HSDK_TRYV(rq.consume(std::span<const std::byte>(buf).first(n)));
-                pos += n;
-            }
-            log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, *have));
-        }
-        w.offset = w.synced = *have;
-        result.resumed = *have;
-        if (*have > 0 && rq.on_resumed) rq.on_resumed(*have);
-        HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
+        HSDK_TRYV(file.truncate(have));
     }
+
+    ReceivePipelineOptions po;
+    po.file = keep_file ? &file : nullptr;
+    po.sha256 = rq.sha256;
+    ReceivePipeline pipe(po);  // declared after the file: finishes its writes before the file closes
+
+    if (have > 0) {
+        std::vector<std::byte> buf(1u << 20);
+        for (std::uint64_t pos = 0; pos < have;) {
+            HSDK_TRYV(rq.cancel.check());
+            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), have - pos));
+            const auto chunk = std::span<const std::byte>(buf).first(n);
+            HSDK_TRYV(file.read_exact(pos, std::span(buf).first(n)));
+            pipe.absorb_existing(chunk);
+            // A consumer (a streamed conversion) starts from byte 0: it gets the kept bytes first.
+            if (consuming) HSDK_TRYV(rq.consume(chunk));
+            pos += n;
+        }
+        log(LogLevel::info, fmt::format("export: resuming {} at byte {}", rq.final_path, have));
+    }
+    pipe.start_at(have);
+    std::uint64_t synced = have;
+    result.resumed = have;
+    if (keep_file) {
+        if (have > 0 && rq.on_resumed) rq.on_resumed(have);
+        HSDK_TRYV(write_state(state_path, rq.identity, synced));
+    }
+    // Makes what the pipeline has written durable and vouches for it in the state.
+    auto checkpoint = [&](std::uint64_t through) -> Result<void> {
+        HSDK_TRYV(file.sync());
+        synced = through;
+        return write_state(state_path, rq.identity, synced);
+    };
 
     std::optional<std::uint64_t> total;
     unsigned failures = 0;  // consecutive attempts that moved no byte
     for (;;) {
         HSDK_TRYV(rq.cancel.check());
-        const std::uint64_t start = w.offset;
+        const std::uint64_t start = pipe.offset();
         // Everything arrived before the connection broke: nothing left to ask for.
         if (total && start == *total && start > 0) break;
         auto on_start = [&](const DiskStream::Start &st) -> Result<void> {
@@ -139,13 +143,11 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
                                                 "again from zero",
                                                 rq.final_path, start));
                 if (consuming && rq.restart_consumer) HSDK_TRYV(rq.restart_consumer());
+                HSDK_TRYV(pipe.restart());
                 if (keep_file) {
-                    HSDK_TRYV(w.restart());
+                    HSDK_TRYV(file.truncate(0));
+                    synced = 0;
                     HSDK_TRYV(write_state(state_path, rq.identity, 0));
-                } else {
-                    w.offset = w.synced = 0;
-                    w.sha1.reset();
-                    w.sha256.reset();
                 }
                 result.restarted = true;
                 result.resumed = 0;
@@ -156,46 +158,40 @@ Result<DownloadResult> download_resumable(const DownloadRequest &rq) {
             return success();
         };
         auto sink = [&](std::span<const std::byte> data) -> Result<void> {
-            if (keep_file) HSDK_TRYV(w.file.write_all(w.offset, data));
+            HSDK_TRYV(pipe.append(data));
             if (consuming) HSDK_TRYV(rq.consume(data));
-            w.sha1.update(data);
-            w.sha256.update(data);
-            w.offset += data.size();
             result.received += data.size();
             if (rq.on_bytes) rq.on_bytes(data.size(), false);
-            if (keep_file && w.offset - w.synced >= sync_every) {
-                HSDK_TRYV(w.file.sync());
-                w.synced = w.offset;
-                HSDK_TRYV(write_state(state_path, rq.identity, w.synced));
+            if (keep_file && pipe.offset() - synced >= sync_every) {
+                HSDK_TRY(auto through, pipe.written_through());
+                if (through > synced) HSDK_TRYV(checkpoint(through));
             }
             return success();
         };
         auto r = rq.stream->read_from(start, on_start, sink);
         if (r) {
-            if (total && w.offset != *total)
-                r = fail(Errc::network_error, fmt::format("{}: the transfer ended at byte {} of {}", rq.label, w.offset, *total));
+            if (total && pipe.offset() != *total)
+                r = fail(Errc::network_error, fmt::format("{}: the transfer ended at byte {} of {}", rq.label, pipe.offset(), *total));
             else
                 break;
         }
         // Whatever arrived stays: make it durable and vouch for it in the state.
         if (keep_file) {
-            (void)w.file.sync();
-            w.synced = w.offset;
-            (void)write_state(state_path, rq.identity, w.synced);
+            if (auto through = pipe.settle()) (void)checkpoint(through.value());
         }
         if (!io::http::is_transient(r.error())) return fail(r.error());
-        failures = w.offset > start ? 1 : failures + 1;
+        failures = pipe.offset() > start ? 1 : failures + 1;
         if (failures >= std::max(1u, rq.retry.max_attempts)) return fail(r.error());
-        log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, w.offset));
+        log(LogLevel::warn, fmt::format("export: {} (retrying from byte {})", r.error().message, pipe.offset()));
         HSDK_TRYV(io::http::backoff_sleep(rq.retry, failures, rq.cancel));
     }
+    HSDK_TRY(result.size, pipe.settle());
     if (keep_file) {
-        HSDK_TRYV(w.file.sync());
-        HSDK_TRYV(w.file.close());
+        HSDK_TRYV(file.sync());
+        HSDK_TRYV(file.close());
     }
-    result.size = w.offset;
-    result.sha1 = to_hex(w.sha1.finish());
-    result.sha256 = to_hex(w.sha256.finish());
+    result.sha1 = pipe.sha1_hex();
+    result.sha256 = pipe.sha256_hex();
     return result;
 }
 

@@ -43,6 +43,9 @@ struct DownloadRequest {
     std::function<Result<void>(std::span<const std::byte>)> consume;
     std::function<Result<void>()> restart_consumer;
     bool keep_partial = false;
+    // SHA-1 is always computed (the lease manifest's check); SHA-256 only when a manifest of ours
+    // will name the file.
+    bool sha256 = true;
 };
 
 struct DownloadResult {

@@ -397,6 +397,9 @@ private:
             rq.restart_consumer = [conv] { return conv->restart(); };
             // Resumable only when asked: the received stream is then also kept on disk.
             rq.keep_partial = o_.resume;
+            // The converted disk is what gets published (and hashed for a manifest, if any), not
+            // the stream that arrived: SHA-1 for the server's manifest is all the stream needs.
+            rq.sha256 = false;
         }
         HSDK_TRY(j.result, exporter::download_resumable(rq));
         tracker_->disk_total(idx, j.result.size);

@@ -100,7 +100,7 @@ private:
     ClientOptions options_;
     std::string thumbprint_;  // normalised pin, empty when none
     std::shared_ptr<Shared> shared_;
-    std::unique_ptr<HandlePool> pool_;  // per client: its TLS settings are fixed, so reuse is safe
+    std::shared_ptr<HandlePool> pool_;  // shared by the session's clients of the same TLS settings
 };
 
 // Percent-encodes all but RFC 3986's unreserved characters (and '/' when keep_slash).

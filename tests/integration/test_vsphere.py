@@ -148,7 +148,9 @@ def test_export_running_vm_through_a_snapshot(sim, tmp_path, disk_image):
     calls = st["calls"]
     assert calls["CreateSnapshot_Task"] == 1 and calls["RemoveSnapshot_Task"] == 1
     assert calls["HttpNfcLeaseComplete"] == 1 and "HttpNfcLeaseAbort" not in calls
-    assert calls["HttpNfcLeaseProgress"] >= 1 and calls["HttpNfcLeaseGetManifest"] == 1
+    # A download shorter than the keep-alive interval needs no HttpNfcLeaseProgress: every call is a
+    # round trip to a possibly distant server (HttpNfcLeaseComplete says 100%).
+    assert "HttpNfcLeaseProgress" not in calls and calls["HttpNfcLeaseGetManifest"] == 1
     assert calls["Logout"] >= 1
     # The export produced a VMDK qemu-img reads back as the pattern.
     assert json.loads(qemu_img("info", "--output=json", disk).stdout)["format"] == "vmdk"

@@ -199,22 +199,6 @@ std::string path_of(const std::map<std::string, Node> &nodes, const std::string 
     return out;
 }
 
-Result<NetworkNames> network_names(Session &s, const std::vector<MoRef> &refs) {
-    NetworkNames names;
-    if (refs.empty()) return names;
-    HSDK_TRY(auto objs, retrieve(s, refs, PropertySets{{"Network", {"name"}}}));
-    for (const auto &o : objs) names[o.obj.value] = o.text("name");
-    std::vector<MoRef> portgroups;
-    for (const auto &r : refs)
-        if (r.type == "DistributedVirtualPortgroup") portgroups.push_back(r);
-    if (!portgroups.empty()) {
-        auto pg = retrieve(s, portgroups, PropertySets{{"DistributedVirtualPortgroup", {"key", "name"}}});
-        if (pg)
-            for (const auto &o : pg.value()) names[o.text("key")] = o.text("name");
-    }
-    return names;
-}
-
 }  // namespace
 
 Result<std::vector<VirtualMachine>> discover_all(Session &s) {
@@ -258,39 +242,53 @@ Result<FoundVm> discover_vm(Session &s, const std::string &inventory_path) {
     if (ref.empty()) return fail(Errc::not_found, fmt::format("not found: no VM at inventory path '{}'", inventory_path));
     if (ref.type != "VirtualMachine")
         return fail(Errc::not_found, fmt::format("not found: '{}' is a {}, not a VM", inventory_path, ref.type));
-    auto props = vm_property_paths();
-    props.push_back("network");
-    HSDK_TRY(auto o, retrieve_one(s, ref, props));
-    std::vector<MoRef> nets;
-    if (const xml::Element *n = o.prop("network"))
-        for (const auto &c : n->children) nets.push_back(moref_of(c));
-    HSDK_TRY(auto names, network_names(s, nets));
+    // One round trip for the VM, its layout, the folders and datacenter above it and its networks.
+    auto vm_props = vm_property_paths();
+    vm_props.insert(vm_props.end(), {"network", "layoutEx", "parent"});
+    PropertySets props{{"VirtualMachine", vm_props},
+                       {"ManagedEntity", {"name", "parent"}},
+                       {"Network", {"name"}},
+                       {"DistributedVirtualPortgroup", {"key", "name"}}};
+    HSDK_TRY(auto objs, retrieve_with_ancestors(s, ref, props));
+    const ObjectContent *vm_oc = nullptr;
+    std::map<std::string, const ObjectContent *> by_ref;
+    NetworkNames names;
+    for (const auto &o : objs) {
+        by_ref[o.obj.type + ":" + o.obj.value] = &o;
+        if (o.obj == ref) vm_oc = &o;
+        if (o.obj.type == "Network" || o.obj.type == "DistributedVirtualPortgroup" || o.obj.type == "OpaqueNetwork") {
+            names[o.obj.value] = o.text("name");
+            if (o.obj.type == "DistributedVirtualPortgroup" && !o.text("key").empty()) names[o.text("key")] = o.text("name");
+        }
+    }
+    if (vm_oc == nullptr) return fail(Errc::not_found, fmt::format("not found: {} {} returned no properties", ref.type, ref.value));
 
     FoundVm found;
     found.ref = ref;
-    found.vm = vm_from_properties(o, path, names);
-    // The datacenter is the first path component below the root that is a Datacenter: walk up.
-    MoRef cur = ref;
-    std::vector<std::string> above;
-    for (int guard = 0; guard < 256; ++guard) {
-        HSDK_TRY(auto node, retrieve_one(s, cur, {"name", "parent"}));
+    found.vm = vm_from_properties(*vm_oc, path, names);
+    if (const xml::Element *layout = vm_oc->prop("layoutEx")) found.layout = *layout;
+    // The datacenter is the first entity above the VM that is a Datacenter; the folders above it
+    // (below the root folder) belong to its dcPath.
+    auto parent_of = [&](const MoRef &r) -> MoRef {
+        auto it = by_ref.find(r.type + ":" + r.value);
+        if (it == by_ref.end()) return {};
+        const xml::Element *p = it->second->prop("parent");
+        return p ? moref_of(*p) : MoRef{};
+    };
+    auto name_of = [&](const MoRef &r) {
+        auto it = by_ref.find(r.type + ":" + r.value);
+        return it == by_ref.end() ? std::string() : it->second->text("name");
+    };
+    MoRef cur = parent_of(ref);
+    for (int guard = 0; guard < 256 && !cur.empty(); ++guard) {
         if (cur.type == "Datacenter") {
             found.datacenter = cur;
-            found.datacenter_path = node.text("name");
-            // Folders above the datacenter belong to its dcPath.
-            MoRef up;
-            if (const xml::Element *p = node.prop("parent")) up = moref_of(*p);
-            while (!up.empty() && up != s.content().root_folder) {
-                HSDK_TRY(auto f, retrieve_one(s, up, {"name", "parent"}));
-                found.datacenter_path = f.text("name") + "/" + found.datacenter_path;
-                const xml::Element *p = f.prop("parent");
-                up = p ? moref_of(*p) : MoRef{};
-            }
+            found.datacenter_path = name_of(cur);
+            for (MoRef up = parent_of(cur); !up.empty() && up != s.content().root_folder; up = parent_of(up))
+                found.datacenter_path = name_of(up) + "/" + found.datacenter_path;
             break;
         }
-        const xml::Element *p = node.prop("parent");
-        if (p == nullptr) break;
-        cur = moref_of(*p);
+        cur = parent_of(cur);
     }
     return found;
 }

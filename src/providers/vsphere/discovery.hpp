@@ -1,6 +1,8 @@
 // VM discovery: vSphere properties -> hypersdk::VirtualMachine.
 #pragma once
 
+#include <optional>
+
 #include "providers/vsphere/properties.hpp"
 
 #include <hypersdk/vm.hpp>
@@ -28,6 +30,7 @@ struct FoundVm {
     VirtualMachine vm;
     MoRef datacenter;
     std::string datacenter_path;  // "DC0" or "folder/DC0": the dcPath of datastore URLs
+    std::optional<xml::Element> layout;  // the VM's layoutEx (files and disk chains), when the server has one
 };
 
 Result<std::vector<VirtualMachine>> discover_all(Session &s);

@@ -74,7 +74,8 @@ public:
         if (disks_.size() != found_.vm.disks.size())
             return fail(Errc::remote_error,
                         fmt::format("the lease offers {} disks but the VM has {}", disks_.size(), found_.vm.disks.size()));
-        (void)lease_progress(*session_, lease_, 0);
+        // No HttpNfcLeaseProgress here: a fresh lease does not need one (the keep-alive sends them
+        // during long downloads), and each call is a round trip to a possibly distant server.
         return success();
     }
 
@@ -118,8 +119,7 @@ public:
     Result<void> complete() override {
         if (!lease_.empty()) {
             HSDK_TRYV(plan_.cancel.check());
-            (void)lease_progress(*session_, lease_, 100);
-            HSDK_TRYV(lease_complete(*session_, lease_));
+            HSDK_TRYV(lease_complete(*session_, lease_));  // implies 100%: no progress call first
             lease_ = {};
         }
         if (!snapshot_.empty()) {
@@ -189,10 +189,8 @@ private:
     // The VM's files and which of them make up each disk (layoutEx): the disks' bytes on the
     // datastore, for the free-space pre-flight. Nothing is lost when the server does not say.
     void read_layout() {
-        auto o = retrieve_one(*session_, found_.ref, {"layoutEx"});
-        if (!o) return;
-        const xml::Element *layout = o.value().prop("layoutEx");
-        if (layout == nullptr) return;
+        if (!found_.layout) return;
+        const xml::Element *layout = &*found_.layout;
         std::map<std::string, std::uint64_t> file_size;
         for (const xml::Element *f : layout->children_named("file"))
             file_size[f->child_text("key")] = std::strtoull(f->child_text("size").c_str(), nullptr, 10);

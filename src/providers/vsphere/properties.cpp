@@ -90,6 +90,18 @@ Result<std::vector<ObjectContent>> retrieve(Session &s, const std::vector<MoRef>
     return run_spec(s, spec);
 }
 
+Result<std::vector<ObjectContent>> retrieve_with_ancestors(Session &s, const MoRef &object, const PropertySets &props) {
+    HSDK_TRY(std::string spec, prop_sets_xml(props));
+    HSDK_TRY(auto r, ref_xml("obj", object));
+    spec = "<specSet>" + spec + "<objectSet>" + r +
+           "<skip>false</skip>"
+           "<selectSet xsi:type=\"TraversalSpec\"><name>up</name><type>ManagedEntity</type><path>parent</path><skip>false</skip>"
+           "<selectSet><name>up</name></selectSet></selectSet>"
+           "<selectSet xsi:type=\"TraversalSpec\"><name>networks</name><type>VirtualMachine</type><path>network</path>"
+           "<skip>false</skip></selectSet></objectSet></specSet>";
+    return run_spec(s, spec);
+}
+
 Result<ObjectContent> retrieve_one(Session &s, const MoRef &object, const std::vector<std::string> &props) {
     HSDK_TRY(auto all, retrieve(s, {object}, PropertySets{{object.type, props}}));
     for (auto &oc : all)

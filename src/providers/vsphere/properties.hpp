@@ -23,6 +23,10 @@ using PropertySets = std::map<std::string, std::vector<std::string>>;
 // Every page of RetrievePropertiesEx / ContinueRetrievePropertiesEx for one filter spec.
 Result<std::vector<ObjectContent>> retrieve(Session &s, const std::vector<MoRef> &objects, const PropertySets &props);
 Result<ObjectContent> retrieve_one(Session &s, const MoRef &object, const std::vector<std::string> &props);
+// `object`, every managed entity above it (its parent, the parent's parent, ... up to the root
+// folder) and the networks it names (a VirtualMachine's `network`), in one call: a traversal of
+// `parent` and `network` instead of one round trip per level.
+Result<std::vector<ObjectContent>> retrieve_with_ancestors(Session &s, const MoRef &object, const PropertySets &props);
 // Everything of the given types below `root` (recursive), through a ContainerView that is
 // destroyed afterwards.
 Result<std::vector<ObjectContent>> retrieve_container(Session &s, const MoRef &root, const PropertySets &props);

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -81,6 +82,8 @@ type extensions struct {
 	cbtMaxAreas int
 	// The simulator's lease metadata is a plain map: one recording at a time.
 	recordMu sync.Mutex
+	// lease id -> file name -> local path of leases from ExportVm / ExportSnapshot (nfc_stream.go)
+	leaseFiles map[string]map[string]string
 }
 
 func newExtensions(model *simulator.Model) *extensions {
@@ -88,6 +91,7 @@ func newExtensions(model *simulator.Model) *extensions {
 		model:       model,
 		calls:       map[string]int{},
 		expired:     map[string]bool{},
+		leaseFiles:  map[string]map[string]string{},
 		cbt:         map[types.ManagedObjectReference]*cbtVM{},
 		cbtMaxAreas: cbtDefaultMaxAreas,
 	}
@@ -125,6 +129,10 @@ func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.R
 			ctx.Session.Put(w)
 			m.This = w.Self
 		}
+	case "CreateDescriptor":
+		w := &ovfDescriber{}
+		ctx.Session.Put(w)
+		m.This = w.Self
 	case "ExportSnapshot":
 		if snap, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachineSnapshot); ok {
 			w := &snapshotExporter{snap: snap, ext: e}
@@ -165,6 +173,7 @@ func (v *vmExporter) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.
 		return body
 	}
 	lease := res.Res.Returnval
+	v.ext.rememberLeaseFiles(lease, current.Config.Hardware.Device)
 	v.ext.maybeFailLease(ctx, lease)
 	body.Res = &types.ExportVmResponse{Returnval: lease}
 	return body
@@ -182,6 +191,7 @@ func (s *snapshotExporter) ExportSnapshot(ctx *simulator.Context, req *types.Exp
 	defer ctx.Session.Remove(ctx, s.Self)
 	res := s.snap.ExportSnapshot(ctx, req).(*methods.ExportSnapshotBody)
 	if res.Res != nil {
+		s.ext.rememberLeaseFiles(res.Res.Returnval, s.snap.Config.Hardware.Device)
 		s.ext.maybeFailLease(ctx, res.Res.Returnval)
 	}
 	return res
@@ -210,10 +220,14 @@ func (e *extensions) maybeFailLease(ctx *simulator.Context, ref types.ManagedObj
 	})
 }
 
-// serveNFC answers NFC downloads: the simulator reads the file, we serve it with Range support
-// and fault injection, and record its SHA-1 in the lease through the simulator's upload path
-// (an NFC PUT only hashes the body; it writes nothing).
+// serveNFC answers NFC downloads with Range support and fault injection, and records each
+// download's SHA-1 in the lease through the simulator's upload path (an NFC PUT only hashes the
+// body; it writes nothing). Files of leases from ExportVm / ExportSnapshot are streamed
+// (nfc_stream.go); others are read by the simulator into memory first.
 func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
+	if e.serveNFCStreamed(w, r) {
+		return
+	}
 	asked := r.Header.Get("Range")
 	rec := httptest.NewRecorder()
 	plain := r.Clone(r.Context())
@@ -225,26 +239,17 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := rec.Body.Bytes()
+	f := e.takeFaults()
 
 	recorded := data
-	e.mu.Lock()
-	if e.faults.ManifestMismatch && len(data) > 0 {
+	if f.ManifestMismatch && len(data) > 0 {
 		recorded = append([]byte(nil), data...)
 		recorded[len(recorded)/2] ^= 0xff
 	}
-	e.mu.Unlock()
 	e.recordMu.Lock()
 	put := httptest.NewRequest(http.MethodPut, r.URL.String(), bytes.NewReader(recorded))
 	simulator.ServeNFC(httptest.NewRecorder(), put)
 	e.recordMu.Unlock()
-
-	e.mu.Lock()
-	f := e.faults
-	if e.faults.StatusCount > 0 {
-		e.faults.StatusCount--
-	}
-	e.faults.DropAfter, e.faults.KillAfter, e.faults.StallAfter = 0, 0, 0
-	e.mu.Unlock()
 
 	if f.StatusCount > 0 && f.Status != 0 {
 		e.logRequest(r, asked, f.Status)
@@ -263,20 +268,35 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusPartialContent
 	}
 	e.logRequest(r, asked, status)
+	http.ServeContent(e.faultWriter(w, r, f), r, "", time.Time{}, bytes.NewReader(data))
+}
 
-	var out http.ResponseWriter = w
+// takeFaults returns the armed faults for one download and disarms those that fire once.
+func (e *extensions) takeFaults() faults {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.faults
+	if e.faults.StatusCount > 0 {
+		e.faults.StatusCount--
+	}
+	e.faults.DropAfter, e.faults.KillAfter, e.faults.StallAfter = 0, 0, 0
+	return f
+}
+
+// faultWriter wraps the response for the connection faults armed in f.
+func (e *extensions) faultWriter(w http.ResponseWriter, r *http.Request, f faults) http.ResponseWriter {
 	switch {
 	case f.DropAfter > 0:
-		out = &cutWriter{ResponseWriter: w, left: f.DropAfter, then: func() { panic(http.ErrAbortHandler) }}
+		return &cutWriter{ResponseWriter: w, left: f.DropAfter, then: func() { panic(http.ErrAbortHandler) }}
 	case f.KillAfter > 0:
-		out = &cutWriter{ResponseWriter: w, left: f.KillAfter, then: func() { os.Exit(3) }}
+		return &cutWriter{ResponseWriter: w, left: f.KillAfter, then: func() { os.Exit(3) }}
 	case f.StallAfter > 0:
-		out = &cutWriter{ResponseWriter: w, left: f.StallAfter, then: func() {
+		return &cutWriter{ResponseWriter: w, left: f.StallAfter, then: func() {
 			<-r.Context().Done()
 			panic(http.ErrAbortHandler)
 		}}
 	}
-	http.ServeContent(out, r, "", time.Time{}, bytes.NewReader(data))
+	return w
 }
 
 // cutWriter passes `left` body bytes through, flushes them to the client, then runs `then`.
@@ -395,6 +415,7 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 		CBTMaxAreas    *int          `json:"cbt_max_areas"`
 		CBTReset       string        `json:"cbt_reset"`
 		ExpireSessions bool          `json:"expire_sessions"`
+		ServerURL      string        `json:"server_url"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -446,7 +467,30 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 	if req.ExpireSessions {
 		e.expireSessions()
 	}
+	if req.ServerURL != "" {
+		if status, msg := e.setServerURL(req.ServerURL); status != http.StatusNoContent {
+			http.Error(w, msg, status)
+			return
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setServerURL changes the address NFC lease URLs name (the simulator's "vcsim.server.url"
+// setting), so a relay in front of the simulator (bench/export's latency proxy) also carries the
+// downloads, as a vCenter behind a load balancer names its public address.
+func (e *extensions) setServerURL(raw string) (int, string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return http.StatusBadRequest, "server_url must be an absolute http(s) URL"
+	}
+	for _, opt := range e.model.Map().OptionManager().Setting {
+		if v := opt.GetOptionValue(); v.Key == "vcsim.server.url" {
+			v.Value = u.String()
+			return http.StatusNoContent, ""
+		}
+	}
+	return http.StatusInternalServerError, "the simulator has no vcsim.server.url setting"
 }
 
 func (e *extensions) findVM(name string) *simulator.VirtualMachine {
