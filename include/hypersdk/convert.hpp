@@ -24,6 +24,12 @@ struct ConvertOptions {
     // of a backup chain), and all the data is written.
     bool read_backing = true;
     unsigned threads = 0;      // 0: one per core
+    // Reads of the source kept in flight ahead of the conversion, for a source behind a URL or a
+    // cloud API where each read waits a round trip: the data ranges are fetched in order, the
+    // window growing from 4 up to this many while the conversion waits for them. 0 or 1: the
+    // workers read the source themselves (local files). convert() by location picks 16 for a
+    // remote one when this is 0.
+    unsigned requests_in_flight = 0;
     bool overwrite = true;     // replace an existing destination (atomically)
     // Write aligned data with O_DIRECT, bypassing the page cache (qemu-img's -t none); off = through
     // the page cache (-t writeback).

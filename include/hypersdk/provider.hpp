@@ -65,6 +65,11 @@ public:
 // One disk of a prepared export: exactly one of `blocks` and `stream` is set.
 struct ExportDisk {
     std::shared_ptr<ByteSource> blocks;  // readable at any offset (block reads)
+    // Reads of `blocks` kept in flight ahead of the conversion (ConvertOptions::requests_in_flight),
+    // tuned by the provider to the platform's latency and documented request rates; 0: the
+    // conversion's workers read it themselves (a local file, or a source that pipelines its own
+    // reads, like the EBS block fetcher).
+    unsigned requests_in_flight = 0;
     std::shared_ptr<DiskStream> stream;  // or an in-order stream
     std::string format = "raw";          // what the bytes are: raw, vmdk, vhd, qcow2, ...
     // A stream that can be converted as it arrives (a stream-optimized VMDK); other streams are

@@ -5,6 +5,10 @@
 
 namespace hypersdk::pipeline {
 
+namespace {
+constexpr unsigned initial_window = 4;
+}  // namespace
+
 PrefetchingDevice::PrefetchingDevice(BlockDevice &source, const ChangedExtents &plan, unsigned in_flight, std::uint64_t piece,
                                      std::uint64_t budget)
     : source_(source), budget_(std::max(budget, piece)) {
@@ -22,6 +26,8 @@ PrefetchingDevice::PrefetchingDevice(BlockDevice &source, const ChangedExtents &
         }
     }
     const unsigned n = std::max(1u, std::min<unsigned>(in_flight, static_cast<unsigned>(std::max<std::size_t>(1, pieces_.size()))));
+    max_window_ = n;
+    window_ = std::min(n, initial_window);
     for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { fetcher(); });
 }
 
@@ -34,6 +40,11 @@ PrefetchingDevice::~PrefetchingDevice() {
     for (auto &t : threads_) t.join();
 }
 
+unsigned PrefetchingDevice::window() const {
+    std::lock_guard lock(mutex_);
+    return window_;
+}
+
 unsigned PrefetchingDevice::peak_in_flight() const {
     std::lock_guard lock(mutex_);
     return peak_;
@@ -43,7 +54,8 @@ void PrefetchingDevice::fetcher() {
     std::unique_lock lock(mutex_);
     for (;;) {
         changed_.wait(lock, [this] {
-            return stopping_ || (next_ < pieces_.size() && (held_ == 0 || held_ + pieces_[next_].length <= budget_));
+            return stopping_ ||
+                   (next_ < pieces_.size() && in_flight_ < window_ && (held_ == 0 || held_ + pieces_[next_].length <= budget_));
         });
         if (stopping_) return;
         const std::size_t i = next_++;
@@ -90,7 +102,13 @@ Result<void> PrefetchingDevice::read(std::uint64_t offset, std::span<std::byte> 
         Piece &p = pieces_[i];
         const std::uint64_t take_end = std::min(end, p.offset + p.length);
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return p.state == Piece::State::ready || p.state == Piece::State::failed || p.state == Piece::State::consumed; });
+        auto arrived = [&] { return p.state == Piece::State::ready || p.state == Piece::State::failed || p.state == Piece::State::consumed; };
+        if (!arrived() && window_ < max_window_) {
+            // The conversion waits for the source: more requests in flight, up to the cap.
+            window_ = std::min(max_window_, window_ * 2);
+            changed_.notify_all();
+        }
+        changed_.wait(lock, arrived);
         if (p.state == Piece::State::failed) return fail(*p.error);
         if (p.state == Piece::State::consumed) {
             // Read twice (a retried unit): the bytes are gone, so ask the source again.

@@ -1,6 +1,9 @@
 // Reads planned ranges of a slow source (a disk behind a URL) ahead of a conversion, with several
-// requests in flight regardless of how many cores convert: N fetcher threads take the ranges in
-// order, at most `budget` bytes ahead of what the conversion consumed. The conversion reads
+// requests in flight regardless of how many cores convert: fetcher threads take the ranges in
+// order, at most `budget` bytes ahead of what the conversion consumed. The window adapts to the
+// latency: it starts small and doubles (up to `in_flight`) each time the conversion has to wait
+// for a piece, so a near server is not flooded and a distant one gets as many requests as it
+// takes to keep the conversion fed. The conversion reads
 // through this device as usual; a read outside the plan goes straight to the source.
 #pragma once
 
@@ -35,6 +38,8 @@ public:
 
     // The most fetches that were ever in flight at once (for tests and benchmarks).
     [[nodiscard]] unsigned peak_in_flight() const;
+    // The window the fetches grew to (at most `in_flight`).
+    [[nodiscard]] unsigned window() const;
 
 private:
     struct Piece {
@@ -55,6 +60,7 @@ private:
     std::size_t next_ = 0;           // next piece to fetch
     std::uint64_t held_ = 0;         // bytes fetched or being fetched, not yet consumed
     unsigned in_flight_ = 0, peak_ = 0;
+    unsigned window_ = 1, max_window_ = 1;
     bool stopping_ = false;
     std::vector<std::thread> threads_;
 };

@@ -24,6 +24,14 @@ public:
 
     // Pieces come in ascending, non-overlapping order; gaps between them read as zeros.
     Result<void> write(std::uint64_t offset, std::span<const std::byte> data);
+    // A zlib-compressed piece that inflates to `length` bytes at `offset` (a streamOptimized grain;
+    // `stream_offset` names it in messages): kept compressed and inflated on a worker with the rest
+    // of its unit, so the thread feeding the sink only copies. A piece crossing a unit boundary is
+    // inflated here.
+    Result<void> write_deflated(std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
+                                std::uint64_t stream_offset);
+    // Names the stream in the messages of write_deflated's pieces.
+    void set_stream_name(std::string name) { stream_name_ = std::move(name); }
     // Everything written so far reaches the writer (its own finish() is the caller's job).
     Result<void> finish();
     [[nodiscard]] const CommitStats &stats() const noexcept { return stats_; }
@@ -31,6 +39,9 @@ public:
 private:
     Result<void> seal();
     Result<void> commit_front();
+    Result<void> start_unit(std::uint64_t offset);        // makes current_ the unit holding `offset`
+    void skip_to(std::size_t at);                          // zeroes (later) current_'s bytes up to `at`
+    Result<void> check_piece(std::uint64_t offset, std::uint64_t length);
 
     format::DiskWriter &writer_;
     const std::uint64_t size_;
@@ -38,6 +49,8 @@ private:
     ProgressReporter *progress_;
     std::size_t window_;
     std::unique_ptr<PreparedUnit> current_;
+    std::size_t filled_ = 0;  // bytes of current_ covered by pieces or gaps so far
+    std::string stream_name_ = "stream";
     std::uint64_t next_offset_ = 0;  // pieces must start at or after this
     std::deque<std::future<Result<std::unique_ptr<PreparedUnit>>>> in_flight_;
     CommitStats stats_;

@@ -39,9 +39,26 @@ struct Run {
     format::EncodedRun encoded;
 };
 
+// Bytes of a stream unit still zlib-compressed (a streamOptimized grain): inflated into the unit's
+// buffer by the worker that prepares it, not by the thread that receives the stream.
+struct DeflatedPiece {
+    std::size_t at = 0;      // where in the unit's buffer
+    std::size_t length = 0;  // bytes it must inflate to (at least)
+    std::size_t from = 0, size = 0;  // its compressed bytes in the unit's arena
+    std::uint64_t stream_offset = 0;  // where it was in its stream, for messages
+};
+
 struct PreparedUnit {
     std::uint64_t begin = 0;
     std::unique_ptr<AlignedBuffer> buffer;
+    // Stream units only: ranges of the buffer no piece covered (zeroed by the worker) and pieces
+    // still to inflate there.
+    std::vector<std::pair<std::size_t, std::size_t>> zero_gaps;
+    std::vector<DeflatedPiece> deflated;
+    // The compressed bytes of `deflated`, one after the other: a recycled buffer, so the thread
+    // feeding the sink does not allocate (and fault in fresh pages) for every grain.
+    std::unique_ptr<AlignedBuffer> arena;
+    std::size_t arena_used = 0;
     std::vector<Run> runs;
     std::uint64_t bytes_read = 0;  // source bytes the unit covers (for progress)
 };

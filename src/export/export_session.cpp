@@ -430,6 +430,7 @@ private:
         if (disk_format == "vmdk" && !has_subformat) co.format_options.emplace_back("subformat", "streamOptimized");
         co.compress = o_.compress;
         co.threads = o_.threads;
+        co.requests_in_flight = j.source->requests_in_flight;
         co.cancel = o_.cancel;
         co.overwrite = true;
         std::uint64_t reported = 0;

@@ -21,11 +21,17 @@ void StreamedConversion::reset() {
     outputs_ = std::make_unique<io::AtomicOutputSet>();
     outputs_->set_direct_writes(o_.direct_io);
     virtual_size_ = 0;
-    parser_ = std::make_unique<format::vmdk::StreamParser>(
-        format::vmdk::StreamParser::Handlers{
-            [this](const format::vmdk::SparseHeader &h) { return start_writer(h); },
-            [this](std::uint64_t offset, std::span<const std::byte> data) { return write_kept(offset, data); }},
-        fmt::format("stream for '{}'", o_.destination));
+    format::vmdk::StreamParser::Handlers handlers{
+        [this](const format::vmdk::SparseHeader &h) { return start_writer(h); },
+        [this](std::uint64_t offset, std::span<const std::byte> data) { return write_kept(offset, data); }, {}};
+    // Grains are inflated by the sink's workers, not by the thread receiving the stream - unless
+    // only some ranges are kept (a grain cannot be cut while compressed).
+    if (o_.keep == nullptr)
+        handlers.on_deflated_grain = [this](std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
+                                            std::uint64_t stream_offset) {
+            return sink_->write_deflated(offset, length, deflated, stream_offset);
+        };
+    parser_ = std::make_unique<format::vmdk::StreamParser>(std::move(handlers), stream_name());
 }
 
 Result<void> StreamedConversion::start_writer(const format::vmdk::SparseHeader &header) {
@@ -42,6 +48,7 @@ Result<void> StreamedConversion::start_writer(const format::vmdk::SparseHeader &
     sink_ = std::make_unique<pipeline::StreamSink>(
         *writer_, virtual_size_, o_.threads, nullptr,
         pipeline::IoFence{[outputs] { return outputs->io_ticket(); }, [outputs](std::uint64_t t) { return outputs->wait_io(t); }});
+    sink_->set_stream_name(stream_name());
     return success();
 }
 
@@ -51,6 +58,8 @@ Result<void> StreamedConversion::write_kept(std::uint64_t offset, std::span<cons
     for (const auto &r : kept.runs()) HSDK_TRYV(sink_->write(r.offset, data.subspan(r.offset - offset, r.length)));
     return success();
 }
+
+std::string StreamedConversion::stream_name() const { return fmt::format("stream for '{}'", o_.destination); }
 
 Result<void> StreamedConversion::feed(std::span<const std::byte> bytes) { return parser_->feed(bytes); }
 

@@ -46,6 +46,7 @@ public:
 private:
     Result<void> start_writer(const format::vmdk::SparseHeader &header);
     Result<void> write_kept(std::uint64_t offset, std::span<const std::byte> data);
+    [[nodiscard]] std::string stream_name() const;
     void reset();
 
     StreamedConversionOptions o_;

@@ -336,6 +336,12 @@ Result<Response> Client::perform(const Request &request, const HeaderCheck *chec
 
     curl_slist *headers = nullptr;
     for (const auto &h : request.headers) headers = curl_slist_append(headers, h.c_str());
+    // libcurl sends "Expect: 100-continue" with bodies over 1 KiB and waits for the server's 100
+    // before the body: one more round trip per SOAP call or upload. Our bodies are in memory and
+    // the servers we talk to read them, so send them at once (an empty header removes curl's).
+    const bool caller_expects = std::any_of(request.headers.begin(), request.headers.end(),
+                                            [](const std::string &h) { return iequals_prefix(h, "expect:"); });
+    if (!request.body.empty() && !caller_expects) headers = curl_slist_append(headers, "Expect:");
     std::unique_ptr<curl_slist, void (*)(curl_slist *)> header_guard(headers, curl_slist_free_all);
     const std::string range = request.range_from > 0 ? fmt::format("{}-", request.range_from) : std::string();
 

@@ -126,6 +126,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head):
         rs = self.server.rs
+        with rs._lock:
+            rs.active += 1
+            rs.peak_active = max(rs.peak_active, rs.active)
+        try:
+            if rs.latency_seconds:
+                time.sleep(rs.latency_seconds)  # a distant server: every request waits this long first
+            self._serve_request(head)
+        finally:
+            with rs._lock:
+                rs.active -= 1
+
+    def _serve_request(self, head):
+        rs = self.server.rs
         name, full = self._resolve()
 
         if rs._take("fail_next"):
@@ -237,7 +250,8 @@ class RangeServer:
     Counters (reset with reset_counters()): bytes_sent, connections, requests (dicts with method,
     path, name, range, status, headers). Knobs, plain attributes that may change while running:
     ignore_range, fail_next, reset_next (+ reset_after), stall_next (+ stall_seconds),
-    require_header, forbidden_paths, accept_ranges."""
+    require_header, forbidden_paths, accept_ranges, latency_seconds; peak_active counts the most
+    requests answered at once."""
 
     def __init__(self, root_dir, tls=None):
         self.root = os.path.realpath(os.fspath(root_dir))
@@ -261,6 +275,9 @@ class RangeServer:
         self.require_header = None     # (name, value): others get 401 WWW-Authenticate: Bearer
         self.forbidden_paths = set()   # names (relative to root, with or without leading '/') -> 403
         self.accept_ranges = "bytes"   # Accept-Ranges header value; None leaves it out
+        self.latency_seconds = 0.0     # every request waits this long before it is answered
+        self.active = 0                # requests being answered now
+        self.peak_active = 0           # the most answered at once (since reset_counters)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -320,6 +337,7 @@ class RangeServer:
         with self._lock:
             self.bytes_sent = 0
             self.connections = 0
+            self.peak_active = 0
             self.requests.clear()
 
     def statuses(self):

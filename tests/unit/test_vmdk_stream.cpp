@@ -66,7 +66,8 @@ TEST_CASE("stream parser: any chunking yields the disk") {
                  last_end = off + data.size();
                  std::memcpy(got.data() + off, data.data(), data.size());
                  return success();
-             }},
+             },
+             {}},
             "test stream");
         for (std::size_t pos = 0; pos < stream.size(); pos += chunk)
             REQUIRE(parser.feed(std::span(stream).subspan(pos, std::min(chunk, stream.size() - pos))));
@@ -77,7 +78,7 @@ TEST_CASE("stream parser: any chunking yields the disk") {
 
 TEST_CASE("stream parser: truncated and malformed streams fail clearly") {
     auto [disk, stream] = make_stream(2 * 1024 * 1024, "stream-truncated");
-    format::vmdk::StreamParser cut({{}, [](std::uint64_t, std::span<const std::byte>) { return success(); }}, "cut");
+    format::vmdk::StreamParser cut({{}, [](std::uint64_t, std::span<const std::byte>) { return success(); }, {}}, "cut");
     // Cut inside a grain (not at a marker boundary).
     REQUIRE(cut.feed(std::span(stream).first(stream.size() / 2 + 7)));
     auto r = cut.finish();

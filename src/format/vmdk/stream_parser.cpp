@@ -119,6 +119,13 @@ Result<void> StreamParser::step(bool &progressed) {
         if (available < span) return success();
         const std::uint64_t offset = grain_lba_ * sector_size;
         const auto length = static_cast<std::size_t>(std::min(grain_bytes_, capacity_bytes_ - offset));
+        if (handlers_.on_deflated_grain) {
+            HSDK_TRYV(handlers_.on_deflated_grain(offset, length, std::span<const std::byte>(p + grain_marker_head, grain_size_), consumed_));
+            take(static_cast<std::size_t>(span));
+            next_min_offset_ = offset + length;
+            state_ = State::marker;
+            return success();
+        }
         inflated_.resize(static_cast<std::size_t>(grain_bytes_));
         HSDK_TRY(auto n, core::codec::decompress_upto(core::codec::Kind::zlib, std::span(p + grain_marker_head, grain_size_), inflated_,
                                                 fmt::format("{}: grain at offset {:#x}", what_, consumed_)));

@@ -19,6 +19,12 @@ public:
         // A grain's bytes at its byte offset in the virtual disk, in ascending order (the last grain
         // may be shorter: it stops at the end of the disk).
         std::function<Result<void>(std::uint64_t offset, std::span<const std::byte> data)> on_grain;
+        // When set, instead of on_grain: a grain still zlib-compressed, to inflate to `length` bytes
+        // at `offset` (elsewhere: on a worker); `stream_offset` is where its marker sits in the
+        // stream, for messages. The bytes are valid during the call only.
+        std::function<Result<void>(std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
+                                   std::uint64_t stream_offset)>
+            on_deflated_grain;
     };
 
     // `what` names the stream in error messages.

@@ -344,6 +344,7 @@ Result<std::unique_ptr<PreparedExport>> AwsSession::prepare_export_task(const Vi
     HSDK_TRY(auto object, open_s3_object(client_, task.bucket, task.key, http));
     ExportDisk d;
     d.blocks = std::move(object);
+    d.requests_in_flight = 32;  // S3 serves thousands of GETs per second per prefix
     std::string lower = settings_.export_format;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     d.format = lower == "vhd" ? "vpc" : lower;

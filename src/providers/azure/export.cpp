@@ -177,6 +177,7 @@ Result<std::unique_ptr<PreparedExport>> AzureSession::prepare_export(const std::
         if (!source) return give_up(source.error());
         ExportDisk d;
         d.blocks = std::move(source).value();
+        d.requests_in_flight = 16;  // well inside a blob's documented 500 requests per second
         d.format = "vhd";
         d.label = fmt::format("{} ({})", disk.label, snap.value().substr(snap.value().rfind('/') + 1));
         d.identity = json{{"disk", disk.id}, {"snapshot", snap.value()}};

@@ -188,6 +188,7 @@ Result<std::unique_ptr<PreparedExport>> GcpSession::prepare_export(const std::st
                                                                   described.disks[i].capacity_bytes)});
         ExportDisk d;
         d.blocks = std::move(source).value();
+        d.requests_in_flight = 32;  // Cloud Storage documents no per-object read rate; latency is the limit
         d.format = reader_format(settings_.export_format);
         d.label = fmt::format("{} (gs://{}/{})", described.disks[i].label, settings_.bucket, objects[i]);
         d.identity = json{{"disk", described.disks[i].id}, {"object", fmt::format("gs://{}/{}", settings_.bucket, objects[i])}};

@@ -150,6 +150,7 @@ Result<std::unique_ptr<PreparedExport>> OpenStackSession::prepare_export(const s
         if (!source) return give_up(source.error());
         ExportDisk d;
         d.blocks = std::move(source).value();
+        d.requests_in_flight = 8;  // one Glance API server answers them all
         const std::string fmt_name = str(image.value(), "disk_format");
         d.format = fmt_name.empty() || fmt_name == "raw" ? "raw" : fmt_name == "vhd" ? "vhd" : fmt_name;
         d.label = fmt::format("{} (image {})", disk.label, images[i]);

@@ -319,6 +319,7 @@ private:
         if (!source) return fail(source.error().with_context(fmt::format("reading disk {} ({}) from the datastore", vd.id, vd.label)));
         ExportDisk d;
         d.blocks = std::move(source).value();
+        d.requests_in_flight = 8;  // the host serving the datastore is shared with running VMs
         d.format = "vmdk";
         d.label = fmt::format("disk {} ({})", vd.id, c.file);
         d.identity = {{"vm", found_.vm.instance_uuid.empty() ? found_.vm.uuid : found_.vm.instance_uuid}, {"disk", vd.id}, {"change_id", c.change_id}};
