@@ -578,3 +578,26 @@ def test_esx_star_host_is_replaced(tmp_path, disk_image):
         assert len(files) == 1 and files[0].read_bytes() == disk_image
     finally:
         esx.stop()
+
+
+def test_an_export_makes_few_round_trips_over_one_connection(sim, tmp_path):
+    """Counted from outside: a relay in front of the simulator, named in its lease URLs, sees every
+    connection. Discovery is one RetrievePropertiesEx, SOAP calls, the lease download and the
+    clean-up share one connection, and a short download needs no HttpNfcLeaseProgress."""
+    from tcp_relay import TcpRelay
+
+    sim.control(power_off=["DC0_H0_VM0"])
+    relay = TcpRelay(sim.host)
+    try:
+        sim.control(server_url=f"https://{relay.host}/sdk", reset_log=True)
+        out = tmp_path / "out"
+        args = ["--url", f"https://{relay.host}/sdk", "--username", "exporter", "--password-env", "HSDK_TEST_PASSWORD",
+                "--ca-file", sim.ca_file]
+        hsdk("export", *args, "--vm", VM, "--out", out, "--format", "ovf", env=cli_env())
+        assert relay.connections() == 1, relay.connections()
+        calls = sim.state()["calls"]
+        assert sum(calls.values()) <= 9 and calls["RetrievePropertiesEx"] <= 2, calls
+        assert (out / "DC0_H0_VM0-disk1.vmdk").exists() and (out / "DC0_H0_VM0.mf").exists()
+    finally:
+        sim.control(server_url=sim.url)
+        relay.stop()
