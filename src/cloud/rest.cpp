@@ -154,7 +154,8 @@ io::StreamReader RestClient::stream_reader(const std::string &url, const std::st
         http::ClientOptions o = rest->http().options();
         o.cancel = stop;
         o.request_timeout = std::chrono::seconds(0);
-        http::Client client(o);
+        // Derived: the stream reuses the connection (and TLS session) the API calls opened.
+        const auto client = rest->http().derive(o);
         std::uint64_t pos = offset;
         unsigned failures = 0;
         bool renewed = false;
@@ -192,7 +193,7 @@ io::StreamReader RestClient::stream_reader(const std::string &url, const std::st
                 pos += bytes.size();
                 return success();
             };
-            auto sent = client.stream(r, check, body);
+            auto sent = client->stream(r, check, body);
             if (sink_failed) return fail(std::move(sent).error());
             if (sent && !error_status) return success();
             if (pos > before) failures = 0;

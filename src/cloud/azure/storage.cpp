@@ -410,20 +410,39 @@ private:
 
 }  // namespace
 
-Result<std::shared_ptr<ByteSource>> open_required_page_blob(const std::string &url, const HttpSourceOptions &options) {
+namespace {
+
+std::unique_ptr<http::Client> page_blob_client(const HttpSourceOptions &options) {
     http::ClientOptions o;
     o.tls.insecure = options.insecure;
     o.tls.ca_file = options.ca_file;
+    o.tls.thumbprint_sha256 = options.thumbprint;
     o.cancel = options.cancel;
     o.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
     o.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
-    http::Client client(o);
+    return std::make_unique<http::Client>(o);
+}
+
+// The source over `client` (the one that probed the blob, so its connection is reused).
+Result<std::shared_ptr<ByteSource>> page_blob_over(std::unique_ptr<http::Client> client, const std::string &url, std::uint64_t size,
+                                                   const HttpSourceOptions &options) {
+    HSDK_TRY(auto ranges, get_page_ranges(*client, url, size, options));
+    std::uint64_t allocated = 0;
+    for (const auto &r : ranges) allocated += r.end - r.start;
+    log(LogLevel::debug, fmt::format("{}: page blob of {} bytes, {} in {} page range(s)", http::redact_url(url), size, allocated, ranges.size()));
+    return std::shared_ptr<ByteSource>(std::make_shared<PageBlobSource>(url, size, options, std::move(client), std::move(ranges)));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ByteSource>> open_required_page_blob(const std::string &url, const HttpSourceOptions &options) {
+    auto client = page_blob_client(options);
     http::Request r;
     r.url = url;
     r.headers.push_back("Range: bytes=0-0");
     r.max_body = 16;
     const std::string what = "probing " + http::redact_url(url);
-    HSDK_TRY(auto answer, storage_call(client, r, options, what));
+    HSDK_TRY(auto answer, storage_call(*client, r, options, what));
     const std::string type = answer.header("x-ms-blob-type");
     if (type != "PageBlob")
         return fail(Errc::unsupported, fmt::format("unsupported: {} is {}, not a page blob (a managed disk's snapshot is a page "
@@ -432,23 +451,11 @@ Result<std::shared_ptr<ByteSource>> open_required_page_blob(const std::string &u
     const auto slash = answer.content_range.rfind('/');
     const std::uint64_t size = slash == std::string::npos ? 0 : std::strtoull(answer.content_range.c_str() + slash + 1, nullptr, 10);
     if (size == 0) return fail(Errc::remote_error, fmt::format("{}: no usable Content-Range ('{}')", what, answer.content_range));
-    return open_page_blob(url, size, options);
+    return page_blob_over(std::move(client), url, size, options);
 }
 
 Result<std::shared_ptr<ByteSource>> open_page_blob(const std::string &url, std::uint64_t size, const HttpSourceOptions &options) {
-    http::ClientOptions o;
-    o.tls.insecure = options.insecure;
-    o.tls.ca_file = options.ca_file;
-    o.tls.thumbprint_sha256 = options.thumbprint;
-    o.cancel = options.cancel;
-    o.connect_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
-    o.stall_timeout = std::chrono::seconds(std::max(1u, options.timeout_seconds));
-    auto client = std::make_unique<http::Client>(o);
-    HSDK_TRY(auto ranges, get_page_ranges(*client, url, size, options));
-    std::uint64_t allocated = 0;
-    for (const auto &r : ranges) allocated += r.end - r.start;
-    log(LogLevel::debug, fmt::format("{}: page blob of {} bytes, {} in {} page range(s)", http::redact_url(url), size, allocated, ranges.size()));
-    return std::shared_ptr<ByteSource>(std::make_shared<PageBlobSource>(url, size, options, std::move(client), std::move(ranges)));
+    return page_blob_over(page_blob_client(options), url, size, options);
 }
 
 }  // namespace hypersdk::cloud::azure
