@@ -879,6 +879,8 @@ export interface ImageConvertRequest {
   "compress"?: boolean | "gzip" | "zstd" | "lz4";
   /** worker threads this conversion may keep busy; 0 = the executor's worker pool */
   "threads"?: number;
+  /** reads of a remote source (a URL, s3://, gs://) kept in flight ahead of the conversion, the window growing from 4 up to this many while the conversion waits for them; 0 = automatic (16 for a remote source, none for a local file), 1 = the workers read the source themselves */
+  "requests_in_flight"?: number;
   /** replace an existing destination (atomically) */
   "overwrite"?: boolean;
   /** qemu-img convert -n: write into the existing destination as it is (a raw file, or a device), without creating it; the destination must hold the image. A device is always written in place. */

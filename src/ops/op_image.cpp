@@ -90,6 +90,7 @@ Result<json> image_convert(Context &c) {
     HSDK_TRY(o.format_options, format_options(r, "options"));
     o.compress = native_compress(r);
     o.threads = static_cast<unsigned>(u64(r, "threads"));
+    o.requests_in_flight = static_cast<unsigned>(u64(r, "requests_in_flight"));
     o.overwrite = flag(r, "overwrite", true);
     o.skip_create = flag(r, "skip_create");
     o.target_is_zero = flag(r, "target_is_zero");

@@ -257,3 +257,10 @@ def test_a_distant_server_gets_a_window_of_reads_in_flight(server, images, tmp_p
     assert server.peak_active > 4, server.peak_active
     assert server.peak_active <= REMOTE_WINDOW + 4, server.peak_active
     assert all(r["status"] == 206 for r in server.requests), server.statuses()
+
+    # --requests-in-flight 1 turns the read-ahead off: one worker, one request at a time.
+    server.reset_counters()
+    out1 = tmp_path / "out1.qcow2"
+    hsdk("convert", "-f", "raw", "-O", "qcow2", "--threads", "1", "--requests-in-flight", "1", server.url("d.raw"), out1)
+    assert_qemu_identical(out1, "qcow2", images / "d.raw", "raw")
+    assert server.peak_active <= 2, server.peak_active

@@ -196,6 +196,7 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
         std::vector<std::string> options;
         bool progress = false;
         unsigned threads = 0;
+        unsigned requests_in_flight = 0;
         unsigned requests = 0;
         bool out_of_order = false;
         bool skip_create = false;
@@ -228,6 +229,10 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
     app->add_flag("-p,--progress", a->progress, "Show progress: a bar on a terminal, a line every few seconds elsewhere");
     app->add_option("--threads", a->threads, "Worker threads (default: one per core)")->check(CLI::Range(0u, 256u));
     app->add_option("-m", a->requests, "Parallel requests, as qemu-img -m: taken as --threads")->check(CLI::Range(1u, 256u));
+    app->add_option("--requests-in-flight", a->requests_in_flight,
+                    "Reads of a remote source kept in flight ahead of the conversion (window grows from 4 to N while it waits; "
+                    "default: 16 for a URL, s3:// or gs://, none for a local file; 1: no read-ahead)")
+        ->check(CLI::Range(0u, 256u));
     app->add_flag("-W", a->out_of_order,
                   "Out-of-order writes, as qemu-img -W: accepted; writes always run in parallel, the image stays consistent");
     app->add_flag("-n", a->skip_create,
@@ -268,6 +273,7 @@ void register_convert(CLI::App &root, std::vector<Command> &commands) {
                             if (!join_format_options(texts, options, error)) return report_message(error, exit_usage);
                             json request{{"source", a->source},     {"destination", a->destination}, {"output_format", a->out_format},
                                          {"threads", a->requests ? a->requests : a->threads},
+                                         {"requests_in_flight", a->requests_in_flight},
                                          {"cache", a->cache},       {"skip_create", a->skip_create},
                                          {"target_is_zero", a->target_is_zero}};
                             if (!a->sparse.empty()) {

@@ -780,6 +780,7 @@ ImageConvertRequest = TypedDict("ImageConvertRequest", {
     "options": NotRequired[FormatOptions],
     "compress": NotRequired[bool | Literal["gzip", "zstd", "lz4"]],
     "threads": NotRequired[int],
+    "requests_in_flight": NotRequired[int],
     "overwrite": NotRequired[bool],
     "skip_create": NotRequired[bool],
     "target_is_zero": NotRequired[bool],
