@@ -67,17 +67,22 @@ Result<void> StreamSink::write(std::uint64_t offset, std::span<const std::byte> 
     return success();
 }
 
+Result<void> StreamSink::inflate_and_write(std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
+                                           std::uint64_t stream_offset) {
+    std::vector<std::byte> plain(length);
+    HSDK_TRY(auto n, core::codec::decompress_upto(core::codec::Kind::zlib, deflated, plain,
+                              fmt::format("{}: grain at offset {:#x}", stream_name_, stream_offset)));
+    if (n < length)
+        return fail_corrupt(fmt::format("{}: grain at offset {:#x} inflates to {} bytes, expected {}", stream_name_, stream_offset, n, length));
+    return write(offset, plain);
+}
+
 Result<void> StreamSink::write_deflated(std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
                                         std::uint64_t stream_offset) {
     if (length == 0) return success();
     if (offset / unit_ != (offset + length - 1) / unit_) {
         // Crosses into the next unit (only a stream with odd grain offsets does that): inflate here.
-        std::vector<std::byte> plain(length);
-        HSDK_TRY(auto n, core::codec::decompress_upto(core::codec::Kind::zlib, deflated, plain,
-                                                      fmt::format("{}: grain at offset {:#x}", stream_name_, stream_offset)));
-        if (n < length)
-            return fail_corrupt(fmt::format("{}: grain at offset {:#x} inflates to {} bytes, expected {}", stream_name_, stream_offset, n, length));
-        return write(offset, plain);
+        return inflate_and_write(offset, length, deflated, stream_offset);
     }
     HSDK_TRYV(check_piece(offset, length));
     HSDK_TRYV(start_unit(offset));
@@ -87,12 +92,7 @@ Result<void> StreamSink::write_deflated(std::uint64_t offset, std::size_t length
     if (!u.arena) u.arena = std::make_unique<AlignedBuffer>(static_cast<std::size_t>(unit_ + unit_ / 8));
     if (u.arena_used + deflated.size() > u.arena->size()) {
         next_offset_ = offset;  // write() checks the piece again
-        std::vector<std::byte> plain(length);
-        HSDK_TRY(auto n, core::codec::decompress_upto(core::codec::Kind::zlib, deflated, plain,
-                                                      fmt::format("{}: grain at offset {:#x}", stream_name_, stream_offset)));
-        if (n < length)
-            return fail_corrupt(fmt::format("{}: grain at offset {:#x} inflates to {} bytes, expected {}", stream_name_, stream_offset, n, length));
-        return write(offset, plain);
+        return inflate_and_write(offset, length, deflated, stream_offset);
     }
     const auto at = static_cast<std::size_t>(offset - u.begin);
     skip_to(at);

@@ -42,6 +42,9 @@ private:
     Result<void> start_unit(std::uint64_t offset);        // makes current_ the unit holding `offset`
     void skip_to(std::size_t at);                          // zeroes (later) current_'s bytes up to `at`
     Result<void> check_piece(std::uint64_t offset, std::uint64_t length);
+    // A compressed piece inflated on the calling thread, then written as usual.
+    Result<void> inflate_and_write(std::uint64_t offset, std::size_t length, std::span<const std::byte> deflated,
+                                   std::uint64_t stream_offset);
 
     format::DiskWriter &writer_;
     const std::uint64_t size_;

@@ -15,6 +15,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -260,6 +261,12 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 		data = append([]byte(nil), data...)
 		data[len(data)/2] ^= 0x5a
 	}
+	e.serveBody(w, r, asked, f, bytes.NewReader(data))
+}
+
+// serveBody sends a download's bytes with Range (unless nfc_ignore_range) and the connection
+// faults armed in f, and logs it.
+func (e *extensions) serveBody(w http.ResponseWriter, r *http.Request, asked string, f faults, body io.ReadSeeker) {
 	if f.IgnoreRange {
 		r.Header.Del("Range")
 	}
@@ -268,7 +275,7 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusPartialContent
 	}
 	e.logRequest(r, asked, status)
-	http.ServeContent(e.faultWriter(w, r, f), r, "", time.Time{}, bytes.NewReader(data))
+	http.ServeContent(e.faultWriter(w, r, f), r, "", time.Time{}, body)
 }
 
 // takeFaults returns the armed faults for one download and disarms those that fire once.

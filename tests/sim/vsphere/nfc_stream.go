@@ -16,7 +16,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -130,14 +129,6 @@ func (e *extensions) serveNFCStreamed(w http.ResponseWriter, r *http.Request) bo
 	if f.Corrupt && size > 0 {
 		sent.mask = 0x5a
 	}
-	if f.IgnoreRange {
-		r.Header.Del("Range")
-	}
-	status := http.StatusOK
-	if r.Header.Get("Range") != "" {
-		status = http.StatusPartialContent
-	}
-	e.logRequest(r, asked, status)
-	http.ServeContent(e.faultWriter(w, r, f), r, "", time.Time{}, &heldTail{io.NewSectionReader(sent, 0, size), size, ready})
+	e.serveBody(w, r, asked, f, &heldTail{io.NewSectionReader(sent, 0, size), size, ready})
 	return true
 }
