@@ -227,7 +227,12 @@ struct Client::Shared {
         curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
         curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     }
-    ~Shared() { curl_share_cleanup(share); }
+    // The pools' easy handles still name the share: they go first, or curl_share_cleanup refuses
+    // (CURLSHE_IN_USE) and the share leaks.
+    ~Shared() {
+        pools.clear();
+        curl_share_cleanup(share);
+    }
 
     // Clients of one session (derived ones included) with the same TLS settings draw from one
     // pool, so a lease download or a clean-up call reuses the connection a SOAP call left open
