@@ -1307,6 +1307,110 @@ export interface Hyper2kvmManifest {
   "output": Hyper2kvmManifestOutput;
 }
 
+export interface MigrateWarmRequest {
+  /** run: the initial copy, precopy rounds until the expected downtime fits the budget, then the cutover; precopy: one round (the initial copy first); cutover: stop the VM, copy the final delta, write the hand-off; status: the state document, without connecting */
+  "step"?: "run" | "precopy" | "cutover" | "status";
+  /** provider name (providers.list); it must have changed_extents */
+  "provider"?: string;
+  "connection"?: VsphereConnection;
+  /** the provider's connection config (its config_schema in providers.list); for vsphere it is merged over connection. May hold secrets: never logged, and stored or returned only as "********". */
+  "config"?: Record<string, unknown>;
+  /** inventory path, name or id (not needed for status) */
+  "vm"?: string;
+  /** the output folder: target disks, warm-migration.json (the state document) and, after the cutover, the VM description, libvirt domain and hyper2kvm manifest */
+  "out": string;
+  /** target disk format; targets are updated in place between rounds (qcow2 with every cluster mapped up front, in a sparse file) */
+  "format"?: "qcow2" | "raw";
+  /** seconds the cutover may take: precopy has converged when the expected final delta copies within it */
+  "downtime_budget"?: number;
+  /** the longest wait between precopy rounds a scheduler is told (next_round_in_seconds); 0: no cap */
+  "interval"?: number;
+  /** run: precopy rounds after the initial copy before giving up on converging (the migration stays in precopy; the cutover can still be run) */
+  "max_rounds"?: number;
+  /** seconds the guest gets to shut down at the cutover */
+  "shutdown_timeout"?: number;
+  /** power the VM off when the guest does not shut down in time (or cannot be asked) */
+  "force_power_off"?: boolean;
+  /** quiesce the guest for precopy snapshots */
+  "quiesce"?: boolean;
+  /** changed-range reads in flight per disk (disks are copied at the same time) */
+  "requests_in_flight"?: number;
+  /** libvirt domain: domain name (default: the VM's name) */
+  "name"?: string;
+  /** libvirt domain: libvirt network for every NIC (default "default") */
+  "network"?: string;
+  /** libvirt domain: or a host bridge for every NIC */
+  "bridge"?: string;
+  /** libvirt domain: per source network: the libvirt network to use */
+  "network_map"?: Record<string, string>;
+  /** libvirt domain: per source network: the host bridge to use */
+  "bridge_map"?: Record<string, string>;
+  /** libvirt domain: a network_map or bridge_map entry whose source network no NIC of the VM is on fails the request (default: a warning is logged) */
+  "strict"?: boolean;
+  /** libvirt domain: the Windows guest already has virtio drivers */
+  "windows_virtio"?: boolean;
+  /** libvirt domain: force the machine type */
+  "machine"?: "q35" | "pc";
+  /** libvirt domain: OVMF code file on the KVM host (default /usr/share/OVMF/OVMF_CODE_4M.fd) */
+  "ovmf_code"?: string;
+  /** libvirt domain: OVMF variables template (default /usr/share/OVMF/OVMF_VARS_4M.fd) */
+  "ovmf_vars"?: string;
+  /** libvirt domain: Secure Boot OVMF code file (default /usr/share/OVMF/OVMF_CODE_4M.secboot.fd) */
+  "ovmf_code_secure"?: string;
+  /** libvirt domain: Secure Boot variables template (default /usr/share/OVMF/OVMF_VARS_4M.ms.fd) */
+  "ovmf_vars_secure"?: string;
+  /** libvirt domain: where libvirt keeps per-VM NVRAM (default /var/lib/libvirt/qemu/nvram) */
+  "nvram_dir"?: string;
+}
+
+export interface MigrateWarmResultDisksItem {
+  "disk_id": string;
+  "label": string;
+  /** the target disk */
+  "file": string;
+  "capacity": number;
+  /** as of the last finished round */
+  "change_id": string;
+}
+
+export interface MigrateWarmResultRoundsItem {
+  /** 0: the initial copy */
+  "round": number;
+  "kind": "full" | "delta" | "final";
+  "snapshot": string;
+  /** ISO 8601 UTC: when the round's snapshot was taken */
+  "started": string;
+  "seconds": number;
+  "changed_bytes": number;
+  "bytes_read": number;
+  /** bytes per second while copying */
+  "transfer_rate": number;
+  /** bytes changed per second since the previous round's snapshot */
+  "dirty_rate": number;
+  /** the most reads any disk had in flight */
+  "peak_requests_in_flight": number;
+}
+
+export interface MigrateWarmResult {
+  "phase": "precopy" | "cutover" | "done";
+  "state_file": string;
+  "vm": Vm;
+  "disks": Array<MigrateWarmResultDisksItem>;
+  "rounds": Array<MigrateWarmResultRoundsItem>;
+  /** the expected final delta copies within the downtime budget */
+  "converged": boolean;
+  /** expected cutover copy time (dirty rate x time since the last snapshot / transfer rate); negative until a precopy round measured the rates */
+  "predicted_downtime_seconds": number;
+  /** from the cutover's stop request to the hand-off written */
+  "measured_downtime_seconds": number | null;
+  /** when a scheduler should run the next precopy round */
+  "next_round_in_seconds": number;
+  /** how the VM was stopped: already_off, guest_shutdown or forced_power_off (empty before the cutover) */
+  "stopped": string;
+  /** the hand-off: target disks, VM description (.json), libvirt domain (.xml), hyper2kvm manifest */
+  "files": Array<string>;
+}
+
 export interface OvaListRequest {
   /** the .ova */
   "path": string;
@@ -1588,6 +1692,7 @@ export interface Operations {
   "kvm.domain": { request: KvmDomainRequest; result: KvmDomainResult };
   "kvm.import": { request: KvmImportRequest; result: KvmImportResult };
   "kvm.manifest": { request: KvmManifestRequest; result: Hyper2kvmManifest };
+  "migrate.warm": { request: MigrateWarmRequest; result: MigrateWarmResult };
   "ova.list": { request: OvaListRequest; result: OvaListResult };
   "ova.pack": { request: OvaPackRequest; result: OvaPackResult };
   "ova.verify": { request: OvaVerifyRequest; result: OvaReport };

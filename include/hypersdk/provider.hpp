@@ -200,6 +200,19 @@ public:
     virtual std::vector<std::string> abort(const std::string &reason) noexcept = 0;
 };
 
+// Stopping a VM for a cutover: the guest is asked to shut down; only when `force` is set is it
+// powered off after `guest_timeout` (or at once when the guest cannot be asked: no tools).
+struct StopOptions {
+    std::chrono::seconds guest_timeout{300};
+    bool force = false;
+    CancelToken cancel;
+};
+
+struct StopResult {
+    std::string how;  // already_off, guest_shutdown or forced_power_off
+    double seconds = 0;
+};
+
 class ProviderSession {
 public:
     virtual ~ProviderSession() = default;
@@ -225,6 +238,8 @@ public:
     // Takes the point's snapshot and works out each disk's changes since plan's change ids.
     virtual Result<std::unique_ptr<PreparedBackup>> prepare_backup(const std::string &vm, const VirtualMachine &described,
                                                                    const BackupPlan &plan);
+    // Stops the VM (StopOptions); unsupported for providers that cannot.
+    virtual Result<StopResult> stop_vm(const std::string &vm, const StopOptions &options);
 };
 
 class Provider {

@@ -6,6 +6,7 @@
 #include <hypersdk/convert.hpp>
 #include <hypersdk/disk.hpp>
 #include <hypersdk/export.hpp>
+#include <hypersdk/kvm.hpp>
 #include <hypersdk/vsphere.hpp>
 #include <hypersdk/progress.hpp>
 
@@ -43,6 +44,9 @@ std::span<const HandlerEntry> vm_handlers();
 std::span<const HandlerEntry> vsphere_handlers();
 std::span<const HandlerEntry> provider_handlers();
 std::span<const HandlerEntry> backup_handlers();
+std::span<const HandlerEntry> migrate_handlers();
+// The libvirt domain options of a request (kvm.domain's fields: name, network, bridge, maps, ...).
+KvmOptions kvm_options(const nlohmann::json &request);
 std::span<const HandlerEntry> cost_handlers();
 // not_found for an unknown provider; invalid_argument naming the field when `config` does not fit its schema.
 Result<void> validate_provider_config(const std::string &provider, const nlohmann::json &config);

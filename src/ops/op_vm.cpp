@@ -31,6 +31,8 @@ std::vector<std::pair<std::string, std::string>> pairs(const json &r, std::strin
     return out;
 }
 
+}  // namespace
+
 KvmOptions kvm_options(const json &r) {
     KvmOptions o;
     auto set = [&](std::string_view key, std::string &field) {
@@ -53,6 +55,8 @@ KvmOptions kvm_options(const json &r) {
     set("nvram_dir", o.nvram_dir);
     return o;
 }
+
+namespace {
 
 // The VM of a kvm.* request: given inline (vm) or read from a description (from).
 Result<VirtualMachine> requested_vm(const json &r) {

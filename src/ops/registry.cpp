@@ -46,7 +46,7 @@ private:
 
     Result<void> load() {
         std::map<std::string, Handler, std::less<>> handlers;
-        for (auto table : {image_handlers(), vm_handlers(), vsphere_handlers(), provider_handlers(), backup_handlers(), cost_handlers()})
+        for (auto table : {image_handlers(), vm_handlers(), vsphere_handlers(), provider_handlers(), backup_handlers(), cost_handlers(), migrate_handlers()})
             for (const auto &h : table) handlers.emplace(std::string(h.name), h.handler);
 
         nlohmann::json &common = common_;

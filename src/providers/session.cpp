@@ -75,4 +75,8 @@ Result<std::unique_ptr<PreparedBackup>> ProviderSession::prepare_backup(const st
     return fail(Errc::unsupported, "unsupported: this provider has no changed-block tracking (backups need it)");
 }
 
+Result<StopResult> ProviderSession::stop_vm(const std::string &, const StopOptions &) {
+    return fail(Errc::unsupported, "unsupported: this provider cannot stop a VM (a warm migration's cutover needs it)");
+}
+
 }  // namespace hypersdk

@@ -36,7 +36,7 @@ PUBLIC = {
     "ovf.hpp": "ovf",
     "kvm.hpp": "kvm",
     "vsphere.hpp": "providers", "provider.hpp": "providers",
-    "export.hpp": "export", "backup.hpp": "export",
+    "export.hpp": "export", "backup.hpp": "export", "migrate.hpp": "export",
     "job.hpp": "ops", "ops.hpp": "ops",
     "service.hpp": "service",
     "hypersdk.hpp": "umbrella",  # for users only: no library source includes it

@@ -15,6 +15,7 @@ void register_ops_commands(CLI::App &root, std::vector<Command> &commands);
 void register_backup_commands(CLI::App &root, std::vector<Command> &commands);
 void register_cost_commands(CLI::App &root, std::vector<Command> &commands);
 void register_crypt_commands(CLI::App &root, std::vector<Command> &commands);
+void register_migrate_commands(CLI::App &root, std::vector<Command> &commands);
 
 inline std::vector<CommandRegistrar> all_commands() {
     return {
@@ -23,6 +24,7 @@ inline std::vector<CommandRegistrar> all_commands() {
         &register_hash_commands,
         &register_vsphere_commands,
         &register_backup_commands,
+        &register_migrate_commands,
         &register_cost_commands,
         &register_crypt_commands,
         &register_ops_commands,

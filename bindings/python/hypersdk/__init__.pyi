@@ -1079,6 +1079,71 @@ Hyper2kvmManifest = TypedDict("Hyper2kvmManifest", {
     "output": Required[Hyper2kvmManifestOutput],
 }, total=False)
 
+MigrateWarmRequest = TypedDict("MigrateWarmRequest", {
+    "step": NotRequired[Literal["run", "precopy", "cutover", "status"]],
+    "provider": NotRequired[str],
+    "connection": NotRequired[VsphereConnection],
+    "config": NotRequired[dict[str, Any]],
+    "vm": NotRequired[str],
+    "out": Required[str],
+    "format": NotRequired[Literal["qcow2", "raw"]],
+    "downtime_budget": NotRequired[int],
+    "interval": NotRequired[int],
+    "max_rounds": NotRequired[int],
+    "shutdown_timeout": NotRequired[int],
+    "force_power_off": NotRequired[bool],
+    "quiesce": NotRequired[bool],
+    "requests_in_flight": NotRequired[int],
+    "name": NotRequired[str],
+    "network": NotRequired[str],
+    "bridge": NotRequired[str],
+    "network_map": NotRequired[dict[str, str]],
+    "bridge_map": NotRequired[dict[str, str]],
+    "strict": NotRequired[bool],
+    "windows_virtio": NotRequired[bool],
+    "machine": NotRequired[Literal["q35", "pc"]],
+    "ovmf_code": NotRequired[str],
+    "ovmf_vars": NotRequired[str],
+    "ovmf_code_secure": NotRequired[str],
+    "ovmf_vars_secure": NotRequired[str],
+    "nvram_dir": NotRequired[str],
+}, total=False)
+
+MigrateWarmResultDisksItem = TypedDict("MigrateWarmResultDisksItem", {
+    "disk_id": Required[str],
+    "label": Required[str],
+    "file": Required[str],
+    "capacity": Required[int],
+    "change_id": Required[str],
+}, total=False)
+
+MigrateWarmResultRoundsItem = TypedDict("MigrateWarmResultRoundsItem", {
+    "round": Required[int],
+    "kind": Required[Literal["full", "delta", "final"]],
+    "snapshot": Required[str],
+    "started": Required[str],
+    "seconds": Required[float],
+    "changed_bytes": Required[int],
+    "bytes_read": Required[int],
+    "transfer_rate": Required[float],
+    "dirty_rate": Required[float],
+    "peak_requests_in_flight": Required[int],
+}, total=False)
+
+MigrateWarmResult = TypedDict("MigrateWarmResult", {
+    "phase": Required[Literal["precopy", "cutover", "done"]],
+    "state_file": Required[str],
+    "vm": Required[Vm],
+    "disks": Required[list[MigrateWarmResultDisksItem]],
+    "rounds": Required[list[MigrateWarmResultRoundsItem]],
+    "converged": Required[bool],
+    "predicted_downtime_seconds": Required[float],
+    "measured_downtime_seconds": Required[float | None],
+    "next_round_in_seconds": Required[float],
+    "stopped": Required[str],
+    "files": Required[list[str]],
+}, total=False)
+
 OvaListRequest = TypedDict("OvaListRequest", {
     "path": Required[str],
 }, total=False)
@@ -1277,7 +1342,7 @@ VsphereVmsListResult = TypedDict("VsphereVmsListResult", {
     "vms": Required[list[Vm]],
 }, total=False)
 
-Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "cost.compare", "cost.estimate", "delta.create", "export.run", "file.compress", "file.decompress", "file.decrypt", "file.encrypt", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
+Operation = Literal["backup.list", "backup.prune", "backup.restore", "backup.run", "cbt.enable", "cbt.status", "chain.flatten", "chain.info", "chain.verify", "cost.compare", "cost.estimate", "delta.create", "export.run", "file.compress", "file.decompress", "file.decrypt", "file.encrypt", "file.sha256", "image.check", "image.compare", "image.convert", "image.formats", "image.info", "image.map", "image.probe", "image.validate", "kvm.domain", "kvm.import", "kvm.manifest", "migrate.warm", "ova.list", "ova.pack", "ova.verify", "ovf.parse", "ovf.write", "providers.list", "providers.load", "vm.load", "vms.describe", "vms.list", "vms.snapshots.create", "vms.snapshots.list", "vms.snapshots.remove", "vsphere.vms.list"]
 
 @overload
 def run(operation: Literal["backup.list"], request: BackupListRequest | None = None, *, progress: ProgressCallback | None = None,
@@ -1366,6 +1431,9 @@ def run(operation: Literal["kvm.import"], request: KvmImportRequest | None = Non
 @overload
 def run(operation: Literal["kvm.manifest"], request: KvmManifestRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> Hyper2kvmManifest: ...
+@overload
+def run(operation: Literal["migrate.warm"], request: MigrateWarmRequest | None = None, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, **fields: Any) -> MigrateWarmResult: ...
 @overload
 def run(operation: Literal["ova.list"], request: OvaListRequest | None = None, *, progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None, **fields: Any) -> OvaListResult: ...
@@ -1495,6 +1563,9 @@ def start(operation: Literal["kvm.import"], request: KvmImportRequest | None = N
 @overload
 def start(operation: Literal["kvm.manifest"], request: KvmManifestRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[Hyper2kvmManifest]: ...
+@overload
+def start(operation: Literal["migrate.warm"], request: MigrateWarmRequest | None = None, *, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, **fields: Any) -> Job[MigrateWarmResult]: ...
 @overload
 def start(operation: Literal["ova.list"], request: OvaListRequest | None = None, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, **fields: Any) -> Job[OvaListResult]: ...

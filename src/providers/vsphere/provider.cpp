@@ -6,6 +6,7 @@
 #include "providers/vsphere/discovery.hpp"
 #include "providers/vsphere/export.hpp"
 #include "providers/vsphere/lease.hpp"
+#include "providers/vsphere/power.hpp"
 
 #include <hypersdk/vsphere.hpp>
 
@@ -68,6 +69,11 @@ public:
                                                            const BackupPlan &plan) override {
         HSDK_TRY(auto found, find(vm));
         return vsphere::prepare_backup(session_, std::move(found), plan);
+    }
+
+    Result<StopResult> stop_vm(const std::string &vm, const StopOptions &options) override {
+        HSDK_TRY(auto found, find(vm));
+        return vsphere::stop_vm(*session_, found.ref, options);
     }
 
     Result<std::string> create_snapshot(const std::string &vm, const std::string &name, bool quiesce) override {
