@@ -269,3 +269,18 @@ def test_errors_name_the_problem(sim, tmp_path):
     p = hsdk("migrate", "--warm", *sim.cli_args(), "--vm", VM, "--out", str(tmp_path / "auth"), check=False, env=cli_env("wrong"))
     assert p.returncode != 0 and "wrong" not in p.stderr
     no_snapshots(sim)
+
+
+def test_hung_guest_times_out_then_is_powered_off_only_when_asked(sim, versions, tmp_path):
+    out = tmp_path / "out"
+    migrate(sim, out, "--step", "precopy")
+    sim.control(faults={"guest_shutdown_ignored": True})
+    p, _ = migrate(sim, out, "--step", "cutover", "--shutdown-timeout", "2s", check=False)
+    assert p.returncode != 0 and "did not shut down within 2 s" in p.stderr and "--force-power-off" in p.stderr
+    no_snapshots(sim)
+    assert state(out)["phase"] == "cutover" and state(out)["cutover"]["stopped"] == ""
+    plant(sim, versions[1])
+    _, r = migrate(sim, out, "--step", "cutover", "--shutdown-timeout", "1s", "--force-power-off")
+    no_snapshots(sim)
+    assert r["phase"] == "done" and r["stopped"] == "forced_power_off"
+    assert_target_is(target_of(r), versions[1])
