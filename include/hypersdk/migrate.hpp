@@ -60,6 +60,9 @@ struct WarmRound {
     unsigned peak_requests_in_flight = 0;  // the most reads any disk had in flight
 };
 
+// As the state document and migrate.warm's result hold it.
+nlohmann::json to_json(const WarmRound &round);
+
 struct WarmDisk {
     std::string disk_id, label, file;
     std::uint64_t capacity = 0;

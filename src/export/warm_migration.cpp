@@ -71,13 +71,6 @@ ChangedExtents warm_subtract(const ChangedExtents &a, const ChangedExtents &b) {
     return out;
 }
 
-json round_json(const WarmRound &r) {
-    return json{{"round", r.round},         {"kind", r.kind},           {"snapshot", r.snapshot},
-                {"started", r.started},     {"seconds", r.seconds},     {"changed_bytes", r.changed_bytes},
-                {"bytes_read", r.bytes_read}, {"transfer_rate", r.transfer_rate}, {"dirty_rate", r.dirty_rate},
-                {"peak_requests_in_flight", r.peak_requests_in_flight}};
-}
-
 WarmRound round_from(const json &j) {
     WarmRound r;
     r.round = j.value("round", 0u);
@@ -403,7 +396,7 @@ private:
         if (any_full && kind == "delta") r.kind = "full";  // tracking was reset: everything was copied again
         prepared_.reset();
         for (std::size_t i = 0; i < copies.size(); ++i) state_["disks"][i]["change_id"] = change_ids[state_["disks"][i]["disk_id"].get<std::string>()];
-        state_["rounds"].push_back(round_json(r));
+        state_["rounds"].push_back(to_json(r));
         pending = nullptr;
         HSDK_TRYV(save());
         log(LogLevel::info, fmt::format("warm migration of '{}': round {} ({}{}): {} bytes changed, {} read in {:.1f} s", described_.name,
@@ -608,6 +601,19 @@ private:
 };
 
 }  // namespace
+
+nlohmann::json to_json(const WarmRound &r) {
+    return nlohmann::json{{"round", r.round},
+                          {"kind", r.kind},
+                          {"snapshot", r.snapshot},
+                          {"started", r.started},
+                          {"seconds", r.seconds},
+                          {"changed_bytes", r.changed_bytes},
+                          {"bytes_read", r.bytes_read},
+                          {"transfer_rate", r.transfer_rate},
+                          {"dirty_rate", r.dirty_rate},
+                          {"peak_requests_in_flight", r.peak_requests_in_flight}};
+}
 
 Result<WarmMigrationResult> run_warm_migration(WarmMigrationOptions options) {
     options.connection.cancel = options.cancel;

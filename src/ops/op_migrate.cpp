@@ -10,19 +10,6 @@ namespace {
 
 using json = nlohmann::json;
 
-json round_json(const WarmRound &r) {
-    return json{{"round", r.round},
-                {"kind", r.kind},
-                {"snapshot", r.snapshot},
-                {"started", r.started},
-                {"seconds", r.seconds},
-                {"changed_bytes", r.changed_bytes},
-                {"bytes_read", r.bytes_read},
-                {"transfer_rate", r.transfer_rate},
-                {"dirty_rate", r.dirty_rate},
-                {"peak_requests_in_flight", r.peak_requests_in_flight}};
-}
-
 Result<json> migrate_warm(Context &c) {
     const auto &r = c.request();
     WarmMigrationOptions o;
@@ -50,7 +37,7 @@ Result<json> migrate_warm(Context &c) {
     json disks = json::array(), rounds = json::array();
     for (const auto &d : res.disks)
         disks.push_back(json{{"disk_id", d.disk_id}, {"label", d.label}, {"file", d.file}, {"capacity", d.capacity}, {"change_id", d.change_id}});
-    for (const auto &w : res.rounds) rounds.push_back(round_json(w));
+    for (const auto &w : res.rounds) rounds.push_back(to_json(w));
     return json{{"phase", res.phase},
                 {"state_file", res.state_file},
                 {"vm", to_json(res.vm)},
