@@ -16,7 +16,7 @@ USERNAME = "exporter"
 
 
 class Simulator:
-    def __init__(self, workdir, esx=False):
+    def __init__(self, workdir, esx=False, extra_args=()):
         if not SIM.exists():
             raise AssertionError(f"{SIM} is missing: run scripts/setup (it builds the vSphere simulator)")
         self.certdir = pathlib.Path(workdir) / "sim-cert"
@@ -24,6 +24,7 @@ class Simulator:
         args = [str(SIM), "-listen", "127.0.0.1:0", "-username", USERNAME, "-cert-dir", str(self.certdir)]
         if esx:
             args.append("-esx")
+        args += list(extra_args)
         # stdin stays open: the simulator exits when it closes (also if this test process dies).
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         line = self.proc.stdout.readline()

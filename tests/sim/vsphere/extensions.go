@@ -9,7 +9,8 @@ package main
 //     data stream sent from the server");
 //   - fault injection and a call log, driven over /_hsdk/control and read from /_hsdk/state;
 //   - changed block tracking and session expiry (cbt.go);
-//   - a log of datastore downloads (GET /folder/...).
+//   - a log of datastore downloads (GET /folder/...);
+//   - a record of concurrent exports per ESX host and per datastore (export_record.go).
 // See README.md.
 
 import (
@@ -41,6 +42,9 @@ type faults struct {
 	Status      int   `json:"nfc_status"`       // answer downloads with this HTTP status ...
 	StatusCount int   `json:"nfc_status_count"` // ... this many times
 	LeaseError  bool  `json:"lease_error"`      // leases from ExportVm / ExportSnapshot go to state error (sticky)
+	// VM name -> how many of its next leases go to state error (a negative count: every one)
+	LeaseErrorVMs map[string]int `json:"lease_error_vms"`
+	NfcLatencyMs  int            `json:"nfc_latency_ms"` // wait this long before answering each NFC download (sticky)
 	// send the true bytes but record the SHA-1 of other ones in the lease manifest (sticky)
 	ManifestMismatch bool `json:"nfc_manifest_mismatch"`
 	// Datastore GETs: after this many, every session ends (once), and a datastore request with an
@@ -48,6 +52,8 @@ type faults struct {
 	DsExpireAfter int `json:"ds_expire_after"`
 	DsStatus      int `json:"ds_status"`     // answer every datastore GET with this status (sticky): access refused
 	DsLatencyMs   int `json:"ds_latency_ms"` // wait this long before answering each datastore request (sticky): a WAN
+	// ShutdownGuest is accepted but the guest never powers off (sticky): a hung guest.
+	GuestShutdownIgnored bool `json:"guest_shutdown_ignored"`
 }
 
 type nfcRequest struct {
@@ -85,6 +91,8 @@ type extensions struct {
 	recordMu sync.Mutex
 	// lease id -> file name -> local path of leases from ExportVm / ExportSnapshot (nfc_stream.go)
 	leaseFiles map[string]map[string]string
+	// open export leases per host and datastore, with peaks (export_record.go; under mu)
+	exports exportRecord
 }
 
 func newExtensions(model *simulator.Model) *extensions {
@@ -93,6 +101,7 @@ func newExtensions(model *simulator.Model) *extensions {
 		calls:       map[string]int{},
 		expired:     map[string]bool{},
 		leaseFiles:  map[string]map[string]string{},
+		exports:     newExportRecord(),
 		cbt:         map[types.ManagedObjectReference]*cbtVM{},
 		cbtMaxAreas: cbtDefaultMaxAreas,
 	}
@@ -107,6 +116,9 @@ func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.R
 	e.mu.Lock()
 	e.calls[m.Name]++
 	e.mu.Unlock()
+	if m.Name == "HttpNfcLeaseComplete" || m.Name == "HttpNfcLeaseAbort" {
+		e.exportEnded(m.This)
+	}
 	if ctx.Session == nil {
 		switch m.Name {
 		case "RetrieveServiceContent", "Login", "LoginByToken", "LoginExtensionByCertificate", "CloneSession":
@@ -127,6 +139,15 @@ func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.R
 	case "ExportVm":
 		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
 			w := &vmExporter{vm: vm, ext: e}
+			ctx.Session.Put(w)
+			m.This = w.Self
+		}
+	case "ShutdownGuest":
+		e.mu.Lock()
+		ignore := e.faults.GuestShutdownIgnored
+		e.mu.Unlock()
+		if ignore {
+			w := &ignoredShutdown{}
 			ctx.Session.Put(w)
 			m.This = w.Self
 		}
@@ -175,7 +196,8 @@ func (v *vmExporter) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.
 	}
 	lease := res.Res.Returnval
 	v.ext.rememberLeaseFiles(lease, current.Config.Hardware.Device)
-	v.ext.maybeFailLease(ctx, lease)
+	v.ext.exportStarted(ctx, lease, vm.Self, current.Config.Hardware.Device)
+	v.ext.maybeFailLease(ctx, lease, vm.Name)
 	body.Res = &types.ExportVmResponse{Returnval: lease}
 	return body
 }
@@ -193,14 +215,27 @@ func (s *snapshotExporter) ExportSnapshot(ctx *simulator.Context, req *types.Exp
 	res := s.snap.ExportSnapshot(ctx, req).(*methods.ExportSnapshotBody)
 	if res.Res != nil {
 		s.ext.rememberLeaseFiles(res.Res.Returnval, s.snap.Config.Hardware.Device)
-		s.ext.maybeFailLease(ctx, res.Res.Returnval)
+		s.ext.exportStarted(ctx, res.Res.Returnval, s.snap.Vm, s.snap.Config.Hardware.Device)
+		name := ""
+		if vm, ok := ctx.Map.Get(s.snap.Vm).(*simulator.VirtualMachine); ok {
+			name = vm.Name
+		}
+		s.ext.maybeFailLease(ctx, res.Res.Returnval, name)
 	}
 	return res
 }
 
-func (e *extensions) maybeFailLease(ctx *simulator.Context, ref types.ManagedObjectReference) {
+// maybeFailLease puts a lease of the VM named vmName in state error when lease_error, or
+// lease_error_vms for that VM, is armed.
+func (e *extensions) maybeFailLease(ctx *simulator.Context, ref types.ManagedObjectReference, vmName string) {
 	e.mu.Lock()
 	fail := e.faults.LeaseError
+	if n := e.faults.LeaseErrorVMs[vmName]; n != 0 {
+		fail = true
+		if n > 0 {
+			e.faults.LeaseErrorVMs[vmName] = n - 1
+		}
+	}
 	e.mu.Unlock()
 	if !fail {
 		return
@@ -265,8 +300,15 @@ func (e *extensions) serveNFC(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveBody sends a download's bytes with Range (unless nfc_ignore_range) and the connection
-// faults armed in f, and logs it.
+// faults armed in f, after nfc_latency_ms, and logs it.
 func (e *extensions) serveBody(w http.ResponseWriter, r *http.Request, asked string, f faults, body io.ReadSeeker) {
+	if f.NfcLatencyMs > 0 {
+		select {
+		case <-time.After(time.Duration(f.NfcLatencyMs) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if f.IgnoreRange {
 		r.Header.Del("Range")
 	}
@@ -436,6 +478,7 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 		e.calls = map[string]int{}
 		e.requests = nil
 		e.dsRequests = nil
+		e.resetExportPeaks()
 	}
 	e.mu.Unlock()
 	if req.CBTMaxAreas != nil {
@@ -545,7 +588,7 @@ func (e *extensions) serveState(w http.ResponseWriter, r *http.Request) {
 	}
 	state := map[string]any{
 		"calls": e.calls, "nfc_requests": e.requests, "snapshots": snapshots,
-		"datastore_requests": dsRequests, "cbt": cbt,
+		"datastore_requests": dsRequests, "cbt": cbt, "exports": e.exportReport(),
 	}
 	out, _ := json.Marshal(state)
 	e.mu.Unlock()

@@ -27,6 +27,8 @@ func main() {
 	certDir := flag.String("cert-dir", "", "folder for the server certificate (cert.pem); required")
 	esx := flag.Bool("esx", false, "simulate a standalone ESXi host (lease URLs then carry a '*' host)")
 	quiet := flag.Bool("quiet", true, "silence the simulator's own log")
+	hosts := flag.Int("standalone-host", 0, "standalone ESX hosts per datacenter (0: the model's default, 1 for vCenter; DC0_H0, DC0_H1, ...)")
+	vms := flag.Int("vm", 0, "VMs per standalone host and per cluster (0: the model's default, 2; DC0_H0_VM0, DC0_H0_VM1, ...)")
 	flag.Parse()
 
 	password := os.Getenv(*passwordEnv)
@@ -41,6 +43,12 @@ func main() {
 	model := simulator.VPX()
 	if *esx {
 		model = simulator.ESX()
+	}
+	if *hosts > 0 && !*esx {
+		model.Host = *hosts
+	}
+	if *vms > 0 {
+		model.Machine = *vms
 	}
 	if err := model.Create(); err != nil {
 		fatal(err)
