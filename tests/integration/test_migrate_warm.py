@@ -284,3 +284,45 @@ def test_hung_guest_times_out_then_is_powered_off_only_when_asked(sim, versions,
     no_snapshots(sim)
     assert r["phase"] == "done" and r["stopped"] == "forced_power_off"
     assert_target_is(target_of(r), versions[1])
+
+
+def test_several_disks_migrate_together(sim, tmp_path):
+    """A VM with two disks (the simulator's add_disk): every round copies both, each target ends
+    equal to its disk's last planted version."""
+    name = "DC0_C0_RP0_VM1"
+    path = f"/DC0/vm/{name}"
+    sim.control(add_disk={"vm": name, "capacity_kb": 8 * 1024})
+    described = json.loads(hsdk("vms", "describe", *sim.cli_args(), "--vm", path, "--json", env=cli_env()).stdout)
+    keys = [d["id"] for d in described["disks"]]
+    assert len(keys) == 2
+    (tmp_path / "a").mkdir()
+    first = planted_versions(tmp_path / "a", 3, seed=21)
+    second = []
+    for k in range(3):
+        raw = tmp_path / f"b{k}.raw"
+        raw.write_bytes(first[k].read_bytes()[: 8 * 1024 * 1024][::-1])  # another disk's content, changing with the first
+        second.append(raw)
+
+    def plant_both(k):
+        sim.control(plant_disk={"vm": name, "raw": str(first[k]), "disk_key": int(keys[0])})
+        sim.control(plant_disk={"vm": name, "raw": str(second[k]), "disk_key": int(keys[1])})
+
+    plant_both(0)
+    hsdk("cbt", "enable", *sim.cli_args(), "--vm", path, "--json", env=cli_env())
+    out = tmp_path / "out"
+
+    def step(*extra):
+        p = hsdk("migrate", "--warm", *sim.cli_args(), "--vm", path, "--out", str(out), "--json", *extra, env=cli_env())
+        return json.loads(p.stdout)
+
+    r = step("--step", "precopy")
+    assert len(r["disks"]) == 2 and len({d["file"] for d in r["disks"]}) == 2
+    for k in (1, 2):
+        plant_both(k)
+        r = step("--step", "cutover" if k == 2 else "precopy")
+        for d, raws in zip(r["disks"], (first, second)):
+            assert_target_is(pathlib.Path(d["file"]), raws[k])
+    assert r["phase"] == "done" and [x["kind"] for x in r["rounds"]] == ["full", "delta", "final"]
+    assert sim.state()["snapshots"][name] == 0
+    manifest = json.loads((out / f"{name}.hyper2kvm.json").read_text())
+    assert len(json.dumps(manifest)) > 0 and all(pathlib.Path(d["file"]).name in json.dumps(manifest) for d in r["disks"])

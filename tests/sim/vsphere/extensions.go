@@ -460,11 +460,12 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 		PowerOn  []string `json:"power_on"`
 		ResetLog bool     `json:"reset_log"`
 
-		PlantDisk      *plantRequest `json:"plant_disk"`
-		CBTMaxAreas    *int          `json:"cbt_max_areas"`
-		CBTReset       string        `json:"cbt_reset"`
-		ExpireSessions bool          `json:"expire_sessions"`
-		ServerURL      string        `json:"server_url"`
+		PlantDisk      *plantRequest   `json:"plant_disk"`
+		AddDisk        *addDiskRequest `json:"add_disk"`
+		CBTMaxAreas    *int            `json:"cbt_max_areas"`
+		CBTReset       string          `json:"cbt_reset"`
+		ExpireSessions bool            `json:"expire_sessions"`
+		ServerURL      string          `json:"server_url"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -499,6 +500,12 @@ func (e *extensions) serveControl(w http.ResponseWriter, r *http.Request) {
 	for _, name := range req.PowerOn {
 		if err := e.setPower(name, types.VirtualMachinePowerStatePoweredOn); err != "" {
 			http.Error(w, err, http.StatusNotFound)
+			return
+		}
+	}
+	if req.AddDisk != nil {
+		if status, msg := e.addDisk(*req.AddDisk); status != http.StatusNoContent {
+			http.Error(w, msg, status)
 			return
 		}
 	}
