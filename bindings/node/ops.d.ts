@@ -260,6 +260,8 @@ export interface Vm {
   /** BIOS UUID */
   "uuid"?: string;
   "instance_uuid"?: string;
+  /** the host it runs on (vSphere: the ESXi host's name, as vms.list reports it); empty when unknown */
+  "host"?: string;
   /** poweredOn, poweredOff, suspended or empty */
   "power_state"?: string;
   /** vSphere guestId / OVF vmw:osType */

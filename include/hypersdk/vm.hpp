@@ -49,6 +49,7 @@ struct VirtualMachine {
     std::string uuid;                // BIOS UUID
     std::string instance_uuid;
     std::string power_state;         // poweredOn, poweredOff, suspended (empty when unknown)
+    std::string host;                // the host it runs on (vSphere: the ESXi host's name in a VM list), empty when unknown
     std::string guest_id;            // vSphere guestId / OVF vmw:osType, e.g. rhel8_64Guest
     int ovf_os_id = -1;              // CIM OperatingSystemSection ovf:id (-1 when unknown)
     std::string guest_os_description;

@@ -38,6 +38,7 @@ nlohmann::json to_json(const VirtualMachine &vm) {
             {"uuid", vm.uuid},
             {"instance_uuid", vm.instance_uuid},
             {"power_state", vm.power_state},
+            {"host", vm.host},
             {"guest_id", vm.guest_id},
             {"ovf_os_id", vm.ovf_os_id},
             {"guest_os_description", vm.guest_os_description},
@@ -78,6 +79,7 @@ Result<VirtualMachine> vm_from_json(const nlohmann::json &j) {
     HSDK_TRYV(get(j, "uuid", vm.uuid, ""));
     HSDK_TRYV(get(j, "instance_uuid", vm.instance_uuid, ""));
     HSDK_TRYV(get(j, "power_state", vm.power_state, ""));
+    HSDK_TRYV(get(j, "host", vm.host, ""));
     HSDK_TRYV(get(j, "guest_id", vm.guest_id, ""));
     HSDK_TRYV(get(j, "ovf_os_id", vm.ovf_os_id, ""));
     HSDK_TRYV(get(j, "guest_os_description", vm.guest_os_description, ""));

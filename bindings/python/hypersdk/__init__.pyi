@@ -332,6 +332,7 @@ Vm = TypedDict("Vm", {
     "inventory_path": NotRequired[str],
     "uuid": NotRequired[str],
     "instance_uuid": NotRequired[str],
+    "host": NotRequired[str],
     "power_state": NotRequired[str],
     "guest_id": NotRequired[str],
     "ovf_os_id": NotRequired[int],

@@ -456,11 +456,8 @@ def load_plan(source: Any) -> Plan:
 
 
 def _description_host(vm: Dict[str, Any]) -> Optional[str]:
-    for k in ("host", "esx_host", "host_name", "runtime_host"):
-        v = vm.get(k)
-        if isinstance(v, str) and v:
-            return v
-    return None
+    v = vm.get("host")  # vms.list: the host each VM runs on, where the provider says
+    return v if isinstance(v, str) and v else None
 
 
 def resolve_placement(plan: Plan, need_sizes: bool = False,
@@ -468,7 +465,7 @@ def resolve_placement(plan: Plan, need_sizes: bool = False,
                       warn: Callable[[str], None] = lambda msg: None) -> None:
     """Fills in each VM's host and datastores where the plan leaves them out (and its size, for
     largest-first), from one `vms.list` per provider connection: datastores from the VM's disks,
-    the host when the VM description carries one; what stays unknown is "unknown". Then expands
+    the host each VM runs on (vSphere reports it); what stays unknown is "unknown". Then expands
     the output_dir templates."""
     wanted = [s for s in plan.vms if s.host is None or not s.datastores or need_sizes]
     groups: Dict[str, List[VMSpec]] = {}

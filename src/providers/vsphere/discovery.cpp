@@ -205,12 +205,19 @@ Result<std::vector<VirtualMachine>> discover_all(Session &s) {
     PropertySets props{{"Folder", {"name", "parent"}},
                        {"Datacenter", {"name", "parent"}},
                        {"VirtualMachine", vm_property_paths()},
+                       {"HostSystem", {"name"}},
                        {"Network", {"name"}}};
+    // The VMs' hosts come along in the same call (a VM list feeds per-host limits of batch runs).
+    props["VirtualMachine"].push_back("runtime.host");
     HSDK_TRY(auto objs, retrieve_container(s, s.content().root_folder, props));
+    std::map<std::string, std::string> host_names;
+    for (const auto &o : objs)
+        if (o.obj.type == "HostSystem") host_names[o.obj.value] = o.text("name");
     std::map<std::string, Node> nodes;
     NetworkNames networks;
     std::vector<const ObjectContent *> vms;
     for (const auto &o : objs) {
+        if (o.obj.type == "HostSystem") continue;
         if (o.obj.type == "VirtualMachine") vms.push_back(&o);
         if (o.obj.type == "Network" || o.obj.type == "DistributedVirtualPortgroup" || o.obj.type == "OpaqueNetwork") {
             networks[o.obj.value] = o.text("name");
@@ -229,7 +236,10 @@ Result<std::vector<VirtualMachine>> discover_all(Session &s) {
             for (const auto &o : pg.value()) networks[o.text("key")] = o.text("name");
     }
     std::vector<VirtualMachine> out;
-    for (const auto *o : vms) out.push_back(vm_from_properties(*o, path_of(nodes, o->obj.value), networks));
+    for (const auto *o : vms) {
+        out.push_back(vm_from_properties(*o, path_of(nodes, o->obj.value), networks));
+        if (const xml::Element *h = o->prop("runtime.host")) out.back().host = host_names[moref_of(*h).value];
+    }
     std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) { return a.inventory_path < b.inventory_path; });
     return out;
 }
