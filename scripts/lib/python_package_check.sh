@@ -16,7 +16,7 @@ trap 'rm -rf "$away"' EXIT
 cd "$away"
 python3 -m venv venv
 venv/bin/python -m pip install -q --upgrade pip >/dev/null
-venv/bin/python -m pip install -q pytest mypy
+venv/bin/python -m pip install -q pytest mypy pyyaml  # pyyaml: YAML batch plans (the batch extra without Ray)
 # A normal, isolated pip build of the sdist: scikit-build-core and pybind11 come from PyPI, the C++
 # library is compiled from the sources the sdist carries.
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) venv/bin/python -m pip install -q "$sdist"
