@@ -326,3 +326,16 @@ def test_several_disks_migrate_together(sim, tmp_path):
     assert sim.state()["snapshots"][name] == 0
     manifest = json.loads((out / f"{name}.hyper2kvm.json").read_text())
     assert len(json.dumps(manifest)) > 0 and all(pathlib.Path(d["file"]).name in json.dumps(manifest) for d in r["disks"])
+
+
+def test_guest_without_tools_is_powered_off_only_when_asked(sim, versions, tmp_path):
+    out = tmp_path / "out"
+    migrate(sim, out, "--step", "precopy")
+    sim.control(faults={"guest_tools_missing": True})
+    p, _ = migrate(sim, out, "--step", "cutover", check=False)
+    assert p.returncode != 0 and "ShutdownGuest" in p.stderr and "ToolsUnavailable" in p.stderr
+    no_snapshots(sim)
+    _, r = migrate(sim, out, "--step", "cutover", "--force-power-off")
+    assert r["phase"] == "done" and r["stopped"] == "forced_power_off"
+    assert_target_is(target_of(r), versions[0])
+    no_snapshots(sim)

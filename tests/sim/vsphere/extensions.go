@@ -54,6 +54,8 @@ type faults struct {
 	DsLatencyMs   int `json:"ds_latency_ms"` // wait this long before answering each datastore request (sticky): a WAN
 	// ShutdownGuest is accepted but the guest never powers off (sticky): a hung guest.
 	GuestShutdownIgnored bool `json:"guest_shutdown_ignored"`
+	// ShutdownGuest fails ToolsUnavailable (sticky): a guest without running VMware Tools.
+	GuestToolsMissing bool `json:"guest_tools_missing"`
 }
 
 type nfcRequest struct {
@@ -144,10 +146,10 @@ func (e *extensions) dispatch(ctx *simulator.Context, m *simulator.Method) (mo.R
 		}
 	case "ShutdownGuest":
 		e.mu.Lock()
-		ignore := e.faults.GuestShutdownIgnored
+		ignore, missing := e.faults.GuestShutdownIgnored, e.faults.GuestToolsMissing
 		e.mu.Unlock()
-		if ignore {
-			w := &ignoredShutdown{}
+		if ignore || missing {
+			w := &ignoredShutdown{toolsMissing: missing}
 			ctx.Session.Put(w)
 			m.This = w.Self
 		}
