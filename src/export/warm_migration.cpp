@@ -138,7 +138,22 @@ public:
     }
 
 private:
+    // Rounds need changed extents and the cutover needs to stop the VM: a provider without both
+    // is refused before it makes anything (a snapshot left for a cutover that cannot happen).
+    Result<void> check_provider() const {
+        HSDK_TRY(auto provider, find_provider(o_.provider));
+        const auto caps = provider->capabilities();
+        for (auto [cap, what] : {std::pair{ProviderCapability::changed_extents, "changed-block queries"},
+                                 std::pair{ProviderCapability::power, "stopping the VM for the cutover"}})
+            if ((caps & static_cast<std::uint32_t>(cap)) == 0)
+                return fail(Errc::unsupported, fmt::format("unsupported: provider '{}' has no {}, which a warm migration needs "
+                                                           "(hsdk providers lists what each can do)",
+                                                           o_.provider, what));
+        return success();
+    }
+
     Result<void> steps() {
+        HSDK_TRYV(check_provider());
         tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel, 0);
         tracker_->phase("connecting");
         HSDK_TRY(session_, exporter::connect_provider(o_.provider, o_.provider_config, o_.connection, o_.cancel));

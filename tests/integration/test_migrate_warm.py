@@ -339,3 +339,17 @@ def test_guest_without_tools_is_powered_off_only_when_asked(sim, versions, tmp_p
     assert r["phase"] == "done" and r["stopped"] == "forced_power_off"
     assert_target_is(target_of(r), versions[0])
     no_snapshots(sim)
+
+
+def test_a_provider_that_cannot_stop_a_vm_is_refused_before_anything_is_made(tmp_path):
+    """AWS has changed extents (EBS ListChangedBlocks) but no power operations here: refused at
+    once, without a connection, so no snapshot is left for a cutover that could not happen."""
+    out = tmp_path / "out"
+    p = hsdk("migrate", "--warm", "--provider", "aws", "--vm", "i-0123456789abcdef0", "--out", str(out), "--step", "precopy",
+             check=False, env=dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+                                   AWS_SECRET_ACCESS_KEY="not-a-real-secret", AWS_REGION="us-east-1"))
+    assert p.returncode != 0 and "unsupported" in p.stderr and "stopping the VM" in p.stderr, p.stderr
+    assert not out.exists()
+    providers = json.loads(hsdk("providers", "--json").stdout)
+    caps = {x["name"]: x["capabilities"] for x in (providers["providers"] if isinstance(providers, dict) else providers)}
+    assert "power" in caps["vsphere"] and "changed_extents" in caps["vsphere"]

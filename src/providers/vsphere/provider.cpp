@@ -137,7 +137,7 @@ public:
         return static_cast<std::uint32_t>(ProviderCapability::list) | static_cast<std::uint32_t>(ProviderCapability::describe) |
                static_cast<std::uint32_t>(ProviderCapability::snapshot) |
                static_cast<std::uint32_t>(ProviderCapability::native_export) |
-               static_cast<std::uint32_t>(ProviderCapability::changed_extents);
+               static_cast<std::uint32_t>(ProviderCapability::changed_extents) | static_cast<std::uint32_t>(ProviderCapability::power);
     }
     // The definition operations share; providers.list spells it out.
     nlohmann::json config_schema() const override { return {{"$ref", "common.json#/definitions/vsphere_connection"}}; }
