@@ -89,7 +89,7 @@ WarmRound round_from(const json &j) {
 // One disk's copy in a round: what is to be read, and what has reached its target.
 struct DiskCopy {
     std::size_t index = 0;
-    ChangedExtents todo;
+    ChangedExtents to_copy;  // the ranges this round reads and writes
     // A full copy over a target holding older data: everything outside `keep` becomes zeros.
     bool zero_rest = false;
     ChangedExtents keep;
@@ -343,7 +343,7 @@ private:
 
         std::vector<DiskCopy> copies(disks.size());
         json change_ids = json::object(), plans = json::object(), done = json::object(), zero_rest = json::object();
-        std::uint64_t queried = 0, todo_bytes = 0;
+        std::uint64_t queried = 0, planned_bytes = 0;
         for (std::size_t i = 0; i < disks.size(); ++i) {
             auto &c = copies[i];
             const std::string id = state_["disks"][i]["disk_id"];
@@ -352,15 +352,15 @@ private:
             c.index = i;
             c.source = &disks[i];
             c.target = &targets_[i];
-            c.todo = disks[i].changed.united(carried[id]).clipped(0, targets_[i].capacity());
+            c.to_copy = disks[i].changed.united(carried[id]).clipped(0, targets_[i].capacity());
             // Zeroing the rest of a target may have been cut short: redone around both plans.
             c.zero_rest = (disks[i].full && had_data) || killed_zeroing[id];
-            c.keep = killed_zeroing[id] ? c.todo.united(killed_plan[id]) : c.todo;
+            c.keep = killed_zeroing[id] ? c.to_copy.united(killed_plan[id]) : c.to_copy;
             zero_rest[id] = c.zero_rest;
             queried += disks[i].changed.bytes();
-            todo_bytes += c.todo.bytes();
+            planned_bytes += c.to_copy.bytes();
             change_ids[id] = disks[i].change_id;
-            plans[id] = warm_runs_json(c.todo);
+            plans[id] = warm_runs_json(c.to_copy);
             done[id] = json::array();
         }
         pending = json{{"round", number}, {"kind", kind},       {"snapshot", prepared_->snapshot()}, {"started", started_text},
@@ -369,7 +369,7 @@ private:
 
         tracker_ = std::make_unique<exporter::ExportProgressTracker>(o_.progress, o_.cancel, static_cast<unsigned>(copies.size()));
         tracker_->phase(fmt::format("round {} ({})", number, kind));
-        for (auto &c : copies) tracker_->disk_total(static_cast<unsigned>(c.index + 1), c.todo.bytes());
+        for (auto &c : copies) tracker_->disk_total(static_cast<unsigned>(c.index + 1), c.to_copy.bytes());
         std::vector<std::thread> workers;
         running_ = static_cast<unsigned>(copies.size());
         for (auto &c : copies) workers.emplace_back([this, &c] { c.outcome = copy_disk(c); });
@@ -399,7 +399,7 @@ private:
         r.snapshot = prepared_->snapshot();
         r.started = started_text;
         r.seconds = seconds;
-        r.changed_bytes = todo_bytes;
+        r.changed_bytes = planned_bytes;
         for (auto &c : copies) {
             r.bytes_read += c.bytes_read;
             r.peak_requests_in_flight = std::max(r.peak_requests_in_flight, c.peak);
@@ -459,9 +459,9 @@ private:
             for (const auto &r : rest.runs()) HSDK_TRYV(c.target->zero(r.offset, r.length));
         }
         tracker_->disk_started(index);
-        pipeline::PrefetchingDevice source(*image, c.todo, std::max(1u, o_.requests_in_flight), warm_piece);
+        pipeline::PrefetchingDevice source(*image, c.to_copy, std::max(1u, o_.requests_in_flight), warm_piece);
         std::vector<std::byte> buf(warm_piece);
-        for (const auto &run : c.todo.runs()) {
+        for (const auto &run : c.to_copy.runs()) {
             for (std::uint64_t at = run.offset; at < run.end();) {
                 HSDK_TRYV(o_.cancel.check());
                 const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(run.end() - at, warm_piece));
